@@ -1,0 +1,112 @@
+//! Development tokens: HS256 JWTs signed with a key kept in the data
+//! directory, so `corral token` and `corral serve` agree without setup.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value, json};
+
+use super::{AuthError, Identity, Verifier};
+
+/// The issuer claim of development tokens.
+const ISSUER: &str = "corral-dev";
+
+/// The development signing key.
+pub struct DevKeys {
+    secret: Vec<u8>,
+    validation: Validation,
+}
+
+impl DevKeys {
+    /// Loads the key from `dir/dev-signing-key`, creating it (readable by the
+    /// owner only) on first use.
+    pub fn load_or_create(dir: &Path) -> std::io::Result<DevKeys> {
+        let path = dir.join("dev-signing-key");
+        let hex_key = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                let key = hex::encode(rand::random::<[u8; 32]>());
+                write_private(&path, &key)?;
+                key
+            }
+            Err(e) => return Err(e),
+        };
+        let secret = hex::decode(&hex_key)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        Ok(DevKeys::from_secret(secret))
+    }
+
+    /// Keys from a raw secret.
+    pub fn from_secret(secret: Vec<u8>) -> DevKeys {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.validate_aud = false;
+        validation.leeway = 5;
+        DevKeys { secret, validation }
+    }
+
+    /// Signs a token for `subject` with these groups, valid for `ttl_seconds`.
+    pub fn issue(&self, subject: &str, username: Option<&str>, groups: &[String], ttl_seconds: u64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "sub": subject,
+            "iss": ISSUER,
+            "iat": now,
+            "exp": now + ttl_seconds as i64,
+            "groups": groups,
+        });
+        if let Some(name) = username {
+            claims["username"] = json!(name);
+        }
+        sign(&self.secret, &claims)
+    }
+}
+
+fn sign(secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
+        .expect("HS256 signing cannot fail")
+}
+
+impl Verifier for DevKeys {
+    fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(&self.secret), &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        Identity::from_claims(data.claims)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_and_others_do_not() {
+        let keys = DevKeys::from_secret(b"k1".to_vec());
+        let token = keys.issue("alice", Some("Alice"), &["advisors".into()], 60);
+        let id = keys.verify(&token).unwrap();
+        assert_eq!(id.subject, "alice");
+        assert_eq!(id.username.as_deref(), Some("Alice"));
+        assert!(id.in_group("advisors"));
+        assert!(DevKeys::from_secret(b"k2".to_vec()).verify(&token).is_err());
+        assert!(keys.verify("not.a.token").is_err());
+        let past = chrono::Utc::now().timestamp() - 100;
+        let expired = sign(b"k1", &json!({"sub": "bob", "iss": ISSUER, "exp": past}));
+        assert!(matches!(keys.verify(&expired), Err(AuthError::Invalid(_))));
+        let no_issuer = sign(b"k1", &json!({"sub": "bob", "exp": past + 1000}));
+        assert!(keys.verify(&no_issuer).is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! Named key-value stores with expiry, for components (DynamoDB on AWS).
+
+mod embedded;
+mod host;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use embedded::EmbeddedCache;
+
+use crate::backend::BackendError;
+
+/// The most keys one `get-many` may ask for.
+pub const MAX_BATCH: usize = 100;
+
+/// A cache backend. Expired values are never returned, even where the
+/// backend deletes them late.
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// The unexpired value of `key`.
+    async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
+    /// The unexpired values among `keys`, in the order asked.
+    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError>;
+    /// Stores `value`, expiring after `ttl` when given.
+    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError>;
+    /// Removes `key`.
+    async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError>;
+}

@@ -1,0 +1,139 @@
+//! The `db` interface for components: grant checks, then the backend.
+//!
+//! Each function does its checks first and then awaits the backend through
+//! an owned handle, so no borrow of the store's state is held across an await.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use super::records::{check_limit, decode_cursor, encode_cursor, parse_object};
+use super::{Database, Filter, Rows, Stamp, StoredRecord, TransactionHandle, Value, tables_in};
+use crate::backend::guest_try;
+use crate::bindings::GuestError;
+use crate::bindings::corral::host::db::{Filter as WitFilter, Host, HostTransaction, ListQuery, Page};
+use crate::instance::HostState;
+
+type Answer<T> = wasmtime::Result<Result<T, GuestError>>;
+
+impl HostState {
+    /// The database, once `table` is known to be granted.
+    fn db_for(&self, table: &str) -> Result<Arc<dyn Database>, GuestError> {
+        self.check_grant("table", |g| &g.tables, table)?;
+        Ok(self.component.backends.db.clone())
+    }
+
+    /// Refuses SQL that names a table outside the grants, or is not one
+    /// plain statement.
+    fn check_sql(&self, sql: &str) -> Result<(), GuestError> {
+        let tables = tables_in(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
+        tables.iter().try_for_each(|t| self.check_grant("table", |g| &g.tables, t))
+    }
+
+    fn stamp(&self) -> Stamp {
+        Stamp::now(self.identity.as_ref().map(|id| id.subject.clone()))
+    }
+}
+
+fn filters(list: Vec<WitFilter>) -> Result<Vec<Filter>, GuestError> {
+    list.into_iter().map(|f| Filter::parse(&f.field, f.comparison, &f.value).map_err(GuestError::from)).collect()
+}
+
+fn json_text(record: &StoredRecord) -> String {
+    record.to_json().to_string()
+}
+
+impl Host for HostState {
+    async fn insert(&mut self, table: String, fields: String) -> Answer<String> {
+        let db = guest_try!(self.db_for(&table));
+        let record = StoredRecord::new(guest_try!(parse_object(&fields, "the record")), &self.stamp());
+        Ok(db.insert(&table, &record).await.map(|()| json_text(&record)).map_err(Into::into))
+    }
+
+    async fn get(&mut self, table: String, uid: String) -> Answer<Option<String>> {
+        let db = guest_try!(self.db_for(&table));
+        Ok(db.get(&table, &uid).await.map(|r| r.as_ref().map(json_text)).map_err(Into::into))
+    }
+
+    async fn update(&mut self, table: String, uid: String, changes: String) -> Answer<Option<String>> {
+        let db = guest_try!(self.db_for(&table));
+        let changes = guest_try!(parse_object(&changes, "the changes"));
+        let stamp = self.stamp();
+        Ok(db.update(&table, &uid, &changes, &stamp).await.map(|r| r.as_ref().map(json_text)).map_err(Into::into))
+    }
+
+    async fn delete(&mut self, table: String, uid: String) -> Answer<bool> {
+        let db = guest_try!(self.db_for(&table));
+        Ok(db.delete(&table, &uid).await.map_err(Into::into))
+    }
+
+    async fn delete_where(&mut self, table: String, filter_list: Vec<WitFilter>) -> Answer<u64> {
+        let db = guest_try!(self.db_for(&table));
+        let filters = guest_try!(filters(filter_list));
+        if filters.is_empty() {
+            return Ok(Err(GuestError::Invalid("delete-where needs at least one filter".into())));
+        }
+        Ok(db.delete_where(&table, &filters).await.map_err(Into::into))
+    }
+
+    async fn list(&mut self, table: String, query: ListQuery) -> Answer<Page> {
+        let db = guest_try!(self.db_for(&table));
+        let limit = guest_try!(check_limit(query.limit));
+        let filters = guest_try!(filters(query.filters));
+        let after = guest_try!(query.after.as_deref().map(decode_cursor).transpose());
+        // One extra record tells whether another page follows.
+        let mut found = guest_try!(db.list(&table, &filters, limit + 1, after.as_deref()).await);
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let next = if more { found.last().map(|r| encode_cursor(&r.uid)) } else { None };
+        Ok(Ok(Page { records: found.iter().map(json_text).collect(), next }))
+    }
+
+    async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
+        guest_try!(self.check_sql(&sql));
+        let db = self.component.backends.db.clone();
+        Ok(db.query(&sql, &params).await.map_err(Into::into))
+    }
+
+    async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
+        guest_try!(self.check_sql(&sql));
+        let db = self.component.backends.db.clone();
+        Ok(db.execute(&sql, &params).await.map_err(Into::into))
+    }
+
+    async fn begin(&mut self) -> Answer<Resource<TransactionHandle>> {
+        let db = self.component.backends.db.clone();
+        let tx = guest_try!(db.begin().await);
+        Ok(Ok(self.table().push(TransactionHandle(tx))?))
+    }
+}
+
+impl HostTransaction for HostState {
+    async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
+        guest_try!(self.check_sql(&sql));
+        let handle = self.table().get_mut(&tx)?;
+        Ok(handle.0.query(&sql, &params).await.map_err(Into::into))
+    }
+
+    async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
+        guest_try!(self.check_sql(&sql));
+        let handle = self.table().get_mut(&tx)?;
+        Ok(handle.0.execute(&sql, &params).await.map_err(Into::into))
+    }
+
+    async fn commit(&mut self, tx: Resource<TransactionHandle>) -> Answer<()> {
+        let handle = self.table().delete(tx)?;
+        Ok(handle.0.commit().await.map_err(Into::into))
+    }
+
+    async fn rollback(&mut self, tx: Resource<TransactionHandle>) -> Answer<()> {
+        let handle = self.table().delete(tx)?;
+        Ok(handle.0.rollback().await.map_err(Into::into))
+    }
+
+    async fn drop(&mut self, tx: Resource<TransactionHandle>) -> wasmtime::Result<()> {
+        // Dropping the backend transaction rolls it back.
+        self.table().delete(tx)?;
+        Ok(())
+    }
+}

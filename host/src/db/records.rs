@@ -1,0 +1,212 @@
+//! The backend-independent half of the records API: names, stamps, merges,
+//! filters and cursors. Backends only store and load [`StoredRecord`]s.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value as Json};
+
+use super::{Comparison, BackendError};
+
+/// The fields the host owns on every record.
+pub const AUDIT_FIELDS: [&str; 5] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid"];
+
+/// A record as a backend keeps it: the audit columns and the other fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// Time-ordered UUID (v7): sorting by it is creation order.
+    pub uid: String,
+    /// RFC 3339 UTC timestamp.
+    pub created_at: String,
+    /// RFC 3339 UTC timestamp.
+    pub last_updated_at: String,
+    /// The subject of the caller that created it.
+    pub creator_uid: Option<String>,
+    /// The subject of the caller that changed it last.
+    pub last_updater_uid: Option<String>,
+    /// Every other field.
+    pub data: Map<String, Json>,
+}
+
+/// When and by whom a change is made.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// RFC 3339 UTC, milliseconds.
+    pub now: String,
+    /// The verified caller's subject.
+    pub caller: Option<String>,
+}
+
+impl Stamp {
+    /// A stamp for now by `caller`.
+    pub fn now(caller: Option<String>) -> Stamp {
+        Stamp { now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), caller }
+    }
+}
+
+impl StoredRecord {
+    /// A new record from a component's fields: audit fields it sent are dropped.
+    pub fn new(fields: Map<String, Json>, stamp: &Stamp) -> StoredRecord {
+        StoredRecord {
+            uid: uuid::Uuid::now_v7().to_string(),
+            created_at: stamp.now.clone(),
+            last_updated_at: stamp.now.clone(),
+            creator_uid: stamp.caller.clone(),
+            last_updater_uid: stamp.caller.clone(),
+            data: without_audit_fields(fields),
+        }
+    }
+
+    /// The record as the component sees it: audit fields first, then the rest.
+    pub fn to_json(&self) -> Json {
+        let mut out = Map::new();
+        out.insert("uid".into(), self.uid.clone().into());
+        out.insert("created_at".into(), self.created_at.clone().into());
+        out.insert("last_updated_at".into(), self.last_updated_at.clone().into());
+        out.insert("creator_uid".into(), self.creator_uid.clone().into());
+        out.insert("last_updater_uid".into(), self.last_updater_uid.clone().into());
+        out.extend(self.data.clone());
+        Json::Object(out)
+    }
+
+    /// Applies `changes` and the stamp: top-level fields are replaced, a null
+    /// removes the field, audit fields are ignored.
+    pub fn apply(&mut self, changes: &Map<String, Json>, stamp: &Stamp) {
+        for (k, v) in changes {
+            if AUDIT_FIELDS.contains(&k.as_str()) {
+                continue;
+            }
+            if v.is_null() {
+                self.data.remove(k);
+            } else {
+                self.data.insert(k.clone(), v.clone());
+            }
+        }
+        self.last_updated_at = stamp.now.clone();
+        self.last_updater_uid = stamp.caller.clone();
+    }
+}
+
+fn without_audit_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
+    fields.retain(|k, _| !AUDIT_FIELDS.contains(&k.as_str()));
+    fields
+}
+
+/// Parses a component's JSON object.
+pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
+    match serde_json::from_str(text) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(_) => Err(BackendError::Invalid(format!("{what} must be a JSON object"))),
+        Err(e) => Err(BackendError::Invalid(format!("{what} is not valid JSON: {e}"))),
+    }
+}
+
+/// A validated filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// A safe field name (letters, digits, `_`).
+    pub field: String,
+    /// How to compare.
+    pub comparison: Comparison,
+    /// A JSON scalar or null.
+    pub value: Json,
+}
+
+impl Filter {
+    /// Checks a filter from a component.
+    pub fn parse(field: &str, comparison: Comparison, value: &str) -> Result<Filter, BackendError> {
+        check_field(field)?;
+        let value: Json = serde_json::from_str(value)
+            .map_err(|e| BackendError::Invalid(format!("filter on \"{field}\": value is not valid JSON: {e}")))?;
+        if value.is_array() || value.is_object() {
+            return Err(BackendError::Invalid(format!("filter on \"{field}\": value must be a string, number, boolean or null")));
+        }
+        if value.is_null() && !matches!(comparison, Comparison::Eq | Comparison::Ne) {
+            return Err(BackendError::Invalid(format!("filter on \"{field}\": null compares only with eq or ne")));
+        }
+        Ok(Filter { field: field.to_owned(), comparison, value })
+    }
+
+    /// Whether the field is an audit column rather than a data field.
+    pub fn is_audit_field(&self) -> bool {
+        AUDIT_FIELDS.contains(&self.field.as_str())
+    }
+
+    /// The SQL operator.
+    pub fn operator(&self) -> &'static str {
+        match (self.comparison, self.value.is_null()) {
+            (Comparison::Eq, true) => "IS",
+            (Comparison::Ne, true) => "IS NOT",
+            (Comparison::Eq, false) => "=",
+            (Comparison::Ne, false) => "<>",
+            (Comparison::Lt, _) => "<",
+            (Comparison::Le, _) => "<=",
+            (Comparison::Gt, _) => ">",
+            (Comparison::Ge, _) => ">=",
+        }
+    }
+}
+
+/// Field names end up inside SQL, so they are held to a strict alphabet.
+pub fn check_field(field: &str) -> Result<(), BackendError> {
+    let ok = !field.is_empty()
+        && field.len() <= 64
+        && !field.starts_with(|c: char| c.is_ascii_digit())
+        && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok { Ok(()) } else { Err(BackendError::Invalid(format!("\"{field}\" is not a valid field name"))) }
+}
+
+/// Page sizes a component may ask for.
+pub fn check_limit(limit: u32) -> Result<u32, BackendError> {
+    if (1..=1000).contains(&limit) { Ok(limit) } else { Err(BackendError::Invalid(format!("limit must be 1 to 1000, not {limit}"))) }
+}
+
+/// The cursor after a record: opaque to components, checked on the way back.
+pub fn encode_cursor(uid: &str) -> String {
+    URL_SAFE_NO_PAD.encode(uid)
+}
+
+/// The uid inside a cursor.
+pub fn decode_cursor(cursor: &str) -> Result<String, BackendError> {
+    let bad = || BackendError::Invalid("the page cursor is not valid".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let uid = String::from_utf8(bytes).map_err(|_| bad())?;
+    uuid::Uuid::parse_str(&uid).map_err(|_| bad())?;
+    Ok(uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Json) -> Map<String, Json> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn stamps_cannot_be_forged() {
+        let stamp = Stamp::now(Some("alice".into()));
+        let mut r = StoredRecord::new(obj(json!({"name": "Ada", "creator_uid": "mallory", "uid": "x"})), &stamp);
+        assert_eq!(r.creator_uid.as_deref(), Some("alice"));
+        assert_ne!(r.uid, "x");
+        assert_eq!(r.data, obj(json!({"name": "Ada"})));
+        let later = Stamp { now: "2030-01-01T00:00:00.000Z".into(), caller: Some("bob".into()) };
+        r.apply(&obj(json!({"name": null, "age": 3, "creator_uid": "mallory"})), &later);
+        assert_eq!(r.data, obj(json!({"age": 3})));
+        assert_eq!((r.creator_uid.as_deref(), r.last_updater_uid.as_deref()), (Some("alice"), Some("bob")));
+        assert_eq!(r.last_updated_at, "2030-01-01T00:00:00.000Z");
+        assert_eq!(r.to_json()["creator_uid"], "alice");
+    }
+
+    #[test]
+    fn filters_and_cursors_are_checked() {
+        assert!(Filter::parse("name; DROP", Comparison::Eq, "1").is_err());
+        assert!(Filter::parse("name", Comparison::Eq, "[1]").is_err());
+        assert!(Filter::parse("name", Comparison::Lt, "null").is_err());
+        assert_eq!(Filter::parse("name", Comparison::Ne, "null").unwrap().operator(), "IS NOT");
+        let uid = uuid::Uuid::now_v7().to_string();
+        assert_eq!(decode_cursor(&encode_cursor(&uid)).unwrap(), uid);
+        assert!(decode_cursor("not-a-cursor").is_err());
+        assert!(decode_cursor(&encode_cursor("x' OR 1=1")).is_err());
+    }
+}

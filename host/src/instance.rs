@@ -1,0 +1,98 @@
+//! What one component instance sees: the per-component context built when
+//! the manifest loads, and the per-request state of its store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::auth::Identity;
+use crate::bindings::GuestError;
+use crate::cache::Cache;
+use crate::db::{Database, SqlDialect};
+use crate::manifest::{Grants, Limits};
+use crate::queue::Queue;
+
+/// The backends behind the host interfaces, shared by every component.
+pub struct Backends {
+    /// The database.
+    pub db: Arc<dyn Database>,
+    /// The SQL dialect the database speaks, for the SQL grant check.
+    pub dialect: SqlDialect,
+    /// The cache stores.
+    pub cache: Arc<dyn Cache>,
+    /// The queues.
+    pub queue: Arc<dyn Queue>,
+}
+
+/// Everything about a component that does not change between requests.
+pub struct ComponentContext {
+    /// The component's manifest name.
+    pub name: String,
+    /// What it may reach.
+    pub grants: Grants,
+    /// Its config values.
+    pub config: BTreeMap<String, String>,
+    /// Its limits.
+    pub limits: Limits,
+    /// The backends.
+    pub backends: Arc<Backends>,
+}
+
+/// The data of one store: one request (or event batch) of one component.
+pub struct HostState {
+    /// The component being run.
+    pub component: Arc<ComponentContext>,
+    /// The request id, for logs.
+    pub request_id: String,
+    /// The verified caller, if any.
+    pub identity: Option<Arc<Identity>>,
+    /// Memory and instance caps for this store.
+    pub limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    /// Fresh state for one call. WASI is there because Rust's standard
+    /// library imports it; it grants no files, sockets or environment.
+    pub fn new(component: Arc<ComponentContext>, request_id: String, identity: Option<Arc<Identity>>) -> HostState {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(component.limits.memory_mb as usize * 1024 * 1024)
+            .trap_on_grow_failure(true)
+            .build();
+        HostState { component, request_id, identity, limits, wasi: WasiCtx::builder().build(), table: ResourceTable::new() }
+    }
+
+    /// The resource table, for host resources such as transactions.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// `Ok` when `name` is in the granted set; otherwise logs the refusal and
+    /// returns the `not-granted` error for the component.
+    pub fn check_grant(&self, kind: &str, granted: impl Fn(&Grants) -> &BTreeSet<String>, name: &str) -> Result<(), GuestError> {
+        if granted(&self.component.grants).contains(name) {
+            return Ok(());
+        }
+        tracing::warn!(
+            component = %self.component.name,
+            request_id = %self.request_id,
+            kind,
+            name,
+            "refused a call outside the component's grants"
+        );
+        Err(GuestError::NotGranted(format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name)))
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The shared `types` interface has no functions.
+impl crate::bindings::corral::host::types::Host for HostState {}

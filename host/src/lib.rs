@@ -1,0 +1,28 @@
+//! corral: one host for many REST resources written as WebAssembly
+//! components. The edges (`server`, and the Lambda adapter) turn traffic
+//! into one [`request::Request`]; [`App`] routes it, checks the caller and
+//! runs a fresh instance of the component; each capability module (`db`,
+//! `cache`, `queue`, `auth`, `config`) brokers the component's calls to a
+//! backend within its grants.
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod artifacts;
+pub mod auth;
+pub mod backend;
+pub mod bindings;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod instance;
+pub mod logging;
+pub mod manifest;
+pub mod queue;
+pub mod request;
+pub mod router;
+pub mod runtime;
+pub mod server;
+
+pub use app::{App, AppOptions};
+pub use manifest::Manifest;

@@ -1,0 +1,373 @@
+//! The manifest (`corral.toml`): which components run, where their bytes
+//! live, the routes they own, what they are granted and their limits.
+//!
+//! Pure data and validation: loading a manifest touches no engine and no
+//! backend, so every mistake in it is reported before anything starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A manifest that parsed and passed validation.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Limits that apply where a component sets none.
+    pub defaults: Limits,
+    /// The components, by name.
+    pub components: BTreeMap<String, ComponentSpec>,
+}
+
+/// Per-component resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap, in MiB.
+    pub memory_mb: u32,
+    /// Wall-clock budget for one request or event batch, in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_mb: 64, timeout_ms: 10_000, max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// One component as the manifest declares it.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// The component's name (its key in the manifest).
+    pub name: String,
+    /// The component's `.wasm` file, resolved against the manifest's folder.
+    pub wasm: PathBuf,
+    /// Path prefix for all its routes (`""` for none).
+    pub mount: String,
+    /// Its routes, relative to the mount.
+    pub routes: Vec<RouteSpec>,
+    /// What it may reach.
+    pub grants: Grants,
+    /// Its config values, by key, with `${env:NAME}` already resolved.
+    pub config: BTreeMap<String, String>,
+    /// Its limits (the defaults where it sets none).
+    pub limits: Limits,
+}
+
+/// The tables, cache stores and queues a component may use. Anything not
+/// listed is refused with `not-granted`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Database tables, for the records API and SQL alike.
+    pub tables: BTreeSet<String>,
+    /// Cache stores.
+    pub caches: BTreeSet<String>,
+    /// Queues.
+    pub queues: BTreeSet<String>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone; the caller identity is still passed on when a valid token is sent.
+    Public,
+    /// Only a verified caller (and, with `groups`, one in any of them).
+    #[default]
+    Caller,
+}
+
+/// One route of a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The template relative to the mount, e.g. `/students/{id}`.
+    pub path: String,
+    /// Upper-case HTTP methods.
+    pub methods: Vec<String>,
+    /// Who may call it.
+    pub access: Access,
+    /// With `Access::Caller`: the caller must be in one of these (if any).
+    pub groups: Vec<String>,
+}
+
+/// A manifest that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown or mistyped keys.
+    #[error("manifest {path}: {message}")]
+    Syntax {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("manifest: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    defaults: RawLimits,
+    #[serde(default)]
+    components: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u32>,
+    timeout_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    wasm: PathBuf,
+    #[serde(default)]
+    mount: String,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default)]
+    caches: Vec<String>,
+    #[serde(default)]
+    queues: Vec<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(flatten)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: String,
+    methods: Vec<String>,
+    #[serde(default)]
+    auth: Access,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`; relative `wasm` paths are
+    /// taken from the manifest's folder, `${env:NAME}` from `env`.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Manifest::parse(&text, base, env).map_err(|e| match e {
+            ManifestError::Syntax { message, .. } => ManifestError::Syntax { path: path.to_owned(), message },
+            other => other,
+        })
+    }
+
+    /// Parses manifest text; see [`Manifest::load`].
+    pub fn parse(text: &str, base: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|e| ManifestError::Syntax { path: PathBuf::new(), message: e.to_string() })?;
+        let defaults = raw.defaults.over(Limits::default());
+        check_limits(&defaults, "defaults")?;
+        let mut components = BTreeMap::new();
+        for (name, c) in raw.components {
+            check_name(&name, "component")?;
+            let limits = c.limits.over(defaults);
+            check_limits(&limits, &format!("component \"{name}\""))?;
+            let mount = normalize_mount(&c.mount)
+                .ok_or_else(|| invalid(format!("component \"{name}\": mount \"{}\" must start with '/' and not end with one", c.mount)))?;
+            let routes = c
+                .routes
+                .into_iter()
+                .map(|r| check_route(&name, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let grants = Grants {
+                tables: check_grants(&name, "table", c.tables)?,
+                caches: check_grants(&name, "cache", c.caches)?,
+                queues: check_grants(&name, "queue", c.queues)?,
+            };
+            let config = c
+                .config
+                .into_iter()
+                .map(|(k, v)| Ok((k.clone(), resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?)))
+                .collect::<Result<_, ManifestError>>()?;
+            let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
+            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, limits });
+        }
+        Ok(Manifest { defaults, components })
+    }
+
+    /// The largest memory cap of any component, in bytes.
+    pub fn max_memory_bytes(&self) -> usize {
+        let mb = self.components.values().map(|c| c.limits.memory_mb).max().unwrap_or(self.defaults.memory_mb);
+        mb as usize * 1024 * 1024
+    }
+
+    /// The largest request body any component accepts.
+    pub fn max_body_bytes(&self) -> usize {
+        self.components.values().map(|c| c.limits.max_body_bytes).max().unwrap_or(self.defaults.max_body_bytes)
+    }
+}
+
+impl RawLimits {
+    fn over(&self, base: Limits) -> Limits {
+        Limits {
+            memory_mb: self.memory_mb.unwrap_or(base.memory_mb),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
+        }
+    }
+}
+
+fn invalid(message: String) -> ManifestError {
+    ManifestError::Invalid(message)
+}
+
+fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
+    if !(1..=4096).contains(&l.memory_mb) {
+        return Err(invalid(format!("{what}: memory_mb must be 1 to 4096, not {}", l.memory_mb)));
+    }
+    if !(1..=900_000).contains(&l.timeout_ms) {
+        return Err(invalid(format!("{what}: timeout_ms must be 1 to 900000, not {}", l.timeout_ms)));
+    }
+    if l.max_body_bytes == 0 || l.max_body_bytes > 64 * 1024 * 1024 {
+        return Err(invalid(format!("{what}: max_body_bytes must be 1 to 67108864, not {}", l.max_body_bytes)));
+    }
+    Ok(())
+}
+
+/// Names of components, tables, stores and queues: they end up in SQL,
+/// table names and logs, so keep them to a safe alphabet.
+fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok { Ok(()) } else {
+        Err(invalid(format!("{what} name \"{name}\" must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter")))
+    }
+}
+
+fn check_grants(component: &str, what: &str, names: Vec<String>) -> Result<BTreeSet<String>, ManifestError> {
+    let mut set = BTreeSet::new();
+    for n in names {
+        check_name(&n, what).map_err(|e| invalid(format!("component \"{component}\": {e}")))?;
+        if what == "table" && (n.contains('-') || n.starts_with("corral_") || n.starts_with("sqlite_")) {
+            return Err(invalid(format!(
+                "component \"{component}\": table \"{n}\" may not contain '-' or start with \"corral_\" or \"sqlite_\""
+            )));
+        }
+        set.insert(n);
+    }
+    Ok(set)
+}
+
+fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError> {
+    let bad = |m: String| invalid(format!("component \"{component}\": route \"{}\": {m}", r.path));
+    crate::router::Template::parse(&r.path).map_err(bad)?;
+    if r.methods.is_empty() {
+        return Err(bad("needs at least one method".into()));
+    }
+    let mut methods = Vec::new();
+    for m in &r.methods {
+        let up = m.to_ascii_uppercase();
+        if !METHODS.contains(&up.as_str()) {
+            return Err(bad(format!("unknown method \"{m}\"")));
+        }
+        methods.push(up);
+    }
+    if r.auth == Access::Public && !r.groups.is_empty() {
+        return Err(bad("a public route cannot require groups".into()));
+    }
+    Ok(RouteSpec { path: r.path.clone(), methods, access: r.auth, groups: r.groups })
+}
+
+fn normalize_mount(mount: &str) -> Option<String> {
+    if mount.is_empty() || mount == "/" {
+        return Some(String::new());
+    }
+    (mount.starts_with('/') && !mount.ends_with('/')).then(|| mount.to_owned())
+}
+
+/// Replaces each `${env:NAME}` with that environment variable.
+fn resolve_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${env:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 6..];
+        let end = after.find('}').ok_or("unclosed \"${env:\"")?;
+        let name = &after[..end];
+        out.push_str(&env(name).ok_or_else(|| format!("environment variable {name} is not set"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/app"), |k| (k == "HOME_DIR").then(|| "/home/x".to_owned()))
+    }
+
+    #[test]
+    fn reads_a_component_with_defaults_and_env_config() {
+        let m = parse(
+            r#"
+            [defaults]
+            timeout_ms = 500
+            [components.students]
+            wasm = "crud.wasm"
+            tables = ["students"]
+            memory_mb = 32
+            config = { table = "students", home = "${env:HOME_DIR}/data" }
+            [[components.students.routes]]
+            path = "/students/{id}"
+            methods = ["get", "PATCH"]
+            auth = "public"
+            "#,
+        )
+        .unwrap();
+        let c = &m.components["students"];
+        assert_eq!(c.wasm, Path::new("/app/crud.wasm"));
+        assert_eq!(c.limits, Limits { memory_mb: 32, timeout_ms: 500, max_body_bytes: 1024 * 1024 });
+        assert_eq!(c.config["home"], "/home/x/data");
+        assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
+        assert_eq!(c.routes[0].access, Access::Public);
+        assert!(c.grants.tables.contains("students"));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_serve() {
+        for (text, needle) in [
+            ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
+            ("[components.A]\nwasm='a'", "component name"),
+            ("[components.a]\nwasm='a'\ntables=['corral_queue']", "corral_"),
+            ("[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}", "NOPE is not set"),
+            ("[components.a]\nwasm='a'\nmount='/x/'", "mount"),
+            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']", "unknown method"),
+            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']", "start with '/'"),
+            ("[defaults]\nmemory_mb=0", "memory_mb"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

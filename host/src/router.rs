@@ -1,0 +1,212 @@
+//! Route matching: from a request path and method to the route that serves
+//! it and its path parameters. Pure code, no engine or server.
+
+use percent_encoding::percent_decode_str;
+
+/// A parsed route template such as `/students/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+impl Template {
+    /// Parses a template: `/`-separated literal segments and `{name}` parameters.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        if !text.starts_with('/') {
+            return Err("must start with '/'".into());
+        }
+        let mut segments = Vec::new();
+        let mut names = Vec::new();
+        for seg in split(text) {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("bad parameter \"{{{name}}}\": use letters, digits and '_'"));
+                }
+                if names.contains(&name) {
+                    return Err(format!("parameter \"{name}\" appears twice"));
+                }
+                names.push(name);
+                segments.push(Segment::Param(name.to_owned()));
+            } else if seg.contains(['{', '}']) {
+                return Err(format!("segment \"{seg}\" mixes text and a parameter"));
+            } else {
+                segments.push(Segment::Literal(seg.to_owned()));
+            }
+        }
+        Ok(Template { text: text.to_owned(), segments })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parameters when `path` matches, percent-decoded.
+    fn matches(&self, path_segments: &[&str]) -> Option<Vec<(String, String)>> {
+        if path_segments.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (seg, part) in self.segments.iter().zip(path_segments) {
+            match seg {
+                Segment::Literal(l) if l == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Param(name) => {
+                    let value = percent_decode_str(part).decode_utf8().ok()?;
+                    params.push((name.clone(), value.into_owned()));
+                }
+            }
+        }
+        Some(params)
+    }
+
+    /// More literal segments win over parameters, earlier segments first.
+    fn specificity(&self) -> Vec<bool> {
+        self.segments.iter().map(|s| matches!(s, Segment::Literal(_))).collect()
+    }
+}
+
+/// Splits a path into segments; a trailing `/` is ignored.
+fn split(path: &str) -> Vec<&str> {
+    let trimmed = path.trim_start_matches('/').trim_end_matches('/');
+    if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() }
+}
+
+/// One routable entry: a full template (mount included) with its methods.
+#[derive(Debug, Clone)]
+pub struct Route<T> {
+    /// The full template, mount included.
+    pub template: Template,
+    /// Upper-case methods it answers.
+    pub methods: Vec<String>,
+    /// What the caller attaches (which component, access rules...).
+    pub target: T,
+}
+
+/// The result of matching a request.
+#[derive(Debug)]
+pub enum Match<'a, T> {
+    /// The route and the path parameters.
+    Found(&'a Route<T>, Vec<(String, String)>),
+    /// The path exists but not for this method; the methods it allows.
+    MethodNotAllowed(Vec<String>),
+    /// No route has this path.
+    NotFound,
+}
+
+/// All routes of all components.
+#[derive(Debug, Clone)]
+pub struct Router<T> {
+    routes: Vec<Route<T>>,
+}
+
+impl<T> Router<T> {
+    /// Builds a router; two routes with the same template and a shared method
+    /// are an error, since one of them could never be reached.
+    pub fn new(mut routes: Vec<Route<T>>) -> Result<Router<T>, String> {
+        for (i, a) in routes.iter().enumerate() {
+            for b in &routes[i + 1..] {
+                let same_shape = a.template.segments.len() == b.template.segments.len()
+                    && a.template.segments.iter().zip(&b.template.segments).all(|(x, y)| match (x, y) {
+                        (Segment::Literal(p), Segment::Literal(q)) => p == q,
+                        (Segment::Param(_), Segment::Param(_)) => true,
+                        _ => false,
+                    });
+                if let Some(m) = a.methods.iter().find(|m| b.methods.contains(m)).filter(|_| same_shape) {
+                    return Err(format!("routes \"{}\" and \"{}\" both serve {m}", a.template.text, b.template.text));
+                }
+            }
+        }
+        routes.sort_by(|a, b| b.template.specificity().cmp(&a.template.specificity()));
+        Ok(Router { routes })
+    }
+
+    /// Every route, most specific first.
+    pub fn routes(&self) -> &[Route<T>] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and `path` (the path without its query).
+    pub fn find(&self, method: &str, path: &str) -> Match<'_, T> {
+        let segments = split(path);
+        let mut allowed: Vec<String> = Vec::new();
+        for route in &self.routes {
+            if let Some(params) = route.template.matches(&segments) {
+                if route.methods.iter().any(|m| m == method) {
+                    return Match::Found(route, params);
+                }
+                allowed.extend(route.methods.iter().cloned());
+            }
+        }
+        if allowed.is_empty() {
+            Match::NotFound
+        } else {
+            allowed.sort();
+            allowed.dedup();
+            Match::MethodNotAllowed(allowed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(t: &str, methods: &[&str], target: u8) -> Route<u8> {
+        Route { template: Template::parse(t).unwrap(), methods: methods.iter().map(|m| m.to_string()).collect(), target }
+    }
+
+    fn router() -> Router<u8> {
+        Router::new(vec![
+            route("/students/{id}", &["GET", "PATCH"], 1),
+            route("/students", &["GET", "POST"], 2),
+            route("/students/search", &["GET"], 3),
+            route("/", &["GET"], 4),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn literal_segments_win_and_params_are_decoded() {
+        let r = router();
+        match r.find("GET", "/students/search") {
+            Match::Found(route, params) => assert_eq!((route.target, params.len()), (3, 0)),
+            other => panic!("{other:?}"),
+        }
+        match r.find("PATCH", "/students/a%20b/") {
+            Match::Found(route, params) => {
+                assert_eq!(route.target, 1);
+                assert_eq!(params, [("id".to_string(), "a b".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r.find("GET", "/"), Match::Found(Route { target: 4, .. }, _)));
+    }
+
+    #[test]
+    fn tells_not_found_from_wrong_method() {
+        let r = router();
+        assert!(matches!(r.find("GET", "/teachers"), Match::NotFound));
+        assert!(matches!(r.find("GET", "/students/1/extra"), Match::NotFound));
+        match r.find("DELETE", "/students/1") {
+            Match::MethodNotAllowed(m) => assert_eq!(m, ["GET", "PATCH"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_overlapping_routes_and_bad_templates() {
+        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["GET"], 2)]).is_err());
+        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["POST"], 2)]).is_ok());
+        assert!(Template::parse("/a/{x}/{x}").is_err());
+        assert!(Template::parse("/a/b{x}").is_err());
+        assert!(Template::parse("a").is_err());
+    }
+}

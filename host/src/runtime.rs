@@ -1,0 +1,187 @@
+//! The engine and the loaded components: one `Engine` for the process, one
+//! pre-instantiated component per manifest entry, and a fresh instance for
+//! every request, with memory and time limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::artifacts::ArtifactCache;
+use crate::auth::Identity;
+use crate::bindings::handler::{Event, Request, Response};
+use crate::bindings::{Service, ServicePre};
+use crate::instance::{ComponentContext, HostState, Backends};
+use crate::manifest::Manifest;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How a call into a component ended, when it did not return normally.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// It ran past its time limit.
+    #[error("the component did not finish within {0} ms")]
+    Timeout(u64),
+    /// It trapped (a panic, an out-of-bounds access, its memory cap...).
+    #[error("the component failed: {0}")]
+    Trap(String),
+    /// The host could not instantiate it.
+    #[error("the component could not start: {0}")]
+    Instantiate(String),
+}
+
+/// A component ready to run.
+pub struct Loaded {
+    /// Its context (name, grants, config, limits).
+    pub context: Arc<ComponentContext>,
+    /// The sha256 of its bytes.
+    pub digest: String,
+    pre: ServicePre<HostState>,
+}
+
+/// Runtime settings from the command line or environment.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// How many component instances may run at once.
+    pub concurrency: u32,
+    /// Where compiled components are cached.
+    pub artifact_dir: std::path::PathBuf,
+}
+
+/// The engine and every loaded component.
+pub struct Runtime {
+    engine: Engine,
+    components: BTreeMap<String, Arc<Loaded>>,
+    /// One permit per instance slot, so a burst waits instead of failing.
+    slots: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// Builds the engine, then compiles (or loads from cache) and
+    /// pre-instantiates every component of the manifest. Any failure names
+    /// the component.
+    pub fn new(manifest: &Manifest, backends: Arc<Backends>, options: &RuntimeOptions) -> anyhow::Result<Runtime> {
+        let engine = engine(manifest, options)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
+        let mut components = BTreeMap::new();
+        for (name, spec) in &manifest.components {
+            let started = std::time::Instant::now();
+            let bytes = std::fs::read(&spec.wasm).with_context(|| format!("component \"{name}\": cannot read {}", spec.wasm.display()))?;
+            let (component, digest) = cache.load(&engine, &bytes).with_context(|| format!("component \"{name}\": {} is not a valid component", spec.wasm.display()))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .and_then(ServicePre::new)
+                .map_err(|e| anyhow::anyhow!("component \"{name}\" does not fit the corral:host world: {e:?}"))?;
+            let context = Arc::new(ComponentContext {
+                name: name.clone(),
+                grants: spec.grants.clone(),
+                config: spec.config.clone(),
+                limits: spec.limits,
+                backends: backends.clone(),
+            });
+            tracing::info!(component = %name, digest = %&digest[..12], ms = started.elapsed().as_millis() as u64, "component ready");
+            components.insert(name.clone(), Arc::new(Loaded { context, digest, pre }));
+        }
+        spawn_epoch_ticker(&engine);
+        Ok(Runtime { engine, components, slots: Arc::new(Semaphore::new(options.concurrency as usize)) })
+    }
+
+    /// The loaded component called `name`.
+    pub fn component(&self, name: &str) -> Option<&Arc<Loaded>> {
+        self.components.get(name)
+    }
+
+    /// Runs `handle-request` in a fresh instance of `component`.
+    pub async fn handle_request(&self, component: &Loaded, request: Request, identity: Option<Arc<Identity>>) -> Result<Response, CallError> {
+        let request_id = request.request_id.clone();
+        self.run(component, request_id, identity, async |store, bindings| {
+            bindings.corral_host_handler().call_handle_request(store, &request).await
+        })
+        .await
+    }
+
+    /// Runs `handle-events` in a fresh instance of `component`; returns the ids that failed.
+    pub async fn handle_events(&self, component: &Loaded, batch_id: String, events: Vec<Event>) -> Result<Vec<String>, CallError> {
+        self.run(component, batch_id, None, async |store, bindings| {
+            bindings.corral_host_handler().call_handle_events(store, &events).await
+        })
+        .await
+    }
+
+    async fn run<T>(
+        &self,
+        component: &Loaded,
+        request_id: String,
+        identity: Option<Arc<Identity>>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, &Service) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        let limit_ms = component.context.limits.timeout_ms;
+        let mut store = Store::new(&self.engine, HostState::new(component.context.clone(), request_id, identity));
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limit_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1);
+        store.epoch_deadline_trap();
+        let work = async {
+            let bindings = component.pre.instantiate_async(&mut store).await.map_err(|e| CallError::Instantiate(format!("{e:?}")))?;
+            call(&mut store, &bindings).await.map_err(|e| classify(e, limit_ms))
+        };
+        // The epoch stops a guest that spins; this stops one waiting on a slow host call.
+        match tokio::time::timeout(Duration::from_millis(limit_ms), work).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout(limit_ms)),
+        }
+    }
+}
+
+fn classify(e: wasmtime::Error, limit_ms: u64) -> CallError {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return CallError::Timeout(limit_ms);
+    }
+    CallError::Trap(format!("{e:?}"))
+}
+
+fn engine(manifest: &Manifest, options: &RuntimeOptions) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    let n = options.concurrency;
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_memory_size(manifest.max_memory_bytes());
+    let mut pooled = config.clone();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            // The pool reserves its address space up front; where that is not
+            // allowed, allocate per instance instead of refusing to start.
+            tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the engine: {e}"))
+        }
+    }
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("corral-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
