@@ -10,7 +10,7 @@ use crate::cache::EmbeddedCache;
 use crate::db::{Sqlite, SqlDialect};
 use crate::error::ApiError;
 use crate::instance::Backends;
-use crate::manifest::{Access, Manifest};
+use crate::manifest::{Access, EventSpec, Manifest};
 use crate::queue::EmbeddedQueue;
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
@@ -35,7 +35,8 @@ pub struct Target {
 /// The host: routes, components and the token verifier.
 pub struct App {
     router: Router<Target>,
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
+    consumers: Vec<(Arc<Loaded>, EventSpec)>,
     verifier: Arc<dyn Verifier>,
     max_body_bytes: usize,
 }
@@ -96,7 +97,15 @@ impl App {
             }
         }
         let router = Router::new(routes).map_err(|e| anyhow::anyhow!("manifest: {e}"))?;
-        Ok(App { router, runtime, verifier, max_body_bytes: manifest.max_body_bytes() })
+        let consumers = manifest
+            .components
+            .iter()
+            .flat_map(|(name, spec)| {
+                let component = runtime.component(name).expect("every manifest component is loaded").clone();
+                spec.events.iter().map(move |e| (component.clone(), e.clone()))
+            })
+            .collect();
+        Ok(App { router, runtime: Arc::new(runtime), consumers, verifier, max_body_bytes: manifest.max_body_bytes() })
     }
 
     /// Every route, for printing: methods, full path, component, access.
@@ -115,6 +124,12 @@ impl App {
     /// The runtime, for the event path and benchmarks.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Starts delivering queue messages to the components that consume them
+    /// (the manifest's `events`). Needs a Tokio runtime.
+    pub fn start_event_consumers(&self) {
+        crate::events::spawn_consumers(self.runtime.clone(), self.consumers.clone());
     }
 
     /// Answers one request. Never fails: every error becomes a JSON error response.
@@ -177,6 +192,10 @@ impl App {
             Err(CallError::Timeout(ms)) => {
                 tracing::warn!(component = %name, request_id, limit_ms = ms, "component ran past its time limit");
                 Err(ApiError::timeout(format!("the component did not answer within {ms} ms")))
+            }
+            Err(CallError::MemoryLimit(mb)) => {
+                tracing::error!(component = %name, request_id, limit_mb = mb, "component exceeded its memory limit");
+                Err(ApiError::internal("the component exceeded its memory limit"))
             }
             Err(e) => {
                 tracing::error!(component = %name, request_id, error = %e, "component failed");

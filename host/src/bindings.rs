@@ -13,5 +13,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use corral::host::types::Error as GuestError;
-pub use exports::corral::host::handler;
+pub use self::corral::host::types::Error as GuestError;
+pub use self::exports::corral::host::handler;

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod instance;
 pub mod logging;
 pub mod manifest;

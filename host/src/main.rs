@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve(manifest_path: PathBuf, listen: SocketAddr, options: AppOptions) -> anyhow::Result<()> {
     let manifest = Manifest::load(&manifest_path, |k| std::env::var(k).ok())?;
     let app = Arc::new(App::embedded(&manifest, &options).await?);
+    app.start_event_consumers();
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("corral listening on http://{addr}");

@@ -50,6 +50,8 @@ pub struct ComponentSpec {
     pub grants: Grants,
     /// Its config values, by key, with `${env:NAME}` already resolved.
     pub config: BTreeMap<String, String>,
+    /// The event sources it consumes.
+    pub events: Vec<EventSpec>,
     /// Its limits (the defaults where it sets none).
     pub limits: Limits,
 }
@@ -88,6 +90,29 @@ pub struct RouteSpec {
     pub access: Access,
     /// With `Access::Caller`: the caller must be in one of these (if any).
     pub groups: Vec<String>,
+}
+
+/// An event source a component consumes through `handle-events`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// The queue whose messages it handles.
+    pub queue: String,
+    /// Messages per batch (1 to 10).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// How long a delivered batch stays hidden before a failed message is
+    /// delivered again.
+    #[serde(default = "default_visibility")]
+    pub visibility_seconds: u32,
+}
+
+fn default_batch_size() -> u32 {
+    10
+}
+
+fn default_visibility() -> u32 {
+    30
 }
 
 /// A manifest that cannot be used, with the reason.
@@ -147,6 +172,8 @@ struct RawComponent {
     queues: Vec<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    #[serde(default)]
+    events: Vec<EventSpec>,
     #[serde(flatten)]
     limits: RawLimits,
 }
@@ -205,8 +232,17 @@ impl Manifest {
                 .into_iter()
                 .map(|(k, v)| Ok((k.clone(), resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?)))
                 .collect::<Result<_, ManifestError>>()?;
+            for e in &c.events {
+                check_name(&e.queue, "queue").map_err(|err| invalid(format!("component \"{name}\": events: {err}")))?;
+                if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
+                    return Err(invalid(format!(
+                        "component \"{name}\": events on queue \"{}\": batch_size must be 1 to 10 and visibility_seconds 1 to 43200",
+                        e.queue
+                    )));
+                }
+            }
             let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
-            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, limits });
+            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events: c.events, limits });
         }
         Ok(Manifest { defaults, components })
     }
@@ -365,6 +401,7 @@ mod tests {
             ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']", "unknown method"),
             ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']", "start with '/'"),
             ("[defaults]\nmemory_mb=0", "memory_mb"),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11", "batch_size"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

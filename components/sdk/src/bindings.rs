@@ -1,11 +1,10 @@
-//! Bindings generated from `wit/corral.wit` (world `resource`).
+//! Bindings generated from `wit/corral.wit` (world `service`).
 //!
 //! Host interfaces live under `bindings::corral::host`, the exported handler
 //! under `bindings::exports::corral::host::handler`.
 
 wit_bindgen::generate!({
-    // The package has one world, `resource`; leaving it implicit avoids
-    // spelling a name that is also a WIT keyword.
+    world: "service",
     path: "../../wit",
     pub_export_macro: true,
     export_macro_name: "export",

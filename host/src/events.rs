@@ -1,0 +1,78 @@
+//! The local event path: messages on an embedded queue go to the component
+//! that consumes it, in batches, as SQS delivers them to a Lambda. Only the
+//! messages a component reports as failed (or all of them, when it traps)
+//! stay on the queue, to be delivered again after their visibility timeout.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bindings::handler::{Event, EventSource};
+use crate::manifest::EventSpec;
+use crate::queue::ReceivedMessage;
+use crate::runtime::{Loaded, Runtime};
+
+/// How long a consumer waits after finding its queue empty.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Starts one consumer task per event source in the manifest.
+pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Loaded>, EventSpec)>) {
+    for (component, spec) in consumers {
+        tracing::info!(component = %component.context.name, queue = %spec.queue, "consuming queue");
+        tokio::spawn(consume(runtime.clone(), component, spec));
+    }
+}
+
+async fn consume(runtime: Arc<Runtime>, component: Arc<Loaded>, spec: EventSpec) {
+    let queue = component.context.backends.queue.clone();
+    loop {
+        match queue.receive(&spec.queue, spec.batch_size, spec.visibility_seconds).await {
+            Ok(messages) if messages.is_empty() => tokio::time::sleep(IDLE_POLL).await,
+            Ok(messages) => deliver(&runtime, &component, &spec, messages).await,
+            Err(e) => {
+                tracing::warn!(component = %component.context.name, queue = %spec.queue, error = %e, "cannot read the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn deliver(runtime: &Runtime, component: &Loaded, spec: &EventSpec, messages: Vec<ReceivedMessage>) {
+    let started = Instant::now();
+    let name = component.context.name.as_str();
+    let batch_id = uuid::Uuid::new_v4().to_string();
+    let events = messages
+        .iter()
+        .map(|m| Event {
+            id: m.id.clone(),
+            source: EventSource::Queue(spec.queue.clone()),
+            kind: "message".into(),
+            body: m.body.clone(),
+            attributes: m.attributes.clone(),
+        })
+        .collect();
+    let failed: HashSet<String> = match runtime.handle_events(component, batch_id.clone(), events).await {
+        Ok(ids) => ids.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(component = name, batch_id, error = %e, "event batch failed; every message will be delivered again");
+            messages.iter().map(|m| m.id.clone()).collect()
+        }
+    };
+    let queue = &component.context.backends.queue;
+    for m in messages.iter().filter(|m| !failed.contains(&m.id)) {
+        if let Err(e) = queue.delete(&spec.queue, &m.receipt).await {
+            tracing::warn!(component = name, message_id = %m.id, error = %e, "could not delete a handled message; it will be delivered again");
+        }
+    }
+    let failed_count = messages.iter().filter(|m| failed.contains(&m.id)).count();
+    tracing::info!(
+        target: "corral::events",
+        component = name,
+        queue = %spec.queue,
+        batch_id,
+        delivered = messages.len(),
+        failed = failed_count,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "event batch"
+    );
+}
