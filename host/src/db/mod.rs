@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
-pub use guard::{GuardError, SqlDialect, tables_in};
+pub use guard::{GuardError, SqlDialect, Touches, inspect};
 pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
 
@@ -42,6 +42,9 @@ pub trait Database: Send + Sync {
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError>;
     /// Starts a transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError>;
+    /// A statement created, altered or dropped something: forget what is
+    /// known about which record tables exist.
+    fn schema_changed(&self);
 }
 
 /// An open transaction; dropping it rolls back.
