@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let options = AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 };
-        let app = Arc::new(App::embedded(&manifest, &options).await?);
+        let app = Arc::new(App::start(&manifest, &options).await?);
         let component = app.runtime().component("testbed").expect("loaded").clone();
 
         let native = measure(async || {

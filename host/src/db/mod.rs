@@ -4,6 +4,9 @@
 
 mod guard;
 mod host;
+pub mod iam;
+mod placeholders;
+mod postgres;
 pub mod records;
 mod sqlite;
 
@@ -13,6 +16,7 @@ pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, tables_in};
 pub use records::{Filter, Stamp, StoredRecord};
+pub use postgres::{Postgres, PostgresOptions};
 pub use sqlite::Sqlite;
 
 /// A database backend.
@@ -59,3 +63,17 @@ pub trait Transaction: Send {
 
 /// What a component's `transaction` resource holds.
 pub struct TransactionHandle(pub Box<dyn Transaction>);
+
+/// Sorts sqlx errors into what a component can act on: constraint
+/// violations are conflicts, other database errors are the statement's
+/// fault, the rest (pool, I/O, TLS) are the backend's.
+pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
+            BackendError::Invalid(e.to_string())
+        }
+        _ => BackendError::Unavailable(e.to_string()),
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column, Row, SqlitePool, TypeInfo, ValueRef};
 
-use super::{Database, BackendError, Filter, Rows, Stamp, StoredRecord, Transaction, Value};
+use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 /// SQLite behind the [`Database`] trait.
 pub struct Sqlite {
@@ -141,16 +141,6 @@ fn column_value(row: &SqliteRow, i: usize) -> Result<Value, BackendError> {
             },
         },
     })
-}
-
-/// Sorts SQLite's errors into what a component can act on.
-pub(super) fn map_error(e: sqlx::Error) -> BackendError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
-        sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => BackendError::Invalid(e.to_string()),
-        _ => BackendError::Unavailable(e.to_string()),
-    }
 }
 
 #[async_trait]
