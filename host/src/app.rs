@@ -126,24 +126,14 @@ impl App {
         let started = Instant::now();
         let request_id = request_id(&request);
         let mut served_by = None;
-        let mut response = match self.dispatch(&request, &request_id, &mut served_by).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(&request_id),
-        };
-        response.headers.push(("x-request-id".into(), request_id.clone()));
-        let (component, route) = served_by.unwrap_or(("-", "-"));
-        tracing::info!(
-            target: "corral::request",
-            request_id = %request_id,
-            method = %request.method,
-            path = %request.path,
-            route,
-            component,
-            status = response.status,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
-        response
+        let result = self.dispatch(&request, &request_id, &mut served_by).await;
+        finish(&request, &request_id, started, served_by, result)
+    }
+
+    /// Answers a request the edge refused before it could be handled (a body
+    /// larger than any route accepts), with the same id and log line as any other.
+    pub fn refuse(&self, request: &Request, error: ApiError) -> Response {
+        finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
     async fn dispatch<'a>(&'a self, request: &Request, request_id: &str, served_by: &mut Option<(&'a str, &'a str)>) -> Result<Response, ApiError> {
@@ -211,6 +201,25 @@ impl App {
         }
         Ok(identity)
     }
+}
+
+/// The response for `result`, with its request id, and the request's log line.
+fn finish(request: &Request, request_id: &str, started: Instant, served_by: Option<(&str, &str)>, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
+    response.headers.push(("x-request-id".into(), request_id.to_owned()));
+    let (component, route) = served_by.unwrap_or(("-", "-"));
+    tracing::info!(
+        target: "corral::request",
+        request_id,
+        method = %request.method,
+        path = %request.path,
+        route,
+        component,
+        status = response.status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
 /// The id from the edge, a valid `x-request-id` from the client, or a new one.

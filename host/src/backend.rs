@@ -37,3 +37,18 @@ macro_rules! guest_try {
     };
 }
 pub(crate) use guest_try;
+
+tokio::task_local! {
+    static DEADLINE: std::time::Instant;
+}
+
+/// Runs `work` with `deadline` as the time limit of every backend statement
+/// it issues, so a component's query cannot outlive its request.
+pub async fn with_deadline<F: Future>(deadline: std::time::Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The deadline of the component call this task serves, if any.
+pub fn deadline() -> Option<std::time::Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}

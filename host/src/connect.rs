@@ -42,7 +42,8 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
             } else {
                 None
             };
-            let pg = Postgres::connect(PostgresOptions { url, password_source, max_connections: *max_connections }).await?;
+            let statement_timeout = Duration::from_millis(manifest.components.values().map(|c| c.limits.timeout_ms).max().unwrap_or(manifest.defaults.timeout_ms));
+            let pg = Postgres::connect(PostgresOptions { url, password_source, max_connections: *max_connections, statement_timeout }).await?;
             tracing::info!(iam = *iam, "database: PostgreSQL");
             (Arc::new(pg), SqlDialect::Postgres)
         }

@@ -79,6 +79,12 @@ impl HostState {
         if granted(&self.component.grants).contains(name) {
             return Ok(());
         }
+        Err(self.refuse(kind, name, format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name)))
+    }
+
+    /// Logs a call refused for reaching outside the grants, and the error
+    /// the component gets for it.
+    pub fn refuse(&self, kind: &str, name: &str, message: String) -> GuestError {
         tracing::warn!(
             component = %self.component.name,
             request_id = %self.request_id,
@@ -86,7 +92,7 @@ impl HostState {
             name,
             "refused a call outside the component's grants"
         );
-        Err(GuestError::NotGranted(format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name)))
+        GuestError::NotGranted(message)
     }
 }
 

@@ -152,8 +152,10 @@ impl Runtime {
             let bindings = self.instantiate(component, &mut store).await?;
             call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context))
         };
-        // The epoch stops a guest that spins; this stops one waiting on a slow host call.
-        match tokio::time::timeout(Duration::from_millis(limit_ms), work).await {
+        // The epoch stops a guest that spins; the timeout stops one waiting on
+        // a slow host call, and the deadline stops the backend statements.
+        let limit = Duration::from_millis(limit_ms);
+        match tokio::time::timeout(limit, crate::backend::with_deadline(std::time::Instant::now() + limit, work)).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout(limit_ms)),
         }

@@ -24,24 +24,19 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let limit = app.max_body_bytes();
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let mut r = ApiError::payload_too_large(format!("the body is larger than {limit} bytes")).into_response(&request_id);
-            r.headers.push(("x-request-id".into(), request_id));
-            return into_axum(r);
-        }
-    };
-    let request = Request {
+    let mut request = Request {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or("").to_owned(),
         headers,
-        body,
+        body: Default::default(),
         request_id: None,
     };
+    let limit = app.max_body_bytes();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(body) => request.body = body,
+        Err(_) => return into_axum(app.refuse(&request, ApiError::payload_too_large(format!("the body is larger than {limit} bytes")))),
+    }
     into_axum(app.handle(request).await)
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{ObjectName, ObjectNamePart, Query, Statement, Visit, Visitor};
+use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
@@ -23,7 +23,8 @@ pub enum GuardError {
 /// Table-valued functions that read only their arguments.
 const PURE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_array_elements", "unnest", "generate_series"];
 
-/// Schemas that are just the default schema spelled out.
+/// Schemas that are just the default schema spelled out (the name is still
+/// a real table, never a WITH result).
 const DEFAULT_SCHEMAS: &[&str] = &["main", "public"];
 
 /// The SQL dialect a backend speaks.
@@ -35,10 +36,20 @@ pub enum SqlDialect {
     Postgres,
 }
 
-/// The tables `sql` names (lower-cased), if it is exactly one allowed statement.
-/// A name with a non-default schema comes back qualified (`other.t`), so it
-/// never matches a grant.
-pub fn tables_in(sql: &str, dialect: SqlDialect) -> Result<BTreeSet<String>, GuardError> {
+/// What one statement reaches, for the grant check.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Touches {
+    /// Tables it names, lower-cased. A name with a non-default schema comes
+    /// back qualified (`other.t`), so it never matches a grant.
+    pub tables: BTreeSet<String>,
+    /// Indexes it creates or drops by name, lower-cased.
+    pub indexes: BTreeSet<String>,
+    /// Whether it creates, alters or drops something.
+    pub changes_schema: bool,
+}
+
+/// What `sql` reaches, if it is exactly one statement of an allowed kind.
+pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     let d: &dyn Dialect = match dialect {
         SqlDialect::Sqlite => &SQLiteDialect {},
         SqlDialect::Postgres => &PostgreSqlDialect {},
@@ -50,18 +61,31 @@ pub fn tables_in(sql: &str, dialect: SqlDialect) -> Result<BTreeSet<String>, Gua
         (Some(_), false) => return Err(GuardError::Syntax("only one statement at a time".into())),
     };
     let mut names = Names::default();
+    let mut touches = Touches::default();
     match &statement {
-        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::CreateTable(_) => {}
-        Statement::CreateIndex(ci) => names.add(&ci.table_name),
-        Statement::AlterTable(at) => names.add(&at.name),
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {}
+        Statement::CreateTable(_) => touches.changes_schema = true,
+        Statement::CreateIndex(ci) => {
+            names.add(&ci.table_name);
+            touches.indexes.extend(ci.name.as_ref().map(last_part));
+            touches.changes_schema = true;
+        }
+        Statement::AlterTable(at) => {
+            names.add(&at.name);
+            for op in &at.operations {
+                if let AlterTableOperation::RenameTable { table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n) } = op {
+                    names.add(n);
+                }
+            }
+            touches.changes_schema = true;
+        }
         Statement::Drop { names: dropped, object_type, .. } => {
-            use sqlparser::ast::ObjectType;
-            if !matches!(object_type, ObjectType::Table | ObjectType::Index) {
-                return Err(GuardError::Kind(format!("DROP {object_type}")));
+            match object_type {
+                ObjectType::Table => dropped.iter().for_each(|n| names.add(n)),
+                ObjectType::Index => touches.indexes.extend(dropped.iter().map(last_part)),
+                other => return Err(GuardError::Kind(format!("DROP {other}"))),
             }
-            if *object_type == ObjectType::Table {
-                dropped.iter().for_each(|n| names.add(n));
-            }
+            touches.changes_schema = true;
         }
         other => {
             let text = other.to_string();
@@ -70,15 +94,32 @@ pub fn tables_in(sql: &str, dialect: SqlDialect) -> Result<BTreeSet<String>, Gua
         }
     }
     let _ = statement.visit(&mut names);
-    let mut tables = names.relations;
-    tables.retain(|t| !names.ctes.contains(t) && !PURE_TABLE_FUNCTIONS.contains(&t.as_str()));
-    Ok(tables)
+    // A WITH at the top of a read-only query names a result in scope for the
+    // whole statement, so an unqualified use of that name is not a table.
+    // Nowhere else (nested WITH, a WITH before DML) is a name excused.
+    let ctes: BTreeSet<String> = match &statement {
+        Statement::Query(q) if matches!(*q.body, SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::SetOperation { .. } | SetExpr::Values(_)) => q
+            .with
+            .iter().flat_map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase())).collect(),
+        _ => BTreeSet::new(),
+    };
+    touches.tables = names
+        .relations
+        .into_iter()
+        .filter(|(name, qualified)| *qualified || !(ctes.contains(name) || PURE_TABLE_FUNCTIONS.contains(&name.as_str())))
+        .map(|(name, _)| name)
+        .collect();
+    Ok(touches)
 }
 
+fn last_part(name: &ObjectName) -> String {
+    name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()).unwrap_or_default()
+}
+
+/// Every relation a statement names, and whether it was schema-qualified.
 #[derive(Default)]
 struct Names {
-    relations: BTreeSet<String>,
-    ctes: BTreeSet<String>,
+    relations: BTreeSet<(String, bool)>,
 }
 
 impl Names {
@@ -91,12 +132,12 @@ impl Names {
                 ObjectNamePart::Function(f) => format!("{}()", f.name.value.to_lowercase()),
             })
             .collect();
-        let name = match parts.as_slice() {
-            [table] => table.clone(),
-            [schema, table] if DEFAULT_SCHEMAS.contains(&schema.as_str()) => table.clone(),
-            _ => parts.join("."),
+        let entry = match parts.as_slice() {
+            [table] => (table.clone(), false),
+            [schema, table] if DEFAULT_SCHEMAS.contains(&schema.as_str()) => (table.clone(), true),
+            _ => (parts.join("."), true),
         };
-        self.relations.insert(name);
+        self.relations.insert(entry);
     }
 }
 
@@ -107,13 +148,6 @@ impl Visitor for Names {
         self.add(relation);
         ControlFlow::Continue(())
     }
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            self.ctes.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
-        }
-        ControlFlow::Continue(())
-    }
 }
 
 #[cfg(test)]
@@ -121,7 +155,7 @@ mod tests {
     use super::*;
 
     fn tables(sql: &str) -> Vec<String> {
-        tables_in(sql, SqlDialect::Sqlite).unwrap().into_iter().collect()
+        inspect(sql, SqlDialect::Sqlite).unwrap().tables.into_iter().collect()
     }
 
     #[test]
@@ -138,12 +172,33 @@ mod tests {
         assert_eq!(tables("SELECT * FROM other.notes"), ["other.notes"]);
         assert_eq!(tables("SELECT name FROM sqlite_master"), ["sqlite_master"]);
         assert_eq!(tables("SELECT 1"), Vec::<String>::new());
+        assert_eq!(tables("ALTER TABLE notes RENAME TO planted"), ["notes", "planted"]);
+    }
+
+    #[test]
+    fn a_with_name_never_hides_a_real_table() {
+        // Qualified names are tables whatever a WITH calls itself.
+        assert_eq!(tables("WITH secrets AS (SELECT 1) SELECT * FROM main.secrets"), ["secrets"]);
+        // A nested WITH is not in scope outside its subquery.
+        assert_eq!(tables("SELECT * FROM (WITH secrets AS (SELECT 1) SELECT * FROM secrets), secrets"), ["secrets"]);
+        // A DELETE target is a table even when a WITH shares its name.
+        assert_eq!(tables("WITH secrets AS (SELECT 1) DELETE FROM secrets"), ["secrets"]);
+        assert_eq!(tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"), ["json_each"]);
+    }
+
+    #[test]
+    fn reports_indexes_and_schema_changes() {
+        let t = inspect("CREATE INDEX notes_body ON notes (body)", SqlDialect::Sqlite).unwrap();
+        assert_eq!((t.indexes.into_iter().collect::<Vec<_>>(), t.changes_schema), (vec!["notes_body".to_string()], true));
+        let t = inspect("DROP INDEX secrets_pw", SqlDialect::Sqlite).unwrap();
+        assert_eq!((t.tables.len(), t.indexes.into_iter().collect::<Vec<_>>()), (0, vec!["secrets_pw".to_string()]));
+        assert!(!inspect("SELECT * FROM notes", SqlDialect::Sqlite).unwrap().changes_schema);
     }
 
     #[test]
     fn refuses_what_is_not_one_plain_statement() {
         for sql in ["ATTACH DATABASE 'x.db' AS x", "PRAGMA table_info(notes)", "SELECT 1; DROP TABLE notes", "SELEC 1", "", "DROP VIEW v"] {
-            assert!(tables_in(sql, SqlDialect::Sqlite).is_err(), "{sql}");
+            assert!(inspect(sql, SqlDialect::Sqlite).is_err(), "{sql}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::records::{check_limit, decode_cursor, encode_cursor, parse_object};
-use super::{Database, Filter, Rows, Stamp, StoredRecord, TransactionHandle, Value, tables_in};
+use super::{Database, Filter, Rows, Stamp, StoredRecord, TransactionHandle, Value, inspect};
 use crate::backend::guest_try;
 use crate::bindings::GuestError;
 use crate::bindings::corral::host::db::{Filter as WitFilter, Host, HostTransaction, ListQuery, Page};
@@ -23,11 +23,24 @@ impl HostState {
         Ok(self.component.backends.db.clone())
     }
 
-    /// Refuses SQL that names a table outside the grants, or is not one
-    /// plain statement.
-    fn check_sql(&self, sql: &str) -> Result<(), GuestError> {
-        let tables = tables_in(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
-        tables.iter().try_for_each(|t| self.check_grant("table", |g| &g.tables, t))
+    /// Refuses SQL that is not one plain statement or reaches outside the
+    /// grants; returns whether it changes the schema. An index belongs to
+    /// the table its name starts with (`notes_by_body` to `notes`), so a
+    /// component names, and drops, only its own tables' indexes.
+    fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
+        let touches = inspect(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
+        touches.tables.iter().try_for_each(|t| self.check_grant("table", |g| &g.tables, t))?;
+        for index in &touches.indexes {
+            let owned = self.component.grants.tables.iter().any(|t| index.starts_with(&format!("{t}_")));
+            if !owned {
+                let message = format!(
+                    "index \"{index}\" does not start with the name of a table granted to component \"{}\" (name it <table>_...)",
+                    self.component.name
+                );
+                return Err(self.refuse("index", index, message));
+            }
+        }
+        Ok(touches.changes_schema)
     }
 
     fn stamp(&self) -> Stamp {
@@ -90,15 +103,23 @@ impl Host for HostState {
     }
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
-        guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.backends.db.clone();
-        Ok(db.query(&sql, &params).await.map_err(Into::into))
+        let result = db.query(&sql, &params).await;
+        if changes_schema {
+            db.schema_changed();
+        }
+        Ok(result.map_err(Into::into))
     }
 
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
-        guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.backends.db.clone();
-        Ok(db.execute(&sql, &params).await.map_err(Into::into))
+        let result = db.execute(&sql, &params).await;
+        if changes_schema {
+            db.schema_changed();
+        }
+        Ok(result.map_err(Into::into))
     }
 
     async fn begin(&mut self) -> Answer<Resource<TransactionHandle>> {
@@ -110,15 +131,25 @@ impl Host for HostState {
 
 impl HostTransaction for HostState {
     async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
-        guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql));
+        let db = self.component.backends.db.clone();
         let handle = self.table().get_mut(&tx)?;
-        Ok(handle.0.query(&sql, &params).await.map_err(Into::into))
+        let result = handle.0.query(&sql, &params).await;
+        if changes_schema {
+            db.schema_changed();
+        }
+        Ok(result.map_err(Into::into))
     }
 
     async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
-        guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql));
+        let db = self.component.backends.db.clone();
         let handle = self.table().get_mut(&tx)?;
-        Ok(handle.0.execute(&sql, &params).await.map_err(Into::into))
+        let result = handle.0.execute(&sql, &params).await;
+        if changes_schema {
+            db.schema_changed();
+        }
+        Ok(result.map_err(Into::into))
     }
 
     async fn commit(&mut self, tx: Resource<TransactionHandle>) -> Answer<()> {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
-pub use guard::{GuardError, SqlDialect, tables_in};
+pub use guard::{GuardError, SqlDialect, Touches, inspect};
 pub use records::{Filter, Stamp, StoredRecord};
 pub use postgres::{Postgres, PostgresOptions};
 pub use sqlite::Sqlite;
@@ -46,6 +46,9 @@ pub trait Database: Send + Sync {
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError>;
     /// Starts a transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError>;
+    /// A statement created, altered or dropped something: forget what is
+    /// known about which record tables exist.
+    fn schema_changed(&self);
 }
 
 /// An open transaction; dropping it rolls back.
@@ -70,6 +73,11 @@ pub struct TransactionHandle(pub Box<dyn Transaction>);
 pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
+        // Stopped at the request's deadline: SQLite's progress handler
+        // interrupts, PostgreSQL cancels (57014, query_canceled).
+        sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
+            BackendError::Unavailable("the statement ran past the request's time limit".into())
+        }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
             BackendError::Invalid(e.to_string())

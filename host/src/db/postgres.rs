@@ -32,6 +32,9 @@ pub struct PostgresOptions {
     pub password_source: Option<Arc<dyn PasswordSource>>,
     /// Most connections in the pool.
     pub max_connections: u32,
+    /// The longest any statement, or an idle open transaction, may take:
+    /// the longest time limit of any component.
+    pub statement_timeout: Duration,
 }
 
 /// PostgreSQL behind the [`Database`] trait.
@@ -47,7 +50,12 @@ pub struct Postgres {
 impl Postgres {
     /// Connects (one connection up front, so a wrong URL or password fails at start).
     pub async fn connect(options: PostgresOptions) -> Result<Postgres, BackendError> {
-        let base_options = PgConnectOptions::from_str(&options.url).map_err(|e| BackendError::Invalid(format!("bad database URL: {e}")))?;
+        let timeout_ms = options.statement_timeout.as_millis().to_string();
+        // The server stops what nobody waits for any more: dropping a query
+        // future does not cancel it there.
+        let base_options = PgConnectOptions::from_str(&options.url)
+            .map_err(|e| BackendError::Invalid(format!("bad database URL: {e}")))?
+            .options([("statement_timeout", timeout_ms.as_str()), ("idle_in_transaction_session_timeout", timeout_ms.as_str())]);
         let mut connect = base_options.clone();
         if let Some(source) = &options.password_source {
             connect = connect.password(&source.password().await?);
@@ -181,8 +189,18 @@ fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
     })
 }
 
-fn rows_from(rows: Vec<PgRow>) -> Result<Rows, BackendError> {
-    let columns = rows.first().map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect()).unwrap_or_default();
+/// Runs a query on one connection; with no rows, the column names come from
+/// the prepared statement instead.
+async fn query_rows(conn: &mut sqlx::PgConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
+    let sql = number_placeholders(sql);
+    let rows = bind(sqlx::query(AssertSqlSafe(sql.clone())), params).fetch_all(&mut *conn).await.map_err(map_error)?;
+    let columns = match rows.first() {
+        Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
+        None => {
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql))).await.map_err(map_error)?;
+            sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
+        }
+    };
     let rows = rows
         .iter()
         .map(|row| (0..row.len()).map(|i| column_value(row, i)).collect::<Result<Vec<_>, _>>())
@@ -303,9 +321,8 @@ impl Database for Postgres {
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        let pool = self.pool().await?;
-        let rows = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params).fetch_all(pool).await.map_err(map_error)?;
-        rows_from(rows)
+        let mut conn = self.pool().await?.acquire().await.map_err(map_error)?;
+        query_rows(&mut conn, sql, params).await
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
@@ -318,6 +335,10 @@ impl Database for Postgres {
         let tx = self.pool().await?.begin().await.map_err(map_error)?;
         Ok(Box::new(PgTransaction(tx)))
     }
+
+    fn schema_changed(&self) {
+        self.ensured.lock().expect("not poisoned").clear();
+    }
 }
 
 struct PgTransaction(sqlx::Transaction<'static, Pg>);
@@ -325,8 +346,7 @@ struct PgTransaction(sqlx::Transaction<'static, Pg>);
 #[async_trait]
 impl Transaction for PgTransaction {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        let rows = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params).fetch_all(&mut *self.0).await.map_err(map_error)?;
-        rows_from(rows)
+        query_rows(&mut self.0, sql, params).await
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {

@@ -37,6 +37,8 @@ impl Sqlite {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| Box::pin(bound_statements(conn)))
+            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.map(|()| true) }))
             .connect_with(options)
             .await?;
         Ok(Sqlite { pool, ensured: Mutex::new(HashSet::new()) })
@@ -59,6 +61,19 @@ impl Sqlite {
         self.ensured.lock().expect("not poisoned").insert(table.to_owned());
         Ok(())
     }
+}
+
+/// Makes the connection stop any statement still running at the deadline of
+/// the component call that acquired it. SQLite runs a statement to its end
+/// even when nobody waits for it any more, holding its locks all the while;
+/// the progress handler is how it can be interrupted.
+async fn bound_statements(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    match crate::backend::deadline() {
+        Some(deadline) => handle.set_progress_handler(1000, move || std::time::Instant::now() < deadline),
+        None => handle.remove_progress_handler(),
+    }
+    Ok(())
 }
 
 /// The SQL condition and its bound values for `filters`.
@@ -113,8 +128,17 @@ fn record_from_row(row: &SqliteRow) -> Result<StoredRecord, BackendError> {
     })
 }
 
-fn rows_from(rows: Vec<SqliteRow>) -> Result<Rows, BackendError> {
-    let columns = rows.first().map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect()).unwrap_or_default();
+/// Runs a query on one connection; with no rows, the column names come from
+/// the prepared statement instead.
+async fn query_rows(conn: &mut sqlx::SqliteConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
+    let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).fetch_all(&mut *conn).await.map_err(map_error)?;
+    let columns = match rows.first() {
+        Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
+        None => {
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned()))).await.map_err(map_error)?;
+            sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
+        }
+    };
     let rows = rows
         .iter()
         .map(|row| (0..row.len()).map(|i| column_value(row, i)).collect::<Result<Vec<_>, _>>())
@@ -220,13 +244,17 @@ impl Database for Sqlite {
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).fetch_all(&self.pool).await.map_err(map_error)?;
-        rows_from(rows)
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        query_rows(&mut conn, sql, params).await
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
         let done = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).execute(&self.pool).await.map_err(map_error)?;
         Ok(done.rows_affected())
+    }
+
+    fn schema_changed(&self) {
+        self.ensured.lock().expect("not poisoned").clear();
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError> {
@@ -242,8 +270,7 @@ struct SqliteTransaction(sqlx::Transaction<'static, sqlx::Sqlite>);
 #[async_trait]
 impl Transaction for SqliteTransaction {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).fetch_all(&mut *self.0).await.map_err(map_error)?;
-        rows_from(rows)
+        query_rows(&mut self.0, sql, params).await
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {

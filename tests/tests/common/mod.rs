@@ -1,0 +1,603 @@
+//! The end-to-end harness: runs the real `corral` binary on a manifest in a
+//! fresh temporary directory and talks to it over HTTP.
+//!
+//! Every `Host` has its own data directory (database, signing key), so tests
+//! are independent and run in parallel. Compiled components are cached in
+//! one artifact directory shared by all tests, so each component compiles
+//! once per build.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// How long a host may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a host may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest any single HTTP exchange may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a manifest writes in front of a component file name; it becomes the
+/// absolute path of the built components.
+pub const WASM_PLACEHOLDER: &str = "{WASM}";
+
+const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
+     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed";
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// The workspace target directory: `CARGO_TARGET_DIR` when set (at run or
+/// build time), else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let configured = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
+    match configured {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The `corral` binary, built from the current host sources.
+///
+/// `cargo test` compiles the host's `main.rs` only as a unit-test harness,
+/// never into `target/debug/corral`, so without this the tests could run an
+/// old binary or none. The first call in each test process runs
+/// `cargo build -p corral` (a no-op when it is up to date; cargo does not
+/// hold its build lock while tests run).
+pub fn corral_bin() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(e) = BUILT.get_or_init(build_host) {
+        panic!(
+            "cannot build the corral binary with `cargo build -p corral` ({BUILD_EVERYTHING}):\n{e}"
+        );
+    }
+    let bin = target_dir().join("debug").join("corral");
+    assert!(
+        bin.is_file(),
+        "the corral binary {} is missing; build it with `cargo build -p corral` ({BUILD_EVERYTHING})",
+        bin.display()
+    );
+    bin
+}
+
+fn build_host() -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "corral"])
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The folder holding the built components.
+pub fn wasm_dir() -> PathBuf {
+    target_dir().join("wasm32-wasip2").join("component")
+}
+
+/// The path of the built component `name` (`crud`, `testbed`), which must exist.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "the component {} is missing; build it with \
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed` ({BUILD_EVERYTHING})",
+        path.display()
+    );
+    path
+}
+
+/// The compiled-artifact cache shared by every test host.
+pub fn artifact_dir() -> PathBuf {
+    target_dir().join("corral-test-artifacts")
+}
+
+/// A running `corral serve`, its directories and what it logged.
+pub struct Host {
+    dir: tempfile::TempDir,
+    manifest: PathBuf,
+    data_dir: PathBuf,
+    base: String,
+    child: Option<Child>,
+    stderr: Arc<Mutex<String>>,
+    client: reqwest::Client,
+}
+
+impl Host {
+    /// Writes `manifest_toml` (with [`WASM_PLACEHOLDER`] replaced by the
+    /// components' folder) into a fresh directory and serves it on a free
+    /// port, with JSON logs, until the `Host` is dropped.
+    pub fn start(manifest_toml: &str) -> Host {
+        Host::start_with(manifest_toml, &[])
+    }
+
+    /// Like [`Host::start`], with extra `corral serve` arguments.
+    pub fn start_with(manifest_toml: &str, extra_args: &[&str]) -> Host {
+        let bin = corral_bin();
+        for name in component_names(manifest_toml) {
+            wasm(&name);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("corral-e2e-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        let manifest = dir.path().join("corral.toml");
+        let text = manifest_toml.replace(WASM_PLACEHOLDER, &wasm_dir().display().to_string());
+        std::fs::write(&manifest, text).expect("writing the manifest");
+        let data_dir = dir.path().join("data");
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            // A fresh connection per request: no reuse of a connection the
+            // server closed (after a refused body, or across a restart).
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("building the HTTP client");
+        let mut host = Host {
+            dir,
+            manifest,
+            data_dir,
+            base: String::new(),
+            child: None,
+            stderr: Arc::new(Mutex::new(String::new())),
+            client,
+        };
+        host.spawn(&bin, extra_args);
+        host
+    }
+
+    fn spawn(&mut self, bin: &Path, extra_args: &[&str]) {
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--manifest")
+            .arg(&self.manifest)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--artifact-dir")
+            .arg(artifact_dir())
+            .arg("--log-json")
+            .args(extra_args)
+            .env_remove("CORRAL_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = self.stderr.clone();
+        let stderr_done = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => sink
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&line)),
+                }
+            }
+        });
+
+        // The first line names the address; the route table follows. The
+        // rest of stdout is drained so the server never blocks writing it.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut seen = String::new();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Err(seen));
+                        return;
+                    }
+                    Ok(_) => {
+                        seen.push_str(&line);
+                        if let Some(url) = line.trim().strip_prefix("corral listening on ") {
+                            let _ = tx.send(Ok(url.trim_end_matches('/').to_owned()));
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(url)) => {
+                self.base = url;
+                self.child = Some(child);
+            }
+            outcome => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                let _ = stderr_done.join();
+                let stdout = match outcome {
+                    Ok(Err(seen)) => seen,
+                    _ => format!("(no listening line within {START_TIMEOUT:?})"),
+                };
+                panic!(
+                    "corral serve did not start (exit: {status:?})\n--- manifest ---\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+                    std::fs::read_to_string(&self.manifest).unwrap_or_default(),
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// The full URL of `path` (which starts with `/` and may carry a query).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The HTTP client for this host.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The data directory (database, signing key).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A token for `sub` in `groups`, signed with this host's key.
+    pub fn token(&self, sub: &str, groups: &[&str]) -> String {
+        issue_token(&self.data_dir, sub, groups)
+    }
+
+    /// Everything the host has written to stderr so far (across restarts).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The host's log lines, parsed (it runs with `--log-json`).
+    pub fn logs(&self) -> Vec<Value> {
+        self.stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits up to five seconds for a log line that satisfies `matches`
+    /// (stderr is collected by a thread, a little after the response), and
+    /// returns it; panics with the whole log when none comes.
+    pub async fn wait_for_log(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let mut found = None;
+        self.wait_for_logs(what, |logs| {
+            found = logs.iter().find(|l| matches(l)).cloned();
+            found.is_some()
+        })
+        .await;
+        found.expect("the condition held")
+    }
+
+    /// Waits up to five seconds until the log lines so far satisfy `holds`;
+    /// panics with the whole log when they do not.
+    pub async fn wait_for_logs(&self, what: &str, mut holds: impl FnMut(&[Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if holds(&self.logs()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("no log line {what}; the host logged:\n{}", self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends SIGTERM to the host without waiting for it to exit.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            assert!(
+                status.as_ref().is_ok_and(|s| s.success()),
+                "kill -TERM {} failed: {status:?}",
+                child.id()
+            );
+        }
+    }
+
+    /// Stops the host with SIGTERM and returns how it exited; kills it when
+    /// it does not exit in time.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Stops the host (it must exit cleanly on SIGTERM) and starts it again
+    /// on the same manifest and data directory; the port changes.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "corral serve did not exit cleanly on SIGTERM within {STOP_TIMEOUT:?} (exit: {status:?}); stderr:\n{}",
+            self.stderr()
+        );
+        self.spawn(&corral_bin(), &[]);
+    }
+
+    /// Sends a request built from this host's client and collects the reply.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        Reply::collect(request.send().await.expect("the host answers")).await
+    }
+
+    /// `GET path`, anonymous.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    /// `method path` with a JSON body and, when given, a bearer token.
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// `method path` with no body and, when given, a bearer token.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `corral token` against `data_dir`'s signing key.
+pub fn issue_token(data_dir: &Path, sub: &str, groups: &[&str]) -> String {
+    let mut command = Command::new(corral_bin());
+    command
+        .arg("token")
+        .arg("--sub")
+        .arg(sub)
+        .arg("--data-dir")
+        .arg(data_dir);
+    for g in groups {
+        command.arg("--group").arg(g);
+    }
+    let out = command.output().expect("running corral token");
+    assert!(
+        out.status.success(),
+        "corral token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("the token is UTF-8")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "corral token printed something that is not a JWT: {token:?}"
+    );
+    token
+}
+
+/// A token for `sub` signed with a key no test host uses.
+pub fn foreign_token(sub: &str) -> String {
+    let other = tempfile::tempdir().expect("creating a temporary directory");
+    issue_token(other.path(), sub, &[])
+}
+
+/// The component names a manifest uses through [`WASM_PLACEHOLDER`].
+fn component_names(manifest: &str) -> Vec<String> {
+    let prefix = format!("{WASM_PLACEHOLDER}/");
+    manifest
+        .match_indices(&prefix)
+        .filter_map(|(i, _)| {
+            let rest = &manifest[i + prefix.len()..];
+            rest.split_once(".wasm").map(|(name, _)| name.to_owned())
+        })
+        .collect()
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    async fn collect(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("reading the body").to_vec();
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        // Every answer, success or error, carries its request id.
+        assert!(
+            reply.request_id().is_some_and(|id| !id.is_empty()),
+            "a response without an x-request-id header: {reply}"
+        );
+        reply
+    }
+
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("a text header"))
+    }
+
+    /// The `x-request-id` header.
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("x-request-id")
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {self}"))
+    }
+
+    /// Asserts the status and returns the JSON body.
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected status: {self}");
+        self.json()
+    }
+
+    /// Asserts an error response: the status, the one error shape
+    /// `{"error": {"code", "message", "request_id"}}` with exactly those keys,
+    /// a JSON content type, and a request id equal to the `x-request-id`
+    /// header. Returns the message.
+    pub fn expect_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "unexpected status: {self}");
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "an error that is not JSON: {self}"
+        );
+        let body = self.json();
+        let outer = body
+            .as_object()
+            .unwrap_or_else(|| panic!("the error body is not an object: {self}"));
+        assert_eq!(
+            outer.keys().collect::<Vec<_>>(),
+            ["error"],
+            "the error body has other keys: {self}"
+        );
+        let error = outer["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("`error` is not an object: {self}"));
+        let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["code", "message", "request_id"],
+            "the error has other keys: {self}"
+        );
+        assert_eq!(error["code"], code, "unexpected error code: {self}");
+        let request_id = error["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("request_id is not a string: {self}"));
+        assert_eq!(
+            Some(request_id),
+            self.request_id(),
+            "the body's request_id differs from x-request-id: {self}"
+        );
+        let message = error["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("message is not a string: {self}"));
+        assert!(!message.is_empty(), "an empty error message: {self}");
+        message.to_owned()
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} {}", self.status, self.headers, self.text())
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn enc(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Whether `s` is a UUID in its hyphenated lower-case form.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}
+
+/// Whether `s` is an RFC 3339 UTC timestamp with milliseconds, e.g.
+/// `2030-01-31T12:00:00.000Z`.
+pub fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}

@@ -1,0 +1,860 @@
+//! The crud component serving the example manifest's students resource,
+//! through the real binary: what a REST client sees and what is stored.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Host, Reply, enc, foreign_token, is_timestamp, is_uuid};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The students section of the example manifest (`corral.toml`), with a
+/// small body limit and the bulk delete restricted to advisors.
+const MANIFEST: &str = r#"
+[defaults]
+memory_mb = 64
+timeout_ms = 10000
+
+[components.students]
+wasm = "{WASM}/crud.wasm"
+tables = ["students"]
+max_body_bytes = 1024
+
+[components.students.config]
+table = "students"
+required = "name,email"
+optional = "major,year"
+
+[[components.students.routes]]
+path = "/students"
+methods = ["GET"]
+auth = "public"
+
+[[components.students.routes]]
+path = "/students"
+methods = ["POST"]
+auth = "caller"
+
+[[components.students.routes]]
+path = "/students"
+methods = ["DELETE"]
+auth = "caller"
+groups = ["advisors"]
+
+[[components.students.routes]]
+path = "/students/{id}"
+methods = ["GET"]
+auth = "public"
+
+[[components.students.routes]]
+path = "/students/{id}"
+methods = ["PATCH", "DELETE"]
+auth = "caller"
+"#;
+
+const AUDIT: [&str; 5] = [
+    "uid",
+    "created_at",
+    "last_updated_at",
+    "creator_uid",
+    "last_updater_uid",
+];
+
+fn student(n: usize, major: &str) -> Value {
+    json!({ "name": format!("Student {n}"), "email": format!("s{n}@example.org"), "major": major, "year": n })
+}
+
+async fn create(host: &Host, token: &str, body: &Value) -> Value {
+    host.json(Method::POST, "/students", Some(token), body)
+        .await
+        .expect(201)
+}
+
+fn uid(record: &Value) -> &str {
+    record["uid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a record without a uid: {record}"))
+}
+
+/// Every page of `GET /students?<query>` (with `limit`), following `next`.
+async fn pages(host: &Host, query: &str, limit: u32) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/students?limit={limit}");
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(query);
+        }
+        if let Some(cursor) = &after {
+            path.push_str(&format!("&after={}", enc(cursor)));
+        }
+        let page = host.get(&path).await.expect(200);
+        let items = page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no items array: {page}"))
+            .clone();
+        out.push(items);
+        assert!(out.len() <= 100, "paging does not end");
+        match &page["next"] {
+            Value::Null => return out,
+            Value::String(next) => after = Some(next.clone()),
+            other => panic!("next is neither null nor a string: {other}"),
+        }
+    }
+}
+
+fn uids(records: &[Value]) -> Vec<String> {
+    records.iter().map(|r| uid(r).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn lifecycle_create_read_list_patch_delete() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let bob = host.token("bob", &[]);
+
+    // Create.
+    let body =
+        json!({ "name": "Ada Lovelace", "email": "ada@example.org", "major": "math", "year": 2 });
+    let reply = host
+        .json(Method::POST, "/students", Some(&alice), &body)
+        .await;
+    let created = reply.expect(201);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{reply}"
+    );
+    let id = uid(&created).to_owned();
+    assert!(is_uuid(&id), "uid is not a UUID: {created}");
+    assert_eq!(
+        &id[14..15],
+        "7",
+        "uid is not a time-ordered (v7) UUID: {created}"
+    );
+    assert!(
+        is_timestamp(created["created_at"].as_str().unwrap_or_default()),
+        "{created}"
+    );
+    assert_eq!(
+        created["last_updated_at"], created["created_at"],
+        "{created}"
+    );
+    assert_eq!(created["creator_uid"], "alice");
+    assert_eq!(created["last_updater_uid"], "alice");
+    for (k, v) in body.as_object().unwrap() {
+        assert_eq!(&created[k], v, "field {k}: {created}");
+    }
+    let keys: BTreeSet<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: BTreeSet<&str> = AUDIT
+        .into_iter()
+        .chain(["name", "email", "major", "year"])
+        .collect();
+    assert_eq!(keys, expected, "{created}");
+    let location = reply
+        .header("location")
+        .unwrap_or_else(|| panic!("no location header: {reply}"));
+    assert!(
+        location.ends_with(&format!("/students/{id}")),
+        "location {location:?} does not name the record {id}"
+    );
+
+    // Read it back, anonymously (the item GET is public).
+    let fetched = host.get(&format!("/students/{id}")).await.expect(200);
+    assert_eq!(fetched, created);
+
+    // Four more, then page through all five two at a time.
+    let mut order = vec![id.clone()];
+    for n in 2..=5 {
+        order.push(uid(&create(&host, &alice, &student(n, "history")).await).to_owned());
+    }
+    let pages = pages(&host, "", 2).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1], "page sizes");
+    let listed = uids(&pages.concat());
+    assert_eq!(
+        listed, order,
+        "pages list every record once, in creation order"
+    );
+    let all = host.get("/students").await.expect(200);
+    assert_eq!(uids(all["items"].as_array().unwrap()), order, "{all}");
+    assert_eq!(all["next"], Value::Null, "{all}");
+    assert_eq!(
+        all["items"][0], created,
+        "a listed record equals the stored one"
+    );
+
+    // Patch by another caller; the timestamps have millisecond resolution.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let patched = host
+        .json(
+            Method::PATCH,
+            &format!("/students/{id}"),
+            Some(&bob),
+            &json!({ "major": "physics" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched["major"], "physics");
+    assert_eq!(patched["name"], "Ada Lovelace", "other fields are kept");
+    assert_eq!(patched["year"], 2);
+    assert_eq!(patched["uid"], id.as_str());
+    assert_eq!(patched["creator_uid"], "alice");
+    assert_eq!(patched["last_updater_uid"], "bob");
+    assert_eq!(patched["created_at"], created["created_at"]);
+    let (before, after) = (
+        created["last_updated_at"].as_str().unwrap(),
+        patched["last_updated_at"].as_str().unwrap(),
+    );
+    assert!(is_timestamp(after), "{patched}");
+    assert!(
+        after > before,
+        "last_updated_at did not move forward: {before} -> {after}"
+    );
+    assert_eq!(
+        host.get(&format!("/students/{id}")).await.expect(200),
+        patched,
+        "the patch is stored"
+    );
+
+    // Delete.
+    let gone = host
+        .call(Method::DELETE, &format!("/students/{id}"), Some(&alice))
+        .await;
+    assert_eq!(gone.status, 204, "{gone}");
+    assert!(gone.body.is_empty(), "a 204 with a body: {gone}");
+    host.get(&format!("/students/{id}"))
+        .await
+        .expect_error(404, "not_found");
+    host.call(Method::DELETE, &format!("/students/{id}"), Some(&alice))
+        .await
+        .expect_error(404, "not_found");
+    host.json(
+        Method::PATCH,
+        &format!("/students/{id}"),
+        Some(&bob),
+        &json!({ "major": "art" }),
+    )
+    .await
+    .expect_error(404, "not_found");
+    let rest = host.get("/students").await.expect(200);
+    assert_eq!(
+        uids(rest["items"].as_array().unwrap()),
+        order[1..],
+        "{rest}"
+    );
+}
+
+#[tokio::test]
+async fn audit_fields_cannot_be_forged() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let bob = host.token("bob", &[]);
+    let forged_uid = "01890000-0000-7000-8000-000000000001";
+    let old = "2000-01-01T00:00:00.000Z";
+
+    let created = create(
+        &host,
+        &alice,
+        &json!({
+            "name": "Mallory", "email": "m@example.org",
+            "uid": forged_uid, "creator_uid": "mallory", "last_updater_uid": "mallory",
+            "created_at": old, "last_updated_at": old,
+        }),
+    )
+    .await;
+    let id = uid(&created).to_owned();
+    assert!(
+        is_uuid(&id) && id != forged_uid,
+        "the sent uid was used: {created}"
+    );
+    assert_eq!(created["creator_uid"], "alice");
+    assert_eq!(created["last_updater_uid"], "alice");
+    assert_ne!(created["created_at"], old);
+    assert_ne!(created["last_updated_at"], old);
+    host.get(&format!("/students/{forged_uid}"))
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(
+        host.get(&format!("/students/{id}")).await.expect(200),
+        created,
+        "what is stored is the host's stamp"
+    );
+
+    let patched = host
+        .json(
+            Method::PATCH,
+            &format!("/students/{id}"),
+            Some(&bob),
+            &json!({ "name": "Mallory B.", "creator_uid": "mallory", "created_at": old, "uid": forged_uid }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched["name"], "Mallory B.");
+    assert_eq!(patched["uid"], id.as_str());
+    assert_eq!(patched["creator_uid"], "alice");
+    assert_eq!(patched["last_updater_uid"], "bob");
+    assert_eq!(patched["created_at"], created["created_at"]);
+
+    // A patch made only of audit fields changes nothing.
+    host.json(
+        Method::PATCH,
+        &format!("/students/{id}"),
+        Some(&bob),
+        &json!({ "creator_uid": "mallory" }),
+    )
+    .await
+    .expect_error(400, "bad_request");
+    let stored = host.get(&format!("/students/{id}")).await.expect(200);
+    assert_eq!(stored, patched, "the stored record is the host's");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let post = |body: &'static str, content_type: &'static str| {
+        host.client()
+            .post(host.url("/students"))
+            .bearer_auth(&alice)
+            .header("content-type", content_type)
+            .body(body)
+    };
+
+    // A body that says it is JSON is checked by the host before the component runs.
+    let reply = host
+        .send(post(r#"{"name": "Ada", "#, "application/json"))
+        .await;
+    let message = reply.expect_error(400, "bad_request");
+    assert!(
+        message.contains("not valid JSON"),
+        "not the host's JSON check: {message}"
+    );
+    let reply = host
+        .send(post(r#"{"name": "#, "application/merge-patch+json"))
+        .await;
+    reply.expect_error(400, "bad_request");
+
+    // Without a JSON content type the component parses it.
+    let reply = host
+        .send(post(
+            "name=Ada&email=a@example.org",
+            "application/x-www-form-urlencoded",
+        ))
+        .await;
+    assert_eq!(reply.expect_error(400, "bad_request"), "Malformed body");
+    let reply = host
+        .send(
+            host.client()
+                .post(host.url("/students"))
+                .bearer_auth(&alice),
+        )
+        .await;
+    assert_eq!(
+        reply.expect_error(400, "bad_request"),
+        "Malformed body",
+        "an empty body"
+    );
+
+    let cases = [
+        (json!({ "major": "math" }), "Missing key(s): name, email"),
+        (json!({ "email": "a@example.org" }), "Missing key(s): name"),
+        (
+            json!({ "name": "Ada", "email": null }),
+            "Missing key(s): email",
+        ),
+        (
+            json!({ "name": "Ada", "email": "a@example.org", "nickname": "A", "age": 3 }),
+            "Unknown key(s): age, nickname",
+        ),
+        (
+            json!(["Ada", "a@example.org"]),
+            "The body must be a JSON object",
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = host
+            .json(Method::POST, "/students", Some(&alice), &body)
+            .await;
+        assert_eq!(
+            reply.expect_error(400, "bad_request"),
+            expected,
+            "body {body}"
+        );
+    }
+
+    let created = create(&host, &alice, &student(1, "math")).await;
+    let item = format!("/students/{}", uid(&created));
+    let reply = host
+        .json(Method::PATCH, &item, Some(&alice), &json!({ "name": null }))
+        .await;
+    assert_eq!(
+        reply.expect_error(400, "bad_request"),
+        "Required key(s) cannot be null: name"
+    );
+    let reply = host
+        .json(
+            Method::PATCH,
+            &item,
+            Some(&alice),
+            &json!({ "shoe_size": 42 }),
+        )
+        .await;
+    assert_eq!(
+        reply.expect_error(400, "bad_request"),
+        "Unknown key(s): shoe_size"
+    );
+
+    // A null optional key removes the field.
+    let patched = host
+        .json(
+            Method::PATCH,
+            &item,
+            Some(&alice),
+            &json!({ "major": null }),
+        )
+        .await
+        .expect(200);
+    assert!(
+        patched.get("major").is_none(),
+        "major was not removed: {patched}"
+    );
+
+    // Nothing but the one valid record was stored.
+    let all = host.get("/students").await.expect(200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+}
+
+#[tokio::test]
+async fn body_limit_is_enforced_at_the_boundary() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let frame = r#"{"name":"","email":"a@example.org"}"#;
+    let body_of = |len: usize| {
+        let text = format!(
+            r#"{{"name":"{}","email":"a@example.org"}}"#,
+            "x".repeat(len - frame.len())
+        );
+        assert_eq!(text.len(), len);
+        text
+    };
+    let post = |text: String| {
+        host.client()
+            .post(host.url("/students"))
+            .bearer_auth(&alice)
+            .header("content-type", "application/json")
+            .body(text)
+    };
+
+    let at_limit = host.send(post(body_of(1024))).await.expect(201);
+    assert_eq!(at_limit["name"].as_str().unwrap().len(), 1024 - frame.len());
+    let over = host.send(post(body_of(1025))).await;
+    let message = over.expect_error(413, "payload_too_large");
+    assert!(
+        message.contains("1024"),
+        "the message does not state the limit: {message}"
+    );
+    host.send(post(body_of(16 * 1024)))
+        .await
+        .expect_error(413, "payload_too_large");
+
+    let all = host.get("/students").await.expect(200);
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        1,
+        "only the body within the limit was stored: {all}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_answered_like_any_other_request() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let reply = host
+        .send(
+            host.client()
+                .post(host.url("/students"))
+                .bearer_auth(&alice)
+                .header("x-request-id", "too-big-1")
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"name":"{}","email":"a@example.org"}}"#,
+                    "x".repeat(2048)
+                )),
+        )
+        .await;
+    reply.expect_error(413, "payload_too_large");
+    let mut wrong = Vec::new();
+    if reply.request_id() != Some("too-big-1") {
+        wrong.push(format!(
+            "the client's x-request-id was replaced by {:?}",
+            reply.request_id().unwrap_or_default()
+        ));
+    }
+    // Like every request, it gets one access-log line with its status.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let logged = loop {
+        let found = host
+            .logs()
+            .into_iter()
+            .any(|l| l["message"] == "request" && l["status"] == 413);
+        if found || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    if !logged {
+        wrong.push("no access-log line (message \"request\", status 413) was written".into());
+    }
+    assert!(
+        wrong.is_empty(),
+        "a 413 is answered unlike other requests:\n  {}\n{reply}",
+        wrong.join("\n  ")
+    );
+}
+
+#[tokio::test]
+async fn routing_errors() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+
+    let message = host.get("/nope").await.expect_error(404, "not_found");
+    assert!(message.contains("/nope"), "{message}");
+    host.get("/students/some-id/extra")
+        .await
+        .expect_error(404, "not_found");
+
+    let methods = |reply: &Reply| -> BTreeSet<String> {
+        let allow = reply
+            .header("allow")
+            .unwrap_or_else(|| panic!("no allow header: {reply}"));
+        allow.split(',').map(|m| m.trim().to_owned()).collect()
+    };
+    let reply = host
+        .json(Method::PUT, "/students", Some(&alice), &student(1, "math"))
+        .await;
+    reply.expect_error(405, "method_not_allowed");
+    assert_eq!(
+        methods(&reply),
+        BTreeSet::from(["DELETE".into(), "GET".into(), "POST".into()]),
+        "{reply}"
+    );
+    let reply = host
+        .call(Method::PUT, "/students/some-id", Some(&alice))
+        .await;
+    reply.expect_error(405, "method_not_allowed");
+    assert_eq!(
+        methods(&reply),
+        BTreeSet::from(["DELETE".into(), "GET".into(), "PATCH".into()]),
+        "{reply}"
+    );
+
+    // A trailing slash names the same route.
+    host.get("/students/").await.expect(200);
+}
+
+#[tokio::test]
+async fn callers_are_authenticated_and_grouped() {
+    let host = Host::start(MANIFEST);
+    let body = student(1, "math");
+
+    let message = host
+        .json(Method::POST, "/students", None, &body)
+        .await
+        .expect_error(401, "unauthorized");
+    assert!(!message.is_empty());
+    let garbage = host
+        .send(
+            host.client()
+                .post(host.url("/students"))
+                .bearer_auth("not-a-token")
+                .json(&body),
+        )
+        .await;
+    garbage.expect_error(401, "unauthorized");
+    let forged = host
+        .json(
+            Method::POST,
+            "/students",
+            Some(&foreign_token("alice")),
+            &body,
+        )
+        .await;
+    forged.expect_error(401, "unauthorized");
+    let basic = host
+        .send(
+            host.client()
+                .post(host.url("/students"))
+                .header("authorization", "Basic YWxpY2U6cHc=")
+                .json(&body),
+        )
+        .await;
+    basic.expect_error(401, "unauthorized");
+    // A bad token is refused even on a public route.
+    host.get_as("/students", &foreign_token("alice"))
+        .await
+        .expect_error(401, "unauthorized");
+    let all = host.get("/students").await.expect(200);
+    assert_eq!(
+        all["items"],
+        json!([]),
+        "a refused caller stored something: {all}"
+    );
+
+    // The bulk delete needs the advisors group.
+    let alice = host.token("alice", &[]);
+    let advisor = host.token("carol", &["staff", "advisors"]);
+    create(&host, &alice, &body).await;
+    let reply = host
+        .call(Method::DELETE, "/students?major=math", Some(&alice))
+        .await;
+    let message = reply.expect_error(403, "forbidden");
+    assert!(message.contains("advisors"), "{message}");
+    host.call(Method::DELETE, "/students?major=math", None)
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(
+        host.get("/students").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "a forbidden delete deleted"
+    );
+    let done = host
+        .call(Method::DELETE, "/students?major=math", Some(&advisor))
+        .await
+        .expect(200);
+    assert_eq!(done, json!({ "deleted": 1 }));
+}
+
+#[tokio::test]
+async fn list_filters_cursors_and_bulk_delete() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let bob = host.token("bob", &[]);
+    let advisor = host.token("carol", &["advisors"]);
+    let mut math = Vec::new();
+    let mut history = Vec::new();
+    for n in 1..=6 {
+        let (token, major) = if n % 2 == 0 {
+            (&bob, "history")
+        } else {
+            (&alice, "math")
+        };
+        let record = create(&host, token, &student(n, major)).await;
+        if major == "math" {
+            math.push(uid(&record).to_owned())
+        } else {
+            history.push(uid(&record).to_owned())
+        }
+    }
+
+    let only_math = pages(&host, "major=math", 2).await;
+    assert_eq!(uids(&only_math.concat()), math, "?major=math");
+    assert_eq!(only_math.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    let year = host.get("/students?year=4").await.expect(200);
+    assert_eq!(
+        uids(year["items"].as_array().unwrap()),
+        [history[1].clone()],
+        "a numeric filter: {year}"
+    );
+    let by_bob = host.get("/students?creator_uid=bob").await.expect(200);
+    assert_eq!(
+        uids(by_bob["items"].as_array().unwrap()),
+        history,
+        "an audit-field filter: {by_bob}"
+    );
+    let both = host.get("/students?major=math&year=3").await.expect(200);
+    assert_eq!(
+        uids(both["items"].as_array().unwrap()),
+        [math[1].clone()],
+        "two filters: {both}"
+    );
+    let none = host
+        .get(&format!("/students?name={}", enc("Nobody")))
+        .await
+        .expect(200);
+    assert_eq!(none, json!({ "items": [], "next": null }));
+    let spaced = host
+        .get(&format!("/students?name={}", enc("Student 5")))
+        .await
+        .expect(200);
+    assert_eq!(
+        uids(spaced["items"].as_array().unwrap()),
+        [math[2].clone()],
+        "a decoded query value: {spaced}"
+    );
+
+    host.get("/students?after=not-a-cursor")
+        .await
+        .expect_error(400, "bad_request");
+    host.get(&format!("/students?after={}", history[0]))
+        .await
+        .expect_error(400, "bad_request");
+    host.get("/students?limit=0")
+        .await
+        .expect_error(400, "bad_request");
+    host.get("/students?limit=101")
+        .await
+        .expect_error(400, "bad_request");
+    host.get("/students?limit=two")
+        .await
+        .expect_error(400, "bad_request");
+    let message = host
+        .get("/students?colour=red")
+        .await
+        .expect_error(400, "bad_request");
+    assert_eq!(message, "Unknown query parameter(s): colour");
+
+    let message = host
+        .call(Method::DELETE, "/students", Some(&advisor))
+        .await
+        .expect_error(400, "bad_request");
+    assert!(message.contains("filter"), "{message}");
+    let deleted = host
+        .call(Method::DELETE, "/students?major=math", Some(&advisor))
+        .await
+        .expect(200);
+    assert_eq!(deleted, json!({ "deleted": 3 }));
+    for id in &math {
+        host.get(&format!("/students/{id}"))
+            .await
+            .expect_error(404, "not_found");
+    }
+    let left = host.get("/students").await.expect(200);
+    assert_eq!(
+        uids(left["items"].as_array().unwrap()),
+        history,
+        "only the matching records were deleted: {left}"
+    );
+    let again = host
+        .call(Method::DELETE, "/students?major=math", Some(&advisor))
+        .await
+        .expect(200);
+    assert_eq!(again, json!({ "deleted": 0 }));
+}
+
+#[tokio::test]
+async fn errors_carry_the_request_id() {
+    let host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+
+    // Errors from the router, the auth check, the host's JSON check and the component.
+    let errors = [
+        host.get("/nope").await,
+        host.call(Method::PUT, "/students", None).await,
+        host.json(Method::POST, "/students", None, &student(1, "math"))
+            .await,
+        host.send(
+            host.client()
+                .post(host.url("/students"))
+                .bearer_auth(&alice)
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await,
+        host.json(Method::POST, "/students", Some(&alice), &json!({}))
+            .await,
+        host.get("/students/0189aaaa-0000-7000-8000-000000000000")
+            .await,
+    ];
+    let mut seen = BTreeSet::new();
+    for (reply, (status, code)) in errors.iter().zip([
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+        (401, "unauthorized"),
+        (400, "bad_request"),
+        (400, "bad_request"),
+        (404, "not_found"),
+    ]) {
+        reply.expect_error(status, code);
+        assert!(
+            seen.insert(reply.request_id().unwrap().to_owned()),
+            "a request id was reused: {reply}"
+        );
+    }
+
+    // A valid client id is used as is, on errors and successes, and logged.
+    let sent = host
+        .send(
+            host.client()
+                .get(host.url("/nope"))
+                .header("x-request-id", "client-req_42"),
+        )
+        .await;
+    sent.expect_error(404, "not_found");
+    assert_eq!(sent.request_id(), Some("client-req_42"));
+    let ok = host
+        .send(
+            host.client()
+                .get(host.url("/students"))
+                .header("x-request-id", "client-req_43"),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok}");
+    assert_eq!(ok.request_id(), Some("client-req_43"));
+    let line = host
+        .wait_for_log("for request client-req_43", |l| {
+            l["message"] == "request" && l["request_id"] == "client-req_43"
+        })
+        .await;
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["path"], "/students", "{line}");
+
+    // An id that is not safe to echo is replaced.
+    for bad in ["has spaces", &"x".repeat(129), "semi;colon"] {
+        let reply = host
+            .send(
+                host.client()
+                    .get(host.url("/nope"))
+                    .header("x-request-id", bad),
+            )
+            .await;
+        reply.expect_error(404, "not_found");
+        let id = reply.request_id().unwrap();
+        assert_ne!(id, bad);
+        assert!(
+            is_uuid(id),
+            "a replaced request id is not a fresh UUID: {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn records_survive_a_restart() {
+    let mut host = Host::start(MANIFEST);
+    let alice = host.token("alice", &[]);
+    let created = create(&host, &alice, &student(1, "math")).await;
+    let id = uid(&created).to_owned();
+
+    host.restart();
+
+    assert_eq!(
+        host.get(&format!("/students/{id}")).await.expect(200),
+        created
+    );
+    let all = host.get("/students").await.expect(200);
+    assert_eq!(all["items"], json!([created]));
+    // The signing key is kept too: a token issued before the restart still works.
+    let patched = host
+        .json(
+            Method::PATCH,
+            &format!("/students/{id}"),
+            Some(&alice),
+            &json!({ "year": 3 }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched["year"], 3);
+    assert_eq!(patched["creator_uid"], "alice");
+}
