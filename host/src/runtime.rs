@@ -155,9 +155,13 @@ impl Runtime {
         // The epoch stops a guest that spins; the timeout stops one waiting on
         // a slow host call, and the deadline stops the backend statements.
         let limit = Duration::from_millis(limit_ms);
-        match tokio::time::timeout(limit, crate::backend::with_deadline(std::time::Instant::now() + limit, work)).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout(limit_ms)),
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await;
+        // Whatever finished at the deadline (a statement stopped there, say)
+        // finished too late: the answer is a timeout either way.
+        match outcome {
+            Ok(result) if started.elapsed() < limit => result,
+            _ => Err(CallError::Timeout(limit_ms)),
         }
     }
 }

@@ -78,6 +78,11 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
         sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
             BackendError::Unavailable("the statement ran past the request's time limit".into())
         }
+        // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
+        // is the backend's trouble, not the statement's.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) => {
+            BackendError::Unavailable(db.message().to_owned())
+        }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
             BackendError::Invalid(e.to_string())

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef};
-use sqlx::types::{Json as SqlJson, Oid};
+use sqlx::postgres::types::Oid;
+use sqlx::types::Json as SqlJson;
 use sqlx::{AssertSqlSafe, Column, PgPool, Postgres as Pg, Row, TypeInfo, ValueRef};
 use tokio::sync::Mutex;
 
