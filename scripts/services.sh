@@ -40,13 +40,16 @@ start_postgres() {
         chown postgres "$data"
         as=(runuser -u postgres --)
     fi
-    "${as[@]}" "$bin/initdb" -D "$data/cluster" -A trust -U postgres >"$SERVICES_DIR/initdb.log" 2>&1 \
+    # Password logins over TCP, as on RDS: the tests rely on a wrong password being refused.
+    echo postgres >"$data/pwfile"
+    "${as[@]}" "$bin/initdb" -D "$data/cluster" -U postgres --pwfile="$data/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 >"$SERVICES_DIR/initdb.log" 2>&1 \
         || die "initdb failed: $(tail -n 5 "$SERVICES_DIR/initdb.log")"
     "${as[@]}" "$bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 30 \
         -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
         || die "PostgreSQL did not start: $(tail -n 5 "$data/server.log" 2>/dev/null)"
     PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$data/cluster" -m fast -w stop)
-    export CORRAL_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    export CORRAL_TEST_PG_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
     echo "PostgreSQL on 127.0.0.1:$port" >&2
 }
 

@@ -206,12 +206,17 @@ pub enum QueueSpec {
 }
 
 impl BackendsSpec {
-    /// Reads a backends file: the same keys as the manifest's `[backends]` table.
+    /// Reads a backends file: a `[backends]` table written as in a manifest.
     pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            backends: BackendsSpec,
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-        let spec: BackendsSpec =
-            toml::from_str(&text).map_err(|e| ManifestError::Syntax { path: path.to_owned(), message: e.to_string() })?;
-        spec.resolve(&env)
+        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        file.backends.resolve(&env)
     }
 
     /// Whether any backend or secret needs an AWS configuration.

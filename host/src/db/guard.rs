@@ -54,7 +54,12 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         SqlDialect::Sqlite => &SQLiteDialect {},
         SqlDialect::Postgres => &PostgreSqlDialect {},
     };
-    let mut statements = Parser::parse_sql(d, sql).map_err(|e| GuardError::Syntax(e.to_string()))?;
+    // The statement is checked as the backend will run it: PostgreSQL gets `$n`.
+    let sql = match dialect {
+        SqlDialect::Sqlite => std::borrow::Cow::Borrowed(sql),
+        SqlDialect::Postgres => std::borrow::Cow::Owned(super::placeholders::number_placeholders(sql)),
+    };
+    let mut statements = Parser::parse_sql(d, &sql).map_err(|e| GuardError::Syntax(e.to_string()))?;
     let statement = match (statements.pop(), statements.is_empty()) {
         (Some(s), true) => s,
         (None, _) => return Err(GuardError::Syntax("no statement".into())),
@@ -184,6 +189,13 @@ mod tests {
         // A DELETE target is a table even when a WITH shares its name.
         assert_eq!(tables("WITH secrets AS (SELECT 1) DELETE FROM secrets"), ["secrets"]);
         assert_eq!(tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"), ["json_each"]);
+    }
+
+    #[test]
+    fn reads_postgres_with_either_placeholder() {
+        let t = inspect("INSERT INTO notes (body) VALUES (?)", SqlDialect::Postgres).unwrap();
+        assert_eq!(t.tables.into_iter().collect::<Vec<_>>(), ["notes"]);
+        assert!(inspect("SELECT * FROM notes WHERE id = $1", SqlDialect::Postgres).is_ok());
     }
 
     #[test]
