@@ -13,7 +13,9 @@
 //!   API calls reach PostgreSQL through the broker.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+
+mod common;
+use common::measure;
 
 use corral::app::{App, AppOptions};
 use corral::manifest::Manifest;
@@ -113,21 +115,6 @@ async fn native_cycle(pool: &PgPool) {
     sqlx::query("DELETE FROM native_students WHERE uid = $1").bind(&uid).execute(pool).await.expect("delete");
 }
 
-async fn measure<F: AsyncFnMut()>(mut f: F) -> (Duration, Duration, Duration) {
-    for _ in 0..WARMUP {
-        f().await;
-    }
-    let mut samples = Vec::with_capacity(ITERATIONS);
-    for _ in 0..ITERATIONS {
-        let start = Instant::now();
-        f().await;
-        samples.push(start.elapsed());
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.5), at(0.9), at(0.99))
-}
-
 fn main() -> anyhow::Result<()> {
     let url = std::env::var("CORRAL_TEST_PG_URL").map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned();
@@ -144,13 +131,13 @@ fn main() -> anyhow::Result<()> {
         .await?;
         let app = App::start(&manifest, &AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 }).await?;
 
-        let native = measure(async || native_cycle(&pool).await).await;
-        let corral = measure(async || corral_cycle(&app).await).await;
+        let native = measure(WARMUP, ITERATIONS, async || native_cycle(&pool).await).await;
+        let corral = measure(WARMUP, ITERATIONS, async || corral_cycle(&app).await).await;
 
         println!("create + read + update + delete on PostgreSQL, {ITERATIONS} cycles after {WARMUP} warm-up");
         println!("{:<8} {:>10} {:>10} {:>10} {:>10}", "path", "p50", "p90", "p99", "p50 ratio");
-        for (name, (p50, p90, p99)) in [("native", native), ("corral", corral)] {
-            println!("{name:<8} {p50:>10.2?} {p90:>10.2?} {p99:>10.2?} {:>9.2}x", p50.as_secs_f64() / native.0.as_secs_f64());
+        for (name, s) in [("native", &native), ("corral", &corral)] {
+            println!("{name:<8} {:>10.2?} {:>10.2?} {:>10.2?} {:>9.2}x", s.p50, s.p90, s.p99, s.p50.as_secs_f64() / native.p50.as_secs_f64());
         }
         anyhow::Ok(())
     })
