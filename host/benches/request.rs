@@ -17,6 +17,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::measure;
+
 use corral::app::{App, AppOptions};
 use corral::bindings::handler::{Request, Response};
 use corral::manifest::Manifest;
@@ -47,29 +50,6 @@ fn ping_request() -> Request {
     }
 }
 
-struct Stats {
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-    mean: Duration,
-}
-
-async fn measure<F: AsyncFnMut()>(mut f: F) -> Stats {
-    for _ in 0..WARMUP {
-        f().await;
-    }
-    let mut samples = Vec::with_capacity(ITERATIONS);
-    for _ in 0..ITERATIONS {
-        let start = Instant::now();
-        f().await;
-        samples.push(start.elapsed());
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    Stats { p50: at(0.50), p90: at(0.90), p99: at(0.99), mean }
-}
-
 fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned();
     let wasm = root.join("target/wasm32-wasip2/component/testbed.wasm");
@@ -86,21 +66,21 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let options = AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 };
-        let app = Arc::new(App::embedded(&manifest, &options).await?);
+        let app = Arc::new(App::start(&manifest, &options).await?);
         let component = app.runtime().component("testbed").expect("loaded").clone();
 
-        let native = measure(async || {
+        let native = measure(WARMUP, ITERATIONS, async || {
             black_box(native_ping(black_box(ping_request())));
         })
         .await;
-        let wasm = measure(async || {
+        let wasm = measure(WARMUP, ITERATIONS, async || {
             let r = app.runtime().handle_request(&component, ping_request(), None).await.expect("ping answers");
             assert_eq!(r.status, 200);
             black_box(r);
         })
         .await;
         let http_request = corral::request::Request { method: "GET".into(), path: "/testbed/ping".into(), ..Default::default() };
-        let full = measure(async || {
+        let full = measure(WARMUP, ITERATIONS, async || {
             let r = app.handle(http_request.clone()).await;
             assert_eq!(r.status, 200);
             black_box(r);

@@ -6,12 +6,9 @@ use std::time::Instant;
 
 use crate::auth::{DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
-use crate::cache::EmbeddedCache;
-use crate::db::{Sqlite, SqlDialect};
 use crate::error::ApiError;
 use crate::instance::Backends;
 use crate::manifest::{Access, EventSpec, Manifest};
-use crate::queue::EmbeddedQueue;
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
 use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
@@ -53,18 +50,10 @@ pub struct AppOptions {
 }
 
 impl App {
-    /// Starts the embedded backends in the data directory and loads every
-    /// component of the manifest.
-    pub async fn embedded(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
+    /// Connects the backends the manifest names and loads every component.
+    pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
-        let sqlite = Sqlite::open(&options.data_dir.join("corral.db")).await?;
-        let pool = sqlite.pool().clone();
-        let backends = Backends {
-            db: Arc::new(sqlite),
-            dialect: SqlDialect::Sqlite,
-            cache: Arc::new(EmbeddedCache::open(pool.clone()).await?),
-            queue: Arc::new(EmbeddedQueue::open(pool).await?),
-        };
+        let backends = crate::connect::connect(manifest, &options.data_dir).await?;
         let verifier = Arc::new(DevKeys::load_or_create(&options.data_dir)?);
         App::new(manifest, Arc::new(backends), verifier, options)
     }

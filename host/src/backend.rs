@@ -1,6 +1,8 @@
 //! The error every backend (database, cache, queue) reports, whatever
 //! serves it, and how it reaches a component.
 
+use std::collections::BTreeMap;
+
 use crate::bindings::GuestError;
 
 /// Why a backend call failed, in terms a component can act on.
@@ -15,6 +17,27 @@ pub enum BackendError {
     /// The backend failed or could not be reached; a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// How a store or queue name that components use becomes the name of the
+/// AWS resource behind it (a DynamoDB table, an SQS queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameMap {
+    /// Put before a name that has no explicit entry.
+    pub prefix: String,
+    /// Explicit resource names, by the name components use.
+    pub names: BTreeMap<String, String>,
+}
+
+impl NameMap {
+    /// The resource name for `name`: its explicit entry, else the prefix
+    /// followed by `name`.
+    pub fn resolve(&self, name: &str) -> String {
+        match self.names.get(name) {
+            Some(explicit) => explicit.clone(),
+            None => format!("{}{name}", self.prefix),
+        }
+    }
 }
 
 impl From<BackendError> for GuestError {

@@ -25,6 +25,8 @@ pub struct Backends {
     pub cache: Arc<dyn Cache>,
     /// The queues.
     pub queue: Arc<dyn Queue>,
+    /// SSM secrets, when the host has an AWS configuration.
+    pub secrets: Option<Arc<crate::config::Secrets>>,
 }
 
 /// Everything about a component that does not change between requests.

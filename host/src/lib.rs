@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bindings;
 pub mod cache;
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use corral::auth::DevKeys;
-use corral::manifest::Access;
+use corral::manifest::{Access, BackendsSpec};
 use corral::{App, AppOptions, Manifest};
 
 #[derive(Parser)]
@@ -20,11 +20,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serves the manifest's components over HTTP on the embedded backends.
+    /// Serves the manifest's components over HTTP.
     Serve {
         /// The manifest.
         #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
         manifest: PathBuf,
+        /// A backends file that replaces the manifest's `[backends]` table.
+        #[arg(long, env = "CORRAL_BACKENDS")]
+        backends: Option<PathBuf>,
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, env = "CORRAL_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -63,10 +66,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { manifest, listen, data_dir, artifact_dir, concurrency, log_json } => {
+        Command::Serve { manifest, backends, listen, data_dir, artifact_dir, concurrency, log_json } => {
             corral::logging::init(log_json);
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve(manifest, listen, AppOptions { data_dir, artifact_dir, concurrency }))
+            runtime.block_on(serve(manifest, backends, listen, AppOptions { data_dir, artifact_dir, concurrency }))
         }
         Command::Token { sub, groups, username, ttl, data_dir } => {
             let keys = DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
@@ -76,9 +79,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(manifest_path: PathBuf, listen: SocketAddr, options: AppOptions) -> anyhow::Result<()> {
-    let manifest = Manifest::load(&manifest_path, |k| std::env::var(k).ok())?;
-    let app = Arc::new(App::embedded(&manifest, &options).await?);
+async fn serve(manifest_path: PathBuf, backends: Option<PathBuf>, listen: SocketAddr, options: AppOptions) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut manifest = Manifest::load(&manifest_path, env)?;
+    if let Some(path) = backends {
+        manifest.backends = BackendsSpec::load(&path, env)?;
+    }
+    let app = Arc::new(App::start(&manifest, &options).await?);
     app.start_event_consumers();
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;

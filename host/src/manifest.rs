@@ -12,6 +12,8 @@ use serde::Deserialize;
 /// A manifest that parsed and passed validation.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// Which backend serves each capability.
+    pub backends: BackendsSpec,
     /// Limits that apply where a component sets none.
     pub defaults: Limits,
     /// The components, by name.
@@ -115,6 +117,146 @@ fn default_visibility() -> u32 {
     30
 }
 
+/// Which backend serves each capability. The `[backends]` table of the
+/// manifest, or a file of its own (`corral serve --backends`), so one
+/// manifest runs on the embedded backends locally and on AWS when deployed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsSpec {
+    /// The database.
+    #[serde(default)]
+    pub db: DbSpec,
+    /// The cache stores.
+    #[serde(default)]
+    pub cache: CacheSpec,
+    /// The queues.
+    #[serde(default)]
+    pub queue: QueueSpec,
+    /// How long an SSM secret is cached, in seconds (default 300).
+    #[serde(default = "default_secrets_ttl")]
+    pub secrets_ttl_seconds: u64,
+}
+
+fn default_secrets_ttl() -> u64 {
+    300
+}
+
+/// The database backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DbSpec {
+    /// SQLite in the data directory.
+    #[default]
+    Sqlite,
+    /// PostgreSQL.
+    Postgres {
+        /// `postgres://user[:password]@host:port/db?sslmode=...`.
+        url: String,
+        /// Log in with an RDS IAM auth token instead of a password.
+        #[serde(default)]
+        iam: bool,
+        /// The database's region, for IAM tokens (default: the AWS configuration's).
+        region: Option<String>,
+        /// Most pooled connections (default 8).
+        #[serde(default = "default_max_connections")]
+        max_connections: u32,
+    },
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+/// Maps a store or queue name to the AWS resource name: an entry in
+/// `names`, else `prefix` + the name (stage-specific names, as `-prod`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsNames {
+    /// Put before every name without an entry in `names`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Explicit names.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// Create missing tables or queues at start (local emulators, development).
+    #[serde(default)]
+    pub create_missing: bool,
+}
+
+/// The cache backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CacheSpec {
+    /// A table in the embedded SQLite database.
+    #[default]
+    Embedded,
+    /// One DynamoDB table per store.
+    Dynamodb(AwsNames),
+}
+
+/// The queue backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum QueueSpec {
+    /// A table in the embedded SQLite database.
+    #[default]
+    Embedded,
+    /// One SQS queue per queue name.
+    Sqs(AwsNames),
+}
+
+impl BackendsSpec {
+    /// Reads a backends file: a `[backends]` table written as in a manifest.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            backends: BackendsSpec,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        file.backends.resolve(&env)
+    }
+
+    /// Whether any backend or secret needs an AWS configuration.
+    pub fn uses_aws(&self) -> bool {
+        matches!(self.db, DbSpec::Postgres { iam: true, .. })
+            || matches!(self.cache, CacheSpec::Dynamodb(_))
+            || matches!(self.queue, QueueSpec::Sqs(_))
+    }
+
+    /// Resolves `${env:NAME}` in the values that may hold deployment details.
+    fn resolve(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+        let fix = |what: &str, v: &mut String| -> Result<(), ManifestError> {
+            *v = resolve_env(v, env).map_err(|m| invalid(format!("backends: {what}: {m}")))?;
+            Ok(())
+        };
+        if let DbSpec::Postgres { url, region, max_connections, .. } = &mut self.db {
+            fix("db url", url)?;
+            if let Some(r) = region {
+                fix("db region", r)?;
+            }
+            if *max_connections == 0 {
+                return Err(invalid("backends: db max_connections must be at least 1".into()));
+            }
+        }
+        for names in [
+            match &mut self.cache { CacheSpec::Dynamodb(n) => Some(n), CacheSpec::Embedded => None },
+            match &mut self.queue { QueueSpec::Sqs(n) => Some(n), QueueSpec::Embedded => None },
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix("prefix", &mut names.prefix)?;
+            for v in names.names.values_mut() {
+                fix("names", v)?;
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// A manifest that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -142,6 +284,8 @@ pub enum ManifestError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
+    #[serde(default)]
+    backends: BackendsSpec,
     #[serde(default)]
     defaults: RawLimits,
     #[serde(default)]
@@ -244,7 +388,8 @@ impl Manifest {
             let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
             components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events: c.events, limits });
         }
-        Ok(Manifest { defaults, components })
+        let backends = raw.backends.resolve(&env)?;
+        Ok(Manifest { backends, defaults, components })
     }
 
     /// The largest memory cap of any component, in bytes.
@@ -388,6 +533,29 @@ mod tests {
         assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
         assert_eq!(c.routes[0].access, Access::Public);
         assert!(c.grants.tables.contains("students"));
+    }
+
+    #[test]
+    fn reads_backends() {
+        let m = parse(
+            r#"
+            [backends.db]
+            kind = "postgres"
+            url = "postgres://app@${env:HOME_DIR}:5432/db"
+            iam = true
+            [backends.cache]
+            kind = "dynamodb"
+            prefix = "corral-"
+            names = { users = "alma-users-prod" }
+            "#,
+        )
+        .unwrap();
+        assert!(m.backends.uses_aws());
+        assert!(matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db"));
+        assert!(matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod"));
+        assert_eq!(m.backends.queue, QueueSpec::Embedded);
+        assert!(parse("[backends.db]\nkind = 'mysql'").is_err());
+        assert!(!parse("").unwrap().backends.uses_aws());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Named key-value stores with expiry, for components (DynamoDB on AWS).
 
+mod dynamodb;
 mod embedded;
 mod host;
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use dynamodb::DynamoCache;
 pub use embedded::EmbeddedCache;
 
 use crate::backend::BackendError;

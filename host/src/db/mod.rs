@@ -4,6 +4,9 @@
 
 mod guard;
 mod host;
+pub mod iam;
+mod placeholders;
+mod postgres;
 pub mod records;
 mod sqlite;
 
@@ -13,6 +16,7 @@ pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
 pub use records::{Filter, Stamp, StoredRecord};
+pub use postgres::{Postgres, PostgresOptions};
 pub use sqlite::Sqlite;
 
 /// A database backend.
@@ -62,3 +66,27 @@ pub trait Transaction: Send {
 
 /// What a component's `transaction` resource holds.
 pub struct TransactionHandle(pub Box<dyn Transaction>);
+
+/// Sorts sqlx errors into what a component can act on: constraint
+/// violations are conflicts, other database errors are the statement's
+/// fault, the rest (pool, I/O, TLS) are the backend's.
+pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
+        // Stopped at the request's deadline: SQLite's progress handler
+        // interrupts, PostgreSQL cancels (57014, query_canceled).
+        sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
+            BackendError::Unavailable("the statement ran past the request's time limit".into())
+        }
+        // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
+        // is the backend's trouble, not the statement's.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) => {
+            BackendError::Unavailable(db.message().to_owned())
+        }
+        sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
+            BackendError::Invalid(e.to_string())
+        }
+        _ => BackendError::Unavailable(e.to_string()),
+    }
+}

@@ -2,10 +2,12 @@
 
 mod embedded;
 mod host;
+mod sqs;
 
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedQueue;
+pub use sqs::SqsQueue;
 
 use crate::backend::BackendError;
 

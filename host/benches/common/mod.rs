@@ -1,0 +1,31 @@
+//! Timing shared by the benchmarks.
+
+// Each benchmark reads only the figures it reports.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// Latency percentiles and mean of one measured path.
+pub struct Stats {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub mean: Duration,
+}
+
+/// Runs `f` `warmup` times, then times `iterations` runs of it.
+pub async fn measure<F: AsyncFnMut()>(warmup: usize, iterations: usize, mut f: F) -> Stats {
+    for _ in 0..warmup {
+        f().await;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        f().await;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    Stats { p50: at(0.50), p90: at(0.90), p99: at(0.99), mean }
+}

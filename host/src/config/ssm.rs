@@ -1,0 +1,48 @@
+//! Secrets from SSM Parameter Store, cached for a while so a hot Lambda does
+//! not call SSM on every request.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::Client;
+use tokio::sync::Mutex;
+
+use crate::backend::BackendError;
+
+/// SSM parameters, decrypted and cached.
+pub struct Secrets {
+    client: Client,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+impl Secrets {
+    /// Secrets read through `client`, each cached for `ttl`.
+    pub fn new(client: Client, ttl: Duration) -> Secrets {
+        Secrets { client, ttl, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The decrypted value of parameter `name`.
+    pub async fn get(&self, name: &str) -> Result<String, BackendError> {
+        if let Some((at, value)) = self.cache.lock().await.get(name) {
+            if at.elapsed() < self.ttl {
+                return Ok(value.clone());
+            }
+        }
+        let out = self.client.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_parameter_not_found() {
+                BackendError::Invalid(format!("SSM parameter {name} does not exist"))
+            } else {
+                // The message names the parameter, never its value.
+                BackendError::Unavailable(format!("cannot read SSM parameter {name}: {}", e.meta().code().unwrap_or("error")))
+            }
+        })?;
+        let value = out
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| BackendError::Unavailable(format!("SSM parameter {name} has no value")))?;
+        self.cache.lock().await.insert(name.to_owned(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+}
