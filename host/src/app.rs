@@ -8,7 +8,7 @@ use crate::auth::{DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
 use crate::error::ApiError;
 use crate::instance::Backends;
-use crate::manifest::{Access, EventSpec, Manifest};
+use crate::manifest::{Access, EventSourceSpec, EventSpec, Manifest};
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
 use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
@@ -27,6 +27,15 @@ pub struct Target {
     pub groups: Vec<String>,
     /// The component's largest accepted body.
     pub max_body_bytes: usize,
+}
+
+/// An event source as an edge names it: the deployed queue or table name.
+#[derive(Debug, Clone, Copy)]
+pub enum DeployedSource<'a> {
+    /// An SQS queue (or embedded queue) name.
+    Queue(&'a str),
+    /// A DynamoDB table (or embedded store) name.
+    Table(&'a str),
 }
 
 /// The host: routes, components and the token verifier.
@@ -115,6 +124,24 @@ impl App {
         &self.runtime
     }
 
+    /// The components consuming `source`, given by its deployed name (an SQS
+    /// queue or DynamoDB table name), with the logical name they know it by.
+    pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
+        let names = |c: &Loaded| match source {
+            DeployedSource::Queue(_) => c.context.backends.queue_names.clone(),
+            DeployedSource::Table(_) => c.context.backends.table_names.clone(),
+        };
+        self.consumers
+            .iter()
+            .filter(|(component, spec)| match (&spec.source, source) {
+                (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => names(component).resolve(q) == *deployed,
+                (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
+                _ => false,
+            })
+            .map(|(component, spec)| (component.clone(), spec.source.clone()))
+            .collect()
+    }
+
     /// Starts delivering queue messages to the components that consume them
     /// (the manifest's `events`). Needs a Tokio runtime.
     pub fn start_event_consumers(&self) {
@@ -185,6 +212,7 @@ impl App {
 
     fn authenticate(&self, request: &Request, target: &Target) -> Result<Option<Arc<Identity>>, ApiError> {
         let identity = match request.header("authorization") {
+            _ if request.verified_caller.is_some() => request.verified_caller.clone().map(Arc::new),
             None => None,
             Some(value) => {
                 let token = bearer(value).ok_or_else(|| ApiError::unauthorized("the authorization header must be \"Bearer <token>\""))?;
@@ -208,6 +236,8 @@ fn finish(request: &Request, request_id: &str, started: Instant, served_by: Opti
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
     let (component, route) = served_by.unwrap_or(("-", "-"));
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    crate::metrics::record_request(component, response.status, duration_ms);
     tracing::info!(
         target: "corral::request",
         request_id,
@@ -216,7 +246,7 @@ fn finish(request: &Request, request_id: &str, started: Instant, served_by: Opti
         route,
         component,
         status = response.status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms,
         "request"
     );
     response

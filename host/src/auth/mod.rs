@@ -40,7 +40,8 @@ impl Identity {
             .find_map(|k| claims.get(*k))
             .map(|v| match v {
                 Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-                Value::String(s) => s.split([' ', ',']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                // API Gateway hands list claims over as text: "a,b" (REST) or "[a b]" (HTTP API).
+                Value::String(s) => s.trim_matches(['[', ']']).split([' ', ',']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
                 _ => Vec::new(),
             })
             .unwrap_or_default();
