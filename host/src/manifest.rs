@@ -149,6 +149,9 @@ pub struct BackendsSpec {
     /// The queues.
     #[serde(default)]
     pub queue: QueueSpec,
+    /// Who issues the bearer tokens the host checks.
+    #[serde(default)]
+    pub auth: AuthSpec,
     /// How long an SSM secret is cached, in seconds (default 300).
     #[serde(default = "default_secrets_ttl")]
     pub secrets_ttl_seconds: u64,
@@ -156,6 +159,25 @@ pub struct BackendsSpec {
 
 fn default_secrets_ttl() -> u64 {
     300
+}
+
+/// Who issues bearer tokens. (On Lambda, claims an API Gateway authorizer
+/// already checked are used as they are.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// HS256 development tokens signed with the key in the data directory (`corral token`).
+    #[default]
+    Dev,
+    /// A Cognito user pool: RS256 tokens checked against its JWKS.
+    Cognito {
+        /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID`.
+        issuer: String,
+        /// The app client ids whose tokens are accepted.
+        clients: Vec<String>,
+        /// Where the keys are (default: the issuer's `/.well-known/jwks.json`).
+        jwks_url: Option<String>,
+    },
 }
 
 /// The database backend.
@@ -256,6 +278,18 @@ impl BackendsSpec {
             }
             if *max_connections == 0 {
                 return Err(invalid("backends: db max_connections must be at least 1".into()));
+            }
+        }
+        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
+            fix("auth issuer", issuer)?;
+            for c in clients.iter_mut() {
+                fix("auth clients", c)?;
+            }
+            if let Some(url) = jwks_url {
+                fix("auth jwks_url", url)?;
+            }
+            if clients.is_empty() {
+                return Err(invalid("backends: auth clients must name at least one app client".into()));
             }
         }
         for names in [

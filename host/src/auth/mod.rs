@@ -1,9 +1,11 @@
 //! Who is calling: the host verifies bearer tokens and hands components the
 //! identity, never the token.
 
+mod cognito;
 mod dev;
 mod host;
 
+pub use cognito::CognitoVerifier;
 pub use dev::DevKeys;
 
 use serde_json::{Map, Value};
@@ -60,12 +62,16 @@ pub enum AuthError {
     /// The token is malformed, badly signed, expired or lacks a claim.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The issuer's keys could not be fetched, so no token can be checked.
+    #[error("cannot check tokens now: {0}")]
+    Unavailable(String),
 }
 
 /// Checks bearer tokens. One implementation per kind of issuer.
+#[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
     /// The identity in `token`, if the token is valid now.
-    fn verify(&self, token: &str) -> Result<Identity, AuthError>;
+    async fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
 
 /// The bearer token of an `authorization` header value, if it is one.
