@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use crate::app::App;
 
@@ -69,9 +70,13 @@ async fn handle(app: &App, event: LambdaEvent<Value>, cold_start: bool) -> Value
     let (payload, context) = event.into_parts();
     let kind = classify(&payload);
     let span = tracing::info_span!("invocation", lambda_request_id = %context.request_id, cold_start, kind = ?kind);
-    let _entered = span.enter();
+    // The span must follow the future across awaits, not stay on one thread.
+    answer(app, kind, payload, context.request_id).instrument(span).await
+}
+
+async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String) -> Value {
     match kind {
-        Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => http::handle(app, &payload, &context.request_id, kind == Kind::ApiGatewayV2).await,
+        Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => http::handle(app, &payload, &lambda_request_id, kind == Kind::ApiGatewayV2).await,
         Kind::Sqs => records::sqs(app, &payload).await,
         Kind::DynamoDbStream => records::dynamodb(app, &payload).await,
         Kind::S3 => records::s3(&payload),
