@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor};
+use sqlparser::ast::{AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
@@ -18,10 +18,31 @@ pub enum GuardError {
     /// A statement kind components may not run.
     #[error("{0} statements are not allowed")]
     Kind(String),
+    /// A function that reaches past the tables (files, settings, other
+    /// tables through a query string, the server's own state).
+    #[error("the function {0} is not allowed")]
+    Function(String),
 }
 
 /// Table-valued functions that read only their arguments.
 const PURE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_array_elements", "unnest", "generate_series"];
+
+/// Whether a function may reach what the table check cannot see: a query
+/// or table name passed as a string (`query_to_xml`), files, settings, large
+/// objects, other databases, or the server's own functions (`pg_*`). A
+/// schema-qualified call is refused too, since it can name any of these.
+fn refused_function(name: &str) -> bool {
+    let name = name.to_lowercase();
+    name.contains('.')
+        || name.starts_with("pg_")
+        || name.starts_with("lo_")
+        || name.starts_with("dblink")
+        || name.contains("to_xml")
+        || matches!(
+            name.as_str(),
+            "set_config" | "current_setting" | "nextval" | "setval" | "currval" | "load_extension" | "readfile" | "writefile" | "edit" | "fts3_tokenizer"
+        )
+}
 
 /// Schemas that are just the default schema spelled out (the name is still
 /// a real table, never a WITH result).
@@ -99,6 +120,9 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         }
     }
     let _ = statement.visit(&mut names);
+    if let Some(f) = names.functions.iter().find(|f| refused_function(f)) {
+        return Err(GuardError::Function(f.clone()));
+    }
     // A WITH at the top of a read-only query names a result in scope for the
     // whole statement, so an unqualified use of that name is not a table.
     // Nowhere else (nested WITH, a WITH before DML) is a name excused.
@@ -121,10 +145,12 @@ fn last_part(name: &ObjectName) -> String {
     name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()).unwrap_or_default()
 }
 
-/// Every relation a statement names, and whether it was schema-qualified.
+/// Every relation a statement names (and whether it was schema-qualified),
+/// and every function it calls.
 #[derive(Default)]
 struct Names {
     relations: BTreeSet<(String, bool)>,
+    functions: BTreeSet<String>,
 }
 
 impl Names {
@@ -151,6 +177,13 @@ impl Visitor for Names {
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
         self.add(relation);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            self.functions.insert(f.name.to_string().replace('"', ""));
+        }
         ControlFlow::Continue(())
     }
 }
@@ -196,6 +229,23 @@ mod tests {
         let t = inspect("INSERT INTO notes (body) VALUES (?)", SqlDialect::Postgres).unwrap();
         assert_eq!(t.tables.into_iter().collect::<Vec<_>>(), ["notes"]);
         assert!(inspect("SELECT * FROM notes WHERE id = $1", SqlDialect::Postgres).is_ok());
+    }
+
+    #[test]
+    fn refuses_functions_that_reach_past_the_tables() {
+        for sql in [
+            "SELECT query_to_xml('SELECT pw FROM secrets', true, false, '')::text",
+            "SELECT table_to_xml('secrets', true, false, '')",
+            "SELECT pg_read_file('/etc/hostname')",
+            "SELECT set_config('statement_timeout', '0', false)",
+            "SELECT pg_catalog.lower('x')",
+            "SELECT lo_import('/etc/passwd')",
+            "SELECT * FROM notes WHERE body = (SELECT current_setting('is_superuser'))",
+        ] {
+            assert!(matches!(inspect(sql, SqlDialect::Postgres), Err(GuardError::Function(_))), "{sql}");
+        }
+        assert!(matches!(inspect("SELECT load_extension('x')", SqlDialect::Sqlite), Err(GuardError::Function(_))));
+        assert!(inspect("SELECT count(*), lower(body), coalesce(n, 0) FROM notes", SqlDialect::Postgres).is_ok());
     }
 
     #[test]

@@ -19,11 +19,16 @@ use tokio::sync::Mutex;
 
 use super::iam::PasswordSource;
 use super::placeholders::number_placeholders;
+use super::records::{Condition, JsonKind};
 use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 type Query<'q> = sqlx::query::Query<'q, Pg, PgArguments>;
 
 const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
+
+/// Records are read with their document as text: `json` keeps the text as
+/// written (field order, `-0.0`), which `jsonb` would normalize.
+const SELECT_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data::text AS data";
 
 /// How to reach the database.
 pub struct PostgresOptions {
@@ -99,7 +104,7 @@ impl Postgres {
         }
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS \"{table}\" (uid TEXT PRIMARY KEY, created_at TEXT NOT NULL, \
-             last_updated_at TEXT NOT NULL, creator_uid TEXT, last_updater_uid TEXT, data JSONB NOT NULL)"
+             last_updated_at TEXT NOT NULL, creator_uid TEXT, last_updater_uid TEXT, data JSON NOT NULL)"
         );
         // Two connections creating the same table at once can collide in the
         // catalog; the second attempt then finds it.
@@ -147,18 +152,35 @@ fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<FilterParam>) 
     let mut sql = String::from("TRUE");
     let mut params = Vec::new();
     for f in filters {
-        let column = if f.is_audit_field() { f.field.clone() } else { format!("data->'{}'", f.field) };
-        if f.value.is_null() {
-            sql.push_str(&format!(" AND {column} {} NULL", f.operator()));
+        let n = first + params.len();
+        if f.is_audit_field() {
+            match f.condition() {
+                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
+                _ => {
+                    sql.push_str(&format!(" AND {} {} ${n}", f.field, f.operator()));
+                    // Audit columns are text; compare with the value as text.
+                    params.push(FilterParam::Text(f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string())));
+                }
+            }
             continue;
         }
-        sql.push_str(&format!(" AND {column} {} ${}", f.operator(), first + params.len()));
-        params.push(if f.is_audit_field() {
-            // Audit columns are text; compare with the value as text.
-            FilterParam::Text(f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string()))
-        } else {
-            FilterParam::Json(f.value.clone())
-        });
+        let value = format!("(data->'{}')::jsonb", f.field);
+        let same_kind = match f.kind() {
+            JsonKind::String => format!("jsonb_typeof({value}) = 'string'"),
+            JsonKind::Number => format!("jsonb_typeof({value}) = 'number'"),
+            JsonKind::Boolean => format!("jsonb_typeof({value}) = 'boolean'"),
+        };
+        match f.condition() {
+            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
+            Condition::Compare { operator } => {
+                sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ${n})"));
+                params.push(FilterParam::Json(f.value.clone()));
+            }
+            Condition::NotEqual => {
+                sql.push_str(&format!(" AND ({value} IS NOT NULL AND NOT ({same_kind} AND {value} = ${n}))"));
+                params.push(FilterParam::Json(f.value.clone()));
+            }
+        }
     }
     (sql, params)
 }
@@ -179,14 +201,16 @@ fn bind_filters<'q>(mut q: Query<'q>, params: Vec<FilterParam>) -> Query<'q> {
 }
 
 fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
-    let data: SqlJson<Map<String, Json>> = row.try_get("data").map_err(map_error)?;
+    let data: String = row.try_get("data").map_err(map_error)?;
+    let data: Map<String, Json> =
+        serde_json::from_str(&data).map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
     Ok(StoredRecord {
         uid: row.try_get("uid").map_err(map_error)?,
         created_at: row.try_get("created_at").map_err(map_error)?,
         last_updated_at: row.try_get("last_updated_at").map_err(map_error)?,
         creator_uid: row.try_get("creator_uid").map_err(map_error)?,
         last_updater_uid: row.try_get("last_updater_uid").map_err(map_error)?,
-        data: data.0,
+        data,
     })
 }
 
@@ -245,14 +269,14 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
 impl Database for Postgres {
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::json)");
         sqlx::query(AssertSqlSafe(sql))
             .bind(&r.uid)
             .bind(&r.created_at)
             .bind(&r.last_updated_at)
             .bind(&r.creator_uid)
             .bind(&r.last_updater_uid)
-            .bind(SqlJson(&r.data))
+            .bind(Json::Object(r.data.clone()).to_string())
             .execute(pool)
             .await
             .map_err(map_error)?;
@@ -261,7 +285,7 @@ impl Database for Postgres {
 
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = $1");
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(uid).fetch_optional(pool).await.map_err(map_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
@@ -270,17 +294,17 @@ impl Database for Postgres {
         let pool = self.ensure_records_table(table).await?;
         let mut tx = pool.begin().await.map_err(map_error)?;
         // The row lock keeps a concurrent update from interleaving with this read-modify-write.
-        let select = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = $1 FOR UPDATE");
+        let select = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1 FOR UPDATE");
         let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(uid).fetch_optional(&mut *tx).await.map_err(map_error)? else {
             return Ok(None);
         };
         let mut record = record_from_row(&row)?;
         record.apply(changes, stamp);
-        let update = format!("UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = $3 WHERE uid = $4");
+        let update = format!("UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = $3::json WHERE uid = $4");
         sqlx::query(AssertSqlSafe(update))
             .bind(&record.last_updated_at)
             .bind(&record.last_updater_uid)
-            .bind(SqlJson(&record.data))
+            .bind(Json::Object(record.data.clone()).to_string())
             .bind(uid)
             .execute(&mut *tx)
             .await
@@ -312,7 +336,7 @@ impl Database for Postgres {
             cond.push_str(&format!(" AND uid > ${next}"));
             next += 1;
         }
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ${next}");
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ${next}");
         let mut q = bind_filters(sqlx::query(AssertSqlSafe(sql)), params);
         if let Some(after) = after {
             q = q.bind(after.to_owned());

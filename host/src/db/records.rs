@@ -93,12 +93,25 @@ fn without_audit_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
     fields
 }
 
-/// Parses a component's JSON object.
+/// Parses a component's JSON object. A string holding the NUL character is
+/// refused: PostgreSQL cannot process it, and every backend must agree.
 pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
     match serde_json::from_str(text) {
+        Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => {
+            Err(BackendError::Invalid(format!("{what} holds a string with the NUL character (\\u0000), which cannot be stored")))
+        }
         Ok(Json::Object(map)) => Ok(map),
         Ok(_) => Err(BackendError::Invalid(format!("{what} must be a JSON object"))),
         Err(e) => Err(BackendError::Invalid(format!("{what} is not valid JSON: {e}"))),
+    }
+}
+
+fn has_nul(value: &Json) -> bool {
+    match value {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -119,11 +132,11 @@ impl Filter {
         check_field(field)?;
         let value: Json = serde_json::from_str(value)
             .map_err(|e| BackendError::Invalid(format!("filter on \"{field}\": value is not valid JSON: {e}")))?;
-        if value.is_array() || value.is_object() {
-            return Err(BackendError::Invalid(format!("filter on \"{field}\": value must be a string, number, boolean or null")));
+        if value.is_array() || value.is_object() || has_nul(&value) {
+            return Err(BackendError::Invalid(format!("filter on \"{field}\": value must be a string (without NUL), number, boolean or null")));
         }
-        if value.is_null() && !matches!(comparison, Comparison::Eq | Comparison::Ne) {
-            return Err(BackendError::Invalid(format!("filter on \"{field}\": null compares only with eq or ne")));
+        if (value.is_null() || value.is_boolean()) && !matches!(comparison, Comparison::Eq | Comparison::Ne) {
+            return Err(BackendError::Invalid(format!("filter on \"{field}\": null and booleans compare only with eq or ne")));
         }
         Ok(Filter { field: field.to_owned(), comparison, value })
     }
@@ -131,6 +144,27 @@ impl Filter {
     /// Whether the field is an audit column rather than a data field.
     pub fn is_audit_field(&self) -> bool {
         AUDIT_FIELDS.contains(&self.field.as_str())
+    }
+
+    /// How the filter reads in SQL. A data field matches only values of the
+    /// filter value's JSON type (1 is not `true`, "1" is not 1), except that
+    /// `ne` matches every present value that is not equal, as JSON equality
+    /// does; so every backend answers alike.
+    pub fn condition(&self) -> Condition {
+        match (&self.value, self.comparison) {
+            (Json::Null, c) => Condition::Null { negated: c == Comparison::Ne },
+            (_, Comparison::Ne) => Condition::NotEqual,
+            _ => Condition::Compare { operator: self.operator() },
+        }
+    }
+
+    /// The JSON type of the filter value (never null: see [`Filter::condition`]).
+    pub fn kind(&self) -> JsonKind {
+        match self.value {
+            Json::Bool(_) => JsonKind::Boolean,
+            Json::Number(_) => JsonKind::Number,
+            _ => JsonKind::String,
+        }
     }
 
     /// The SQL operator.
@@ -146,6 +180,34 @@ impl Filter {
             (Comparison::Ge, _) => ">=",
         }
     }
+}
+
+/// A filter as SQL: see [`Filter::condition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The field is absent (`negated`: present).
+    Null {
+        /// `ne null`.
+        negated: bool,
+    },
+    /// The field has the value's type and compares with it by `operator`.
+    Compare {
+        /// `=`, `<`, `<=`, `>`, `>=`.
+        operator: &'static str,
+    },
+    /// The field is present and not equal to the value.
+    NotEqual,
+}
+
+/// The JSON type of a filter value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// A string.
+    String,
+    /// A number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
 }
 
 /// Field names end up inside SQL, so they are held to a strict alphabet.
@@ -201,10 +263,19 @@ mod tests {
     }
 
     #[test]
+    fn nul_characters_are_refused() {
+        assert!(parse_object(r#"{"a": "x\u0000y"}"#, "the record").is_err());
+        assert!(parse_object(r#"{"a": {"b": ["\u0000"]}}"#, "the record").is_err());
+        assert!(parse_object(r#"{"a": "fine"}"#, "the record").is_ok());
+        assert!(Filter::parse("a", Comparison::Eq, r#""\u0000""#).is_err());
+    }
+
+    #[test]
     fn filters_and_cursors_are_checked() {
         assert!(Filter::parse("name; DROP", Comparison::Eq, "1").is_err());
         assert!(Filter::parse("name", Comparison::Eq, "[1]").is_err());
         assert!(Filter::parse("name", Comparison::Lt, "null").is_err());
+        assert!(Filter::parse("active", Comparison::Gt, "true").is_err());
         assert_eq!(Filter::parse("name", Comparison::Ne, "null").unwrap().operator(), "IS NOT");
         let uid = uuid::Uuid::now_v7().to_string();
         assert_eq!(decode_cursor(&encode_cursor(&uid)).unwrap(), uid);

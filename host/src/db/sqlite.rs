@@ -11,6 +11,7 @@ use serde_json::{Map, Value as Json};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column, Row, SqlitePool, TypeInfo, ValueRef};
 
+use super::records::{Condition, JsonKind};
 use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 /// SQLite behind the [`Database`] trait.
@@ -81,20 +82,39 @@ fn where_clause(filters: &[Filter]) -> (String, Vec<Value>) {
     let mut sql = String::from("1=1");
     let mut params = Vec::new();
     for f in filters {
-        let column = if f.is_audit_field() { f.field.clone() } else { format!("json_extract(data, '$.{}')", f.field) };
         let param = match &f.value {
-            Json::Null => None,
-            Json::Bool(b) => Some(Value::Integer(*b as i64)),
-            Json::Number(n) => Some(n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)))),
-            Json::String(s) => Some(Value::Text(s.clone())),
-            Json::Array(_) | Json::Object(_) => unreachable!("Filter::parse refuses arrays and objects"),
+            Json::Bool(b) => Value::Integer(*b as i64),
+            Json::Number(n) => n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
+            Json::String(s) => Value::Text(s.clone()),
+            Json::Null | Json::Array(_) | Json::Object(_) => Value::Null,
         };
-        match param {
-            Some(p) => {
-                sql.push_str(&format!(" AND {column} {} ?", f.operator()));
-                params.push(p);
+        if f.is_audit_field() {
+            match f.condition() {
+                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
+                _ => {
+                    sql.push_str(&format!(" AND {} {} ?", f.field, f.operator()));
+                    params.push(param);
+                }
             }
-            None => sql.push_str(&format!(" AND {column} {} NULL", f.operator())),
+            continue;
+        }
+        let value = format!("json_extract(data, '$.{}')", f.field);
+        let kind = format!("json_type(data, '$.{}')", f.field);
+        let same_kind = match f.kind() {
+            JsonKind::String => format!("{kind} = 'text'"),
+            JsonKind::Number => format!("{kind} IN ('integer', 'real')"),
+            JsonKind::Boolean => format!("{kind} IN ('true', 'false')"),
+        };
+        match f.condition() {
+            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
+            Condition::Compare { operator } => {
+                sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ?)"));
+                params.push(param);
+            }
+            Condition::NotEqual => {
+                sql.push_str(&format!(" AND ({kind} IS NOT NULL AND NOT ({same_kind} AND {value} = ?))"));
+                params.push(param);
+            }
         }
     }
     (sql, params)

@@ -5,6 +5,13 @@
 //! are independent and run in parallel. Compiled components are cached in
 //! one artifact directory shared by all tests, so each component compiles
 //! once per build.
+//!
+//! A host runs on one of two backend sets ([`Backends`]): the embedded ones
+//! (SQLite, cache and queue in the data directory), or PostgreSQL, DynamoDB
+//! and SQS. For the second, every host gets a database of its own on the
+//! cluster `CORRAL_TEST_PG_URL` names and its own prefix for the DynamoDB
+//! tables and SQS queues of the emulator at `CORRAL_TEST_MOTO_URL`
+//! (`scripts/test` starts both). [`on_both_backends!`] runs a test on each.
 
 #![allow(dead_code)]
 
@@ -27,6 +34,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a manifest writes in front of a component file name; it becomes the
 /// absolute path of the built components.
 pub const WASM_PLACEHOLDER: &str = "{WASM}";
+
+/// What a test run needs for the AWS backends.
+const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
      cargo build --profile component --target wasm32-wasip2 -p crud -p testbed";
@@ -111,11 +121,173 @@ pub fn artifact_dir() -> PathBuf {
     target_dir().join("corral-test-artifacts")
 }
 
+/// The backend set a host serves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backends {
+    /// SQLite, and the cache and queue tables in it, in the data directory.
+    Embedded,
+    /// PostgreSQL (a fresh database), DynamoDB and SQS (in moto, under a
+    /// fresh name prefix).
+    Aws,
+}
+
+/// Turns each `async fn name(backends: Backends)` into a module `name`
+/// with two tests, `name::embedded` and `name::aws`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn embedded() {
+                    super::$name($crate::common::Backends::Embedded).await
+                }
+
+                #[tokio::test]
+                async fn aws() {
+                    super::$name($crate::common::Backends::Aws).await
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_backends;
+
+/// The PostgreSQL database and AWS name prefix of one host; the database is
+/// dropped with the host.
+struct AwsResources {
+    /// The superuser URL of the test cluster.
+    admin_url: String,
+    /// The host's own database.
+    database: String,
+    /// Put before every DynamoDB table and SQS queue name.
+    prefix: String,
+    /// The moto endpoint.
+    moto_url: String,
+}
+
+/// A required environment variable of the AWS-side tests.
+fn service_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!("{name} is not set: {START_SERVICES}"),
+    }
+}
+
+/// Runs `future` to completion on a runtime of its own, on a thread of its
+/// own: `Host` is synchronous, and the tests calling it already run inside
+/// a runtime.
+fn run_async<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a runtime")
+            .block_on(future)
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base
+        .find("://")
+        .unwrap_or_else(|| panic!("CORRAL_TEST_PG_URL is not a URL: {url}"))
+        + 3;
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to CORRAL_TEST_PG_URL ({e}); is the cluster up? {START_SERVICES}"
+            )
+        })
+}
+
+impl AwsResources {
+    /// A fresh database and name prefix.
+    fn create() -> AwsResources {
+        let admin_url = service_env("CORRAL_TEST_PG_URL");
+        let moto_url = service_env("CORRAL_TEST_MOTO_URL");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("t_{id}");
+        let prefix = format!("t{}-", &id[..16]);
+        let (url, name) = (admin_url.clone(), database.clone());
+        run_async(async move {
+            let mut admin = admin_connection(&url).await;
+            sqlx::Executor::execute(
+                &mut admin,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the database {name}: {e}"));
+        });
+        AwsResources {
+            admin_url,
+            database,
+            prefix,
+            moto_url,
+        }
+    }
+
+    /// The backends file for this database and prefix.
+    fn backends_file(&self) -> String {
+        let url = with_database(&self.admin_url, &self.database);
+        let prefix = &self.prefix;
+        format!(
+            "[backends.db]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
+             [backends.cache]\nkind = \"dynamodb\"\nprefix = \"{prefix}\"\ncreate_missing = true\n\n\
+             [backends.queue]\nkind = \"sqs\"\nprefix = \"{prefix}\"\ncreate_missing = true\n"
+        )
+    }
+
+    /// Drops the database. The emulator's tables and queues stay: their
+    /// names are unique, and the emulator lives only as long as the run.
+    fn remove(&self) {
+        let (url, name) = (self.admin_url.clone(), self.database.clone());
+        let dropped = run_async(async move {
+            let mut admin = admin_connection(&url).await;
+            sqlx::Executor::execute(
+                &mut admin,
+                sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")),
+            )
+            .await
+            .map(drop)
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.database);
+        }
+    }
+}
+
 /// A running `corral serve`, its directories and what it logged.
 pub struct Host {
     dir: tempfile::TempDir,
     manifest: PathBuf,
     data_dir: PathBuf,
+    backends: Backends,
+    /// The AWS-side resources of an [`Backends::Aws`] host.
+    aws: Option<AwsResources>,
+    /// `corral serve` arguments beyond the harness's own, kept for restarts.
+    extra_args: Vec<String>,
+    /// How many times `corral serve` was started on this directory.
+    starts: usize,
     base: String,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
@@ -132,6 +304,18 @@ impl Host {
 
     /// Like [`Host::start`], with extra `corral serve` arguments.
     pub fn start_with(manifest_toml: &str, extra_args: &[&str]) -> Host {
+        Host::start_on_with(Backends::Embedded, manifest_toml, extra_args)
+    }
+
+    /// Like [`Host::start`], on the given backend set. An AWS host gets a
+    /// fresh PostgreSQL database and name prefix, and the AWS settings for
+    /// moto in its environment.
+    pub fn start_on(backends: Backends, manifest_toml: &str) -> Host {
+        Host::start_on_with(backends, manifest_toml, &[])
+    }
+
+    /// Like [`Host::start_on`], with extra `corral serve` arguments.
+    pub fn start_on_with(backends: Backends, manifest_toml: &str, extra_args: &[&str]) -> Host {
         let bin = corral_bin();
         for name in component_names(manifest_toml) {
             wasm(&name);
@@ -144,6 +328,18 @@ impl Host {
         let text = manifest_toml.replace(WASM_PLACEHOLDER, &wasm_dir().display().to_string());
         std::fs::write(&manifest, text).expect("writing the manifest");
         let data_dir = dir.path().join("data");
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let aws = match backends {
+            Backends::Embedded => None,
+            Backends::Aws => {
+                let aws = AwsResources::create();
+                let file = dir.path().join("backends.toml");
+                std::fs::write(&file, aws.backends_file()).expect("writing the backends file");
+                extra_args.push("--backends".into());
+                extra_args.push(file.display().to_string());
+                Some(aws)
+            }
+        };
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             // A fresh connection per request: no reuse of a connection the
@@ -155,17 +351,23 @@ impl Host {
             dir,
             manifest,
             data_dir,
+            backends,
+            aws,
+            extra_args,
+            starts: 0,
             base: String::new(),
             child: None,
             stderr: Arc::new(Mutex::new(String::new())),
             client,
         };
-        host.spawn(&bin, extra_args);
+        host.spawn(&bin);
         host
     }
 
-    fn spawn(&mut self, bin: &Path, extra_args: &[&str]) {
-        let mut child = Command::new(bin)
+    fn spawn(&mut self, bin: &Path) {
+        self.starts += 1;
+        let mut command = Command::new(bin);
+        command
             .arg("serve")
             .arg("--manifest")
             .arg(&self.manifest)
@@ -176,8 +378,26 @@ impl Host {
             .arg("--artifact-dir")
             .arg(artifact_dir())
             .arg("--log-json")
-            .args(extra_args)
-            .env_remove("CORRAL_LOG")
+            .args(&self.extra_args)
+            .env_remove("CORRAL_LOG");
+        if let Some(aws) = &self.aws {
+            // Only the emulator's settings: nothing from the caller's AWS
+            // configuration (profiles, tokens, per-service endpoints).
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("AWS_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .env("AWS_ENDPOINT_URL", &aws.moto_url)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_CONFIG_FILE", "/dev/null")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -232,6 +452,7 @@ impl Host {
             Ok(Ok(url)) => {
                 self.base = url;
                 self.child = Some(child);
+                self.check_backends();
             }
             outcome => {
                 let _ = child.kill();
@@ -242,8 +463,47 @@ impl Host {
                     _ => format!("(no listening line within {START_TIMEOUT:?})"),
                 };
                 panic!(
-                    "corral serve did not start (exit: {status:?})\n--- manifest ---\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+                    "corral serve ({:?} backends) did not start (exit: {status:?})\n--- manifest ---\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+                    self.backends,
                     std::fs::read_to_string(&self.manifest).unwrap_or_default(),
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// Panics unless the host says it connected the backends asked for, so
+    /// that an AWS test never passes on the embedded backends.
+    fn check_backends(&self) {
+        let aws_lines = ["database: PostgreSQL", "cache: DynamoDB", "queue: SQS"];
+        // The log spans restarts: each start logs its own lines.
+        let starts = self.starts;
+        let logged = |logs: &[Value], line: &str| {
+            logs.iter().filter(|l| l["message"] == line).count() >= starts
+        };
+        match self.backends {
+            Backends::Aws => {
+                // The lines come before the listening line, but stderr is
+                // read by another thread.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !aws_lines.iter().all(|line| logged(&self.logs(), line)) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the host did not log {aws_lines:?}: it does not serve from the AWS backends\n{}",
+                        self.stderr()
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            Backends::Embedded => {
+                let logs = self.logs();
+                let wrong: Vec<&str> = aws_lines
+                    .into_iter()
+                    .filter(|line| logs.iter().any(|l| l["message"] == *line))
+                    .collect();
+                assert!(
+                    wrong.is_empty(),
+                    "an embedded host logged {wrong:?}\n{}",
                     self.stderr()
                 );
             }
@@ -258,6 +518,11 @@ impl Host {
     /// The HTTP client for this host.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The backend set it serves from.
+    pub fn backends(&self) -> Backends {
+        self.backends
     }
 
     /// The data directory (database, signing key).
@@ -351,7 +616,8 @@ impl Host {
     }
 
     /// Stops the host (it must exit cleanly on SIGTERM) and starts it again
-    /// on the same manifest and data directory; the port changes.
+    /// on the same manifest, data directory, arguments and backends (the
+    /// same PostgreSQL database and AWS names); the port changes.
     pub fn restart(&mut self) {
         let status = self.stop();
         assert!(
@@ -359,7 +625,7 @@ impl Host {
             "corral serve did not exit cleanly on SIGTERM within {STOP_TIMEOUT:?} (exit: {status:?}); stderr:\n{}",
             self.stderr()
         );
-        self.spawn(&corral_bin(), &[]);
+        self.spawn(&corral_bin());
     }
 
     /// Sends a request built from this host's client and collects the reply.
@@ -406,6 +672,9 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.stop();
+        if let Some(aws) = &self.aws {
+            aws.remove();
+        }
     }
 }
 
