@@ -1,6 +1,9 @@
 //! The `corral` command: the local server and its helpers. (The Lambda
 //! runtime uses the same `App`.)
 
+// The Lambda handler future nests deeply (runtime, tower service, instrumented span).
+#![recursion_limit = "256"]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
