@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::{DevKeys, Identity, Verifier, bearer};
+use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
 use crate::error::ApiError;
 use crate::instance::Backends;
-use crate::manifest::{Access, EventSpec, Manifest};
+use crate::manifest::{Access, AuthSpec, EventSourceSpec, EventSpec, Manifest};
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
 use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
@@ -27,6 +27,15 @@ pub struct Target {
     pub groups: Vec<String>,
     /// The component's largest accepted body.
     pub max_body_bytes: usize,
+}
+
+/// An event source as an edge names it: the deployed queue or table name.
+#[derive(Debug, Clone, Copy)]
+pub enum DeployedSource<'a> {
+    /// An SQS queue (or embedded queue) name.
+    Queue(&'a str),
+    /// A DynamoDB table (or embedded store) name.
+    Table(&'a str),
 }
 
 /// The host: routes, components and the token verifier.
@@ -54,7 +63,18 @@ impl App {
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
         let backends = crate::connect::connect(manifest, &options.data_dir).await?;
-        let verifier = Arc::new(DevKeys::load_or_create(&options.data_dir)?);
+        let verifier: Arc<dyn Verifier> = match &manifest.backends.auth {
+            AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
+            AuthSpec::Cognito { issuer, clients, jwks_url } => {
+                let verifier = CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
+                // Fetched now so the first request does not wait; a failure here
+                // is retried when a token arrives.
+                if let Err(e) = verifier.refresh().await {
+                    tracing::warn!(error = %e, "cannot fetch the user pool's keys yet");
+                }
+                Arc::new(verifier)
+            }
+        };
         App::new(manifest, Arc::new(backends), verifier, options)
     }
 
@@ -115,6 +135,24 @@ impl App {
         &self.runtime
     }
 
+    /// The components consuming `source`, given by its deployed name (an SQS
+    /// queue or DynamoDB table name), with the logical name they know it by.
+    pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
+        let names = |c: &Loaded| match source {
+            DeployedSource::Queue(_) => c.context.backends.queue_names.clone(),
+            DeployedSource::Table(_) => c.context.backends.table_names.clone(),
+        };
+        self.consumers
+            .iter()
+            .filter(|(component, spec)| match (&spec.source, source) {
+                (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => names(component).resolve(q) == *deployed,
+                (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
+                _ => false,
+            })
+            .map(|(component, spec)| (component.clone(), spec.source.clone()))
+            .collect()
+    }
+
     /// Starts delivering queue messages to the components that consume them
     /// (the manifest's `events`). Needs a Tokio runtime.
     pub fn start_event_consumers(&self) {
@@ -152,7 +190,7 @@ impl App {
         if request.body.len() > target.max_body_bytes {
             return Err(ApiError::payload_too_large(format!("the body is larger than {} bytes", target.max_body_bytes)));
         }
-        let identity = self.authenticate(request, target)?;
+        let identity = self.authenticate(request, target).await?;
         check_json(request)?;
         let wit_request = handler::Request {
             method: request.method.clone(),
@@ -183,12 +221,20 @@ impl App {
         }
     }
 
-    fn authenticate(&self, request: &Request, target: &Target) -> Result<Option<Arc<Identity>>, ApiError> {
+    async fn authenticate(&self, request: &Request, target: &Target) -> Result<Option<Arc<Identity>>, ApiError> {
         let identity = match request.header("authorization") {
+            _ if request.verified_caller.is_some() => request.verified_caller.clone().map(Arc::new),
             None => None,
             Some(value) => {
                 let token = bearer(value).ok_or_else(|| ApiError::unauthorized("the authorization header must be \"Bearer <token>\""))?;
-                Some(Arc::new(self.verifier.verify(token).map_err(|e| ApiError::unauthorized(e.to_string()))?))
+                let verified = self.verifier.verify(token).await.map_err(|e| match e {
+                    AuthError::Invalid(_) => ApiError::unauthorized(e.to_string()),
+                    AuthError::Unavailable(_) => {
+                        tracing::error!(error = %e, "cannot check tokens");
+                        ApiError::unavailable("tokens cannot be checked right now")
+                    }
+                })?;
+                Some(Arc::new(verified))
             }
         };
         if target.access == Access::Caller {
@@ -208,6 +254,8 @@ fn finish(request: &Request, request_id: &str, started: Instant, served_by: Opti
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
     let (component, route) = served_by.unwrap_or(("-", "-"));
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    crate::metrics::record_request(component, response.status, duration_ms);
     tracing::info!(
         target: "corral::request",
         request_id,
@@ -216,7 +264,7 @@ fn finish(request: &Request, request_id: &str, started: Instant, served_by: Opti
         route,
         component,
         status = response.status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms,
         "request"
     );
     response

@@ -18,7 +18,7 @@ use crate::config::{Secrets, secret_name};
 use crate::db::iam::{RDS_TOKEN_LIFETIME, RdsIamAuth, RdsTarget};
 use crate::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
 use crate::instance::Backends;
-use crate::manifest::{AwsNames, CacheSpec, DbSpec, Manifest, QueueSpec};
+use crate::manifest::{AwsNames, CacheSpec, DbSpec, EventSourceSpec, Manifest, QueueSpec};
 use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
 
 /// Connects every backend `manifest` asks for.
@@ -70,7 +70,13 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
                 let queues: BTreeSet<&str> = manifest
                     .components
                     .values()
-                    .flat_map(|c| c.grants.queues.iter().map(String::as_str).chain(c.events.iter().map(|e| e.queue.as_str())))
+                    .flat_map(|c| {
+                        let consumed = c.events.iter().filter_map(|e| match &e.source {
+                            EventSourceSpec::Queue(q) => Some(q.as_str()),
+                            EventSourceSpec::Table(_) => None,
+                        });
+                        c.grants.queues.iter().map(String::as_str).chain(consumed)
+                    })
                     .collect();
                 queue.create_missing_queues(queues).await.context("creating the queues")?;
             }
@@ -80,7 +86,15 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
     };
 
     let secrets = aws.as_ref().map(|sdk| Arc::new(Secrets::new(aws_sdk_ssm::Client::new(sdk), Duration::from_secs(spec.secrets_ttl_seconds))));
-    Ok(Backends { db, dialect, cache, queue, secrets })
+    let queue_names = match &spec.queue {
+        QueueSpec::Sqs(names) => name_map(names),
+        QueueSpec::Embedded => NameMap::default(),
+    };
+    let table_names = match &spec.cache {
+        CacheSpec::Dynamodb(names) => name_map(names),
+        CacheSpec::Embedded => NameMap::default(),
+    };
+    Ok(Backends { db, dialect, cache, queue, secrets, queue_names, table_names })
 }
 
 /// The embedded SQLite file, opened once for whichever backends use it.

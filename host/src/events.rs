@@ -8,36 +8,38 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bindings::handler::{Event, EventSource};
-use crate::manifest::EventSpec;
+use crate::manifest::{EventSourceSpec, EventSpec};
 use crate::queue::ReceivedMessage;
 use crate::runtime::{Loaded, Runtime};
 
 /// How long a consumer waits after finding its queue empty.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// Starts one consumer task per event source in the manifest.
+/// Starts one consumer task per queue a component consumes.
 pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Loaded>, EventSpec)>) {
     for (component, spec) in consumers {
-        tracing::info!(component = %component.context.name, queue = %spec.queue, "consuming queue");
-        tokio::spawn(consume(runtime.clone(), component, spec));
+        if let EventSourceSpec::Queue(queue) = &spec.source {
+            tracing::info!(component = %component.context.name, queue = %queue, "consuming queue");
+            tokio::spawn(consume(runtime.clone(), component, queue.clone(), spec));
+        }
     }
 }
 
-async fn consume(runtime: Arc<Runtime>, component: Arc<Loaded>, spec: EventSpec) {
+async fn consume(runtime: Arc<Runtime>, component: Arc<Loaded>, queue_name: String, spec: EventSpec) {
     let queue = component.context.backends.queue.clone();
     loop {
-        match queue.receive(&spec.queue, spec.batch_size, spec.visibility_seconds).await {
+        match queue.receive(&queue_name, spec.batch_size, spec.visibility_seconds).await {
             Ok(messages) if messages.is_empty() => tokio::time::sleep(IDLE_POLL).await,
-            Ok(messages) => deliver(&runtime, &component, &spec, messages).await,
+            Ok(messages) => deliver(&runtime, &component, &queue_name, messages).await,
             Err(e) => {
-                tracing::warn!(component = %component.context.name, queue = %spec.queue, error = %e, "cannot read the queue");
+                tracing::warn!(component = %component.context.name, queue = %queue_name, error = %e, "cannot read the queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-async fn deliver(runtime: &Runtime, component: &Loaded, spec: &EventSpec, messages: Vec<ReceivedMessage>) {
+async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, messages: Vec<ReceivedMessage>) {
     let started = Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
@@ -45,7 +47,7 @@ async fn deliver(runtime: &Runtime, component: &Loaded, spec: &EventSpec, messag
         .iter()
         .map(|m| Event {
             id: m.id.clone(),
-            source: EventSource::Queue(spec.queue.clone()),
+            source: EventSource::Queue(queue_name.to_owned()),
             kind: "message".into(),
             body: m.body.clone(),
             attributes: m.attributes.clone(),
@@ -60,7 +62,7 @@ async fn deliver(runtime: &Runtime, component: &Loaded, spec: &EventSpec, messag
     };
     let queue = &component.context.backends.queue;
     for m in messages.iter().filter(|m| !failed.contains(&m.id)) {
-        if let Err(e) = queue.delete(&spec.queue, &m.receipt).await {
+        if let Err(e) = queue.delete(queue_name, &m.receipt).await {
             tracing::warn!(component = name, message_id = %m.id, error = %e, "could not delete a handled message; it will be delivered again");
         }
     }
@@ -68,7 +70,7 @@ async fn deliver(runtime: &Runtime, component: &Loaded, spec: &EventSpec, messag
     tracing::info!(
         target: "corral::events",
         component = name,
-        queue = %spec.queue,
+        queue = %queue_name,
         batch_id,
         delivered = messages.len(),
         failed = failed_count,

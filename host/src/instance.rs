@@ -27,6 +27,10 @@ pub struct Backends {
     pub queue: Arc<dyn Queue>,
     /// SSM secrets, when the host has an AWS configuration.
     pub secrets: Option<Arc<crate::config::Secrets>>,
+    /// How queue names become deployed queue names (SQS); identity when embedded.
+    pub queue_names: crate::backend::NameMap,
+    /// How cache store names become deployed table names (DynamoDB); identity when embedded.
+    pub table_names: crate::backend::NameMap,
 }
 
 /// Everything about a component that does not change between requests.

@@ -95,18 +95,35 @@ pub struct RouteSpec {
 }
 
 /// An event source a component consumes through `handle-events`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpec {
-    /// The queue whose messages it handles.
-    pub queue: String,
-    /// Messages per batch (1 to 10).
-    #[serde(default = "default_batch_size")]
+    /// Where the events come from.
+    pub source: EventSourceSpec,
+    /// Messages per batch (1 to 10), for queues consumed locally.
     pub batch_size: u32,
     /// How long a delivered batch stays hidden before a failed message is
-    /// delivered again.
-    #[serde(default = "default_visibility")]
+    /// delivered again, for queues consumed locally.
     pub visibility_seconds: u32,
+}
+
+/// The logical name of what a component consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSourceSpec {
+    /// Messages sent to this queue.
+    Queue(String),
+    /// Changes to this table (a DynamoDB stream on AWS).
+    Table(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    queue: Option<String>,
+    table: Option<String>,
+    #[serde(default = "default_batch_size")]
+    batch_size: u32,
+    #[serde(default = "default_visibility")]
+    visibility_seconds: u32,
 }
 
 fn default_batch_size() -> u32 {
@@ -132,6 +149,9 @@ pub struct BackendsSpec {
     /// The queues.
     #[serde(default)]
     pub queue: QueueSpec,
+    /// Who issues the bearer tokens the host checks.
+    #[serde(default)]
+    pub auth: AuthSpec,
     /// How long an SSM secret is cached, in seconds (default 300).
     #[serde(default = "default_secrets_ttl")]
     pub secrets_ttl_seconds: u64,
@@ -139,6 +159,25 @@ pub struct BackendsSpec {
 
 fn default_secrets_ttl() -> u64 {
     300
+}
+
+/// Who issues bearer tokens. (On Lambda, claims an API Gateway authorizer
+/// already checked are used as they are.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// HS256 development tokens signed with the key in the data directory (`corral token`).
+    #[default]
+    Dev,
+    /// A Cognito user pool: RS256 tokens checked against its JWKS.
+    Cognito {
+        /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID`.
+        issuer: String,
+        /// The app client ids whose tokens are accepted.
+        clients: Vec<String>,
+        /// Where the keys are (default: the issuer's `/.well-known/jwks.json`).
+        jwks_url: Option<String>,
+    },
 }
 
 /// The database backend.
@@ -241,6 +280,18 @@ impl BackendsSpec {
                 return Err(invalid("backends: db max_connections must be at least 1".into()));
             }
         }
+        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
+            fix("auth issuer", issuer)?;
+            for c in clients.iter_mut() {
+                fix("auth clients", c)?;
+            }
+            if let Some(url) = jwks_url {
+                fix("auth jwks_url", url)?;
+            }
+            if clients.is_empty() {
+                return Err(invalid("backends: auth clients must name at least one app client".into()));
+            }
+        }
         for names in [
             match &mut self.cache { CacheSpec::Dynamodb(n) => Some(n), CacheSpec::Embedded => None },
             match &mut self.queue { QueueSpec::Sqs(n) => Some(n), QueueSpec::Embedded => None },
@@ -317,7 +368,7 @@ struct RawComponent {
     #[serde(default)]
     config: BTreeMap<String, String>,
     #[serde(default)]
-    events: Vec<EventSpec>,
+    events: Vec<RawEvent>,
     #[serde(flatten)]
     limits: RawLimits,
 }
@@ -376,17 +427,9 @@ impl Manifest {
                 .into_iter()
                 .map(|(k, v)| Ok((k.clone(), resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?)))
                 .collect::<Result<_, ManifestError>>()?;
-            for e in &c.events {
-                check_name(&e.queue, "queue").map_err(|err| invalid(format!("component \"{name}\": events: {err}")))?;
-                if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
-                    return Err(invalid(format!(
-                        "component \"{name}\": events on queue \"{}\": batch_size must be 1 to 10 and visibility_seconds 1 to 43200",
-                        e.queue
-                    )));
-                }
-            }
+            let events = c.events.into_iter().map(|e| check_event(&name, e)).collect::<Result<Vec<_>, _>>()?;
             let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
-            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events: c.events, limits });
+            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events, limits });
         }
         let backends = raw.backends.resolve(&env)?;
         Ok(Manifest { backends, defaults, components })
@@ -475,6 +518,25 @@ fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError>
         return Err(bad("a public route cannot require groups".into()));
     }
     Ok(RouteSpec { path: r.path.clone(), methods, access: r.auth, groups: r.groups })
+}
+
+fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError> {
+    let bad = |m: String| invalid(format!("component \"{component}\": events: {m}"));
+    let source = match (e.queue, e.table) {
+        (Some(q), None) => {
+            check_name(&q, "queue").map_err(|err| bad(err.to_string()))?;
+            EventSourceSpec::Queue(q)
+        }
+        (None, Some(t)) => {
+            check_name(&t, "table").map_err(|err| bad(err.to_string()))?;
+            EventSourceSpec::Table(t)
+        }
+        _ => return Err(bad("each entry names exactly one of queue or table".into())),
+    };
+    if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
+        return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
+    }
+    Ok(EventSpec { source, batch_size: e.batch_size, visibility_seconds: e.visibility_seconds })
 }
 
 fn normalize_mount(mount: &str) -> Option<String> {
@@ -570,6 +632,7 @@ mod tests {
             ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']", "start with '/'"),
             ("[defaults]\nmemory_mb=0", "memory_mb"),
             ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11", "batch_size"),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'", "exactly one"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

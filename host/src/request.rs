@@ -18,6 +18,9 @@ pub struct Request {
     pub body: Bytes,
     /// The id from the edge (a Lambda request id), if it has one.
     pub request_id: Option<String>,
+    /// A caller the platform already verified (the claims of an API Gateway
+    /// authorizer). Only the Lambda edge sets it; the local server never does.
+    pub verified_caller: Option<crate::auth::Identity>,
 }
 
 impl Request {

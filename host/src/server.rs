@@ -31,6 +31,7 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
         headers,
         body: Default::default(),
         request_id: None,
+        verified_caller: None,
     };
     let limit = app.max_body_bytes();
     match axum::body::to_bytes(body, limit).await {

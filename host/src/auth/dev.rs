@@ -69,8 +69,9 @@ fn sign(secret: &[u8], claims: &Value) -> String {
         .expect("HS256 signing cannot fail")
 }
 
+#[async_trait::async_trait]
 impl Verifier for DevKeys {
-    fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(&self.secret), &self.validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         Identity::from_claims(data.claims)
@@ -93,20 +94,20 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn issued_tokens_verify_and_others_do_not() {
+    #[tokio::test]
+    async fn issued_tokens_verify_and_others_do_not() {
         let keys = DevKeys::from_secret(b"k1".to_vec());
         let token = keys.issue("alice", Some("Alice"), &["advisors".into()], 60);
-        let id = keys.verify(&token).unwrap();
+        let id = keys.verify(&token).await.unwrap();
         assert_eq!(id.subject, "alice");
         assert_eq!(id.username.as_deref(), Some("Alice"));
         assert!(id.in_group("advisors"));
-        assert!(DevKeys::from_secret(b"k2".to_vec()).verify(&token).is_err());
-        assert!(keys.verify("not.a.token").is_err());
+        assert!(DevKeys::from_secret(b"k2".to_vec()).verify(&token).await.is_err());
+        assert!(keys.verify("not.a.token").await.is_err());
         let past = chrono::Utc::now().timestamp() - 100;
         let expired = sign(b"k1", &json!({"sub": "bob", "iss": ISSUER, "exp": past}));
-        assert!(matches!(keys.verify(&expired), Err(AuthError::Invalid(_))));
+        assert!(matches!(keys.verify(&expired).await, Err(AuthError::Invalid(_))));
         let no_issuer = sign(b"k1", &json!({"sub": "bob", "exp": past + 1000}));
-        assert!(keys.verify(&no_issuer).is_err());
+        assert!(keys.verify(&no_issuer).await.is_err());
     }
 }

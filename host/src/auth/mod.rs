@@ -1,9 +1,11 @@
 //! Who is calling: the host verifies bearer tokens and hands components the
 //! identity, never the token.
 
+mod cognito;
 mod dev;
 mod host;
 
+pub use cognito::CognitoVerifier;
 pub use dev::DevKeys;
 
 use serde_json::{Map, Value};
@@ -40,7 +42,8 @@ impl Identity {
             .find_map(|k| claims.get(*k))
             .map(|v| match v {
                 Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-                Value::String(s) => s.split([' ', ',']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                // API Gateway hands list claims over as text: "a,b" (REST) or "[a b]" (HTTP API).
+                Value::String(s) => s.trim_matches(['[', ']']).split([' ', ',']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
                 _ => Vec::new(),
             })
             .unwrap_or_default();
@@ -59,12 +62,16 @@ pub enum AuthError {
     /// The token is malformed, badly signed, expired or lacks a claim.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The issuer's keys could not be fetched, so no token can be checked.
+    #[error("cannot check tokens now: {0}")]
+    Unavailable(String),
 }
 
 /// Checks bearer tokens. One implementation per kind of issuer.
+#[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
     /// The identity in `token`, if the token is valid now.
-    fn verify(&self, token: &str) -> Result<Identity, AuthError>;
+    async fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
 
 /// The bearer token of an `authorization` header value, if it is one.

@@ -1,0 +1,236 @@
+//! Cold start: from starting the function's process to the answer of its
+//! first invocation, under cargo-lambda's Lambda runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`), in one run. `scripts/bench`
+//! runs it; it builds the release binaries it measures first.
+//!
+//! Measured, `RUNS` times each, interleaved:
+//! - `native`: `bench/hello-lambda`, a lambda_runtime function answering
+//!   `{"hello": "world"}`.
+//! - `corral compile`: the release `corral` on the example manifest
+//!   (`corral.toml`) with an empty artifact directory: it compiles every
+//!   component before serving.
+//! - `corral cached`: the same with the compiled components already in the
+//!   artifact directory (as when they ship in the deployment package): it
+//!   deserializes them.
+//!
+//! Each run gets a fresh data directory (a new Lambda environment has an
+//! empty /tmp). The first invocation is an HTTP API request,
+//! `GET /students`, sent as soon as the process is started: the emulator
+//! holds it until the runtime asks for work, as Lambda does.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use serde_json::{Value, json};
+
+const RUNS: usize = 10;
+/// How long one cold start may take before the run is abandoned.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
+}
+
+/// `CARGO_TARGET_DIR` when set (at run or build time), else `<workspace>/target`.
+fn target_dir() -> PathBuf {
+    let configured = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
+    match configured {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
+/// The release binaries, built from the current sources.
+fn build_release() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "corral", "-p", "hello-lambda"])
+        .current_dir(root())
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "cargo build --release -p corral -p hello-lambda failed");
+    let release = target_dir().join("release");
+    Ok((release.join("corral"), release.join("hello-lambda")))
+}
+
+/// The example manifest, its component paths made absolute for this target directory.
+fn example_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(root().join("corral.toml")).context("reading corral.toml")?;
+    let components = target_dir().join("wasm32-wasip2/component");
+    let text = text.replace("\"target/wasm32-wasip2/component/", &format!("\"{}/", components.display()));
+    for line in text.lines().filter(|l| l.trim_start().starts_with("wasm")) {
+        let path = line.split('"').nth(1).context("a wasm line without a quoted path")?;
+        ensure!(Path::new(path).is_file(), "{path} is missing: run scripts/bench (it builds the components)");
+    }
+    let path = dir.join("corral.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child in its own process group, killed (group and all) on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).stderr(Stdio::null()).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// cargo-lambda's runtime API emulator on a free port.
+fn start_emulator() -> anyhow::Result<(Process, u16)> {
+    let port = free_port()?;
+    let child = Command::new("cargo-lambda")
+        .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .current_dir(root())
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run cargo-lambda; install it with `python3 -m pip install --no-deps cargo-lambda` (scripts/bench does)")?;
+    let mut emulator = Process(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = emulator.0.try_wait()? {
+            bail!("the emulator exited: {status}");
+        }
+        ensure!(Instant::now() < deadline, "the emulator did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((emulator, port))
+}
+
+/// What one kind of function is started with, and what it must answer.
+struct Variant {
+    name: &'static str,
+    bin: PathBuf,
+    /// A fixed artifact directory (kept warm), or none for a fresh empty one per run.
+    artifacts: Option<PathBuf>,
+    expect: fn(&Value) -> bool,
+}
+
+fn http_api_get_students() -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "GET /students",
+        "rawPath": "/students",
+        "rawQueryString": "",
+        "headers": { "accept": "application/json", "host": "bench.execute-api.us-east-1.amazonaws.com" },
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "bench", "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "http": { "method": "GET", "path": "/students", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench" },
+            "requestId": "bench", "routeKey": "GET /students", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+        },
+        "isBase64Encoded": false
+    })
+}
+
+/// Starts `variant` and times process start to the first answered invocation.
+async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, variant: &Variant, event: &Value) -> anyhow::Result<Duration> {
+    let scratch = tempfile::tempdir()?;
+    let artifacts = variant.artifacts.clone().unwrap_or_else(|| scratch.path().join("artifacts"));
+    let mut command = Command::new(&variant.bin);
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("CORRAL_MANIFEST", manifest)
+        .env("CORRAL_DATA_DIR", scratch.path().join("data"))
+        .env("CORRAL_ARTIFACT_DIR", &artifacts)
+        .env_remove("CORRAL_BACKENDS")
+        .env_remove("CORRAL_LOG")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
+    let answer = client.post(format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations")).json(event).send().await;
+    let elapsed = started.elapsed();
+    let answer = match answer {
+        Ok(response) => response.json::<Value>().await.context("the answer is not JSON")?,
+        Err(e) => {
+            let _ = function.0.kill();
+            let mut log = String::new();
+            if let Some(stderr) = function.0.stderr.take() {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok).take(40) {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+            bail!("{}: no answer ({e}); it logged:\n{log}", variant.name);
+        }
+    };
+    ensure!((variant.expect)(&answer), "{}: unexpected answer {answer}", variant.name);
+    drop(function);
+    Ok(elapsed)
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    let n = samples.len();
+    if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2 }
+}
+
+fn main() -> anyhow::Result<()> {
+    let (corral, hello) = build_release()?;
+    let dir = tempfile::tempdir()?;
+    let manifest = example_manifest(dir.path())?;
+    let warm_artifacts = dir.path().join("artifacts");
+    let (_emulator, port) = start_emulator()?;
+    let event = http_api_get_students();
+
+    let corral_ok: fn(&Value) -> bool = |a| a["statusCode"] == 200;
+    let variants = [
+        Variant { name: "native", bin: hello, artifacts: None, expect: |a| *a == json!({ "hello": "world" }) },
+        Variant { name: "corral compile", bin: corral.clone(), artifacts: None, expect: corral_ok },
+        Variant { name: "corral cached", bin: corral, artifacts: Some(warm_artifacts), expect: corral_ok },
+    ];
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(INVOKE_TIMEOUT).build()?;
+        // One unmeasured start of each: fills the page cache, and the warm artifact directory.
+        for variant in &variants {
+            cold_start(&client, port, &manifest, variant, &event).await?;
+        }
+        let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(RUNS); variants.len()];
+        for _ in 0..RUNS {
+            for (variant, times) in variants.iter().zip(&mut samples) {
+                times.push(cold_start(&client, port, &manifest, variant, &event).await?);
+            }
+        }
+
+        println!("cold start: process start to the answer of the first invocation (GET /students as an HTTP API event)");
+        println!("under cargo-lambda's runtime API emulator, {RUNS} runs each, release builds");
+        println!("{:<16} {:>10} {:>10} {:>10} {:>14}", "function", "median", "min", "max", "median ratio");
+        let mut medians = Vec::new();
+        for times in &mut samples {
+            medians.push(median(times));
+        }
+        for ((variant, times), m) in variants.iter().zip(&samples).zip(&medians) {
+            println!(
+                "{:<16} {:>10.1?} {:>10.1?} {:>10.1?} {:>13.1}x",
+                variant.name,
+                m,
+                times.first().expect("sorted samples"),
+                times.last().expect("sorted samples"),
+                m.as_secs_f64() / medians[0].as_secs_f64()
+            );
+        }
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,182 @@
+//! Event batches from SQS, DynamoDB streams and S3 to the components that
+//! consume them. Failures are reported per record (`batchItemFailures`), so
+//! the platform delivers again only what failed; a record no component
+//! consumes counts as failed rather than silently dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::app::{App, DeployedSource};
+use crate::bindings::handler::{Event, EventSource};
+use crate::manifest::EventSourceSpec;
+
+/// The last segment of an ARN: a queue name, or the table of a stream ARN.
+fn queue_of(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+fn table_of(stream_arn: &str) -> &str {
+    // arn:aws:dynamodb:region:account:table/NAME/stream/LABEL
+    stream_arn.split(":table/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
+}
+
+fn records(event: &Value) -> &[Value] {
+    event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+fn failures(ids: impl IntoIterator<Item = String>) -> Value {
+    json!({ "batchItemFailures": ids.into_iter().map(|id| json!({ "itemIdentifier": id })).collect::<Vec<_>>() })
+}
+
+/// Delivers `events` (grouped by deployed source) to every consumer; returns
+/// the ids that failed anywhere.
+async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTreeSet<String> {
+    let mut failed = BTreeSet::new();
+    for ((is_queue, deployed), events) in groups {
+        let source = if is_queue { DeployedSource::Queue(&deployed) } else { DeployedSource::Table(&deployed) };
+        let consumers = app.consumers_of(&source);
+        if consumers.is_empty() {
+            tracing::error!(source = ?source, records = events.len(), "no component consumes these records; they are reported as failed");
+            failed.extend(events.iter().map(|e| e.id.clone()));
+            continue;
+        }
+        for (component, logical) in consumers {
+            // Components see the logical name they were granted, not the deployed one.
+            let events: Vec<Event> = events
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.source = match &logical {
+                        EventSourceSpec::Queue(q) => EventSource::Queue(q.clone()),
+                        EventSourceSpec::Table(t) => EventSource::Table(t.clone()),
+                    };
+                    e
+                })
+                .collect();
+            let batch_id = uuid::Uuid::new_v4().to_string();
+            let name = component.context.name.clone();
+            match app.runtime().handle_events(&component, batch_id.clone(), events.clone()).await {
+                Ok(ids) => {
+                    let known: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+                    let ids: Vec<String> = ids.into_iter().filter(|id| known.contains(id.as_str())).collect();
+                    tracing::info!(component = %name, batch_id, delivered = events.len(), failed = ids.len(), "event batch");
+                    failed.extend(ids);
+                }
+                Err(e) => {
+                    tracing::error!(component = %name, batch_id, error = %e, "event batch failed; every record will be delivered again");
+                    failed.extend(events.iter().map(|e| e.id.clone()));
+                }
+            }
+        }
+    }
+    failed
+}
+
+/// An SQS batch: `batchItemFailures` lists the message ids to redeliver.
+pub async fn sqs(app: &App, event: &Value) -> Value {
+    let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
+    for record in records(event) {
+        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let queue = queue_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
+        let attributes = record
+            .get("messageAttributes")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.get("stringValue")?.as_str()?.to_owned())))
+            .collect();
+        let body = record.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
+        groups.entry((true, queue.clone())).or_default().push(Event { id, source: EventSource::Queue(queue), kind: "message".into(), body, attributes });
+    }
+    failures(deliver(app, groups).await)
+}
+
+/// A DynamoDB stream batch: each record goes to every component subscribed
+/// to its table; `batchItemFailures` names the first failed sequence number,
+/// from which the stream is read again.
+pub async fn dynamodb(app: &App, event: &Value) -> Value {
+    let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for record in records(event) {
+        let Some(sequence) = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) else {
+            tracing::warn!("a stream record without a sequence number was skipped");
+            continue;
+        };
+        let table = table_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
+        let change = json!({
+            "keys": plain(record.pointer("/dynamodb/Keys")),
+            "new_image": plain(record.pointer("/dynamodb/NewImage")),
+            "old_image": plain(record.pointer("/dynamodb/OldImage")),
+        });
+        let kind = record.get("eventName").and_then(Value::as_str).unwrap_or("MODIFY").to_owned();
+        order.push(sequence.to_owned());
+        groups.entry((false, table.clone())).or_default().push(Event {
+            id: sequence.to_owned(),
+            source: EventSource::Table(table),
+            kind,
+            body: change.to_string(),
+            attributes: Vec::new(),
+        });
+    }
+    let failed = deliver(app, groups).await;
+    failures(order.into_iter().find(|seq| failed.contains(seq)))
+}
+
+/// S3 notifications for the components bucket: logged and acknowledged.
+pub fn s3(event: &Value) -> Value {
+    for record in records(event) {
+        let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), text("/s3/object/key"));
+        tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
+    }
+    json!({ "acknowledged": records(event).len() })
+}
+
+/// A DynamoDB attribute map as plain JSON (`{"S": "x"}` becomes `"x"`).
+fn plain(image: Option<&Value>) -> Value {
+    match image.and_then(Value::as_object) {
+        Some(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<Map<_, _>>()),
+        None => Value::Null,
+    }
+}
+
+fn attribute(value: &Value) -> Value {
+    let Some((kind, inner)) = value.as_object().and_then(|m| m.iter().next()) else {
+        return Value::Null;
+    };
+    let number = |n: &Value| {
+        let text = n.as_str().unwrap_or_default();
+        text.parse::<i64>().map(Value::from).or_else(|_| text.parse::<f64>().map(Value::from)).unwrap_or_else(|_| Value::String(text.into()))
+    };
+    match kind.as_str() {
+        "S" => inner.clone(),
+        "N" => number(inner),
+        "BOOL" => inner.clone(),
+        "NULL" => Value::Null,
+        "M" => plain(Some(inner)),
+        "L" => Value::Array(inner.as_array().into_iter().flatten().map(attribute).collect()),
+        "SS" => inner.clone(),
+        "NS" => Value::Array(inner.as_array().into_iter().flatten().map(number).collect()),
+        // Binary values stay base64 text, as the stream delivers them.
+        "B" | "BS" => inner.clone(),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_arns() {
+        assert_eq!(queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"), "my-queue");
+        assert_eq!(table_of("arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"), "Example-Table");
+    }
+
+    #[test]
+    fn stream_images_become_plain_json() {
+        let image = json!({"Id": {"N": "101"}, "Message": {"S": "New item!"}, "Tags": {"L": [{"S": "a"}, {"N": "1.5"}]}, "Meta": {"M": {"ok": {"BOOL": true}, "none": {"NULL": true}}}});
+        assert_eq!(plain(Some(&image)), json!({"Id": 101, "Message": "New item!", "Tags": ["a", 1.5], "Meta": {"ok": true, "none": null}}));
+    }
+}
