@@ -8,7 +8,7 @@ use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, beare
 use crate::bindings::handler;
 use crate::error::ApiError;
 use crate::instance::Backends;
-use crate::manifest::{Access, AuthSpec, EventSourceSpec, EventSpec, Manifest};
+use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest};
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
 use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
@@ -41,6 +41,7 @@ pub enum DeployedSource<'a> {
 /// The host: routes, components and the token verifier.
 pub struct App {
     router: Router<Target>,
+    cors: Option<CorsSpec>,
     runtime: Arc<Runtime>,
     consumers: Vec<(Arc<Loaded>, EventSpec)>,
     verifier: Arc<dyn Verifier>,
@@ -114,7 +115,7 @@ impl App {
                 spec.events.iter().map(move |e| (component.clone(), e.clone()))
             })
             .collect();
-        Ok(App { router, runtime: Arc::new(runtime), consumers, verifier, max_body_bytes: manifest.max_body_bytes() })
+        Ok(App { router, cors: manifest.cors.clone(), runtime: Arc::new(runtime), consumers, verifier, max_body_bytes: manifest.max_body_bytes() })
     }
 
     /// Every route, for printing: methods, full path, component, access.
@@ -164,14 +165,35 @@ impl App {
         let started = Instant::now();
         let request_id = request_id(&request);
         let mut served_by = None;
-        let result = self.dispatch(&request, &request_id, &mut served_by).await;
-        finish(&request, &request_id, started, served_by, result)
+        let result = match self.preflight(&request) {
+            Some(answer) => answer,
+            None => self.dispatch(&request, &request_id, &mut served_by).await,
+        };
+        self.finish(&request, &request_id, started, served_by, result)
+    }
+
+    fn finish(&self, request: &Request, request_id: &str, started: Instant, served_by: Option<(&str, &str)>, result: Result<Response, ApiError>) -> Response {
+        finish_response(self.cors.as_ref(), request, request_id, started, served_by, result)
+    }
+
+    /// A browser's CORS preflight, answered by the host when `[cors]` is set.
+    fn preflight(&self, request: &Request) -> Option<Result<Response, ApiError>> {
+        let cors = self.cors.as_ref()?;
+        let origin = request.header("origin")?;
+        if request.method != "OPTIONS" || request.header("access-control-request-method").is_none() {
+            return None;
+        }
+        let methods = self.router.methods_at(&request.path);
+        if methods.is_empty() {
+            return Some(Err(ApiError::not_found(format!("no route for {}", request.path))));
+        }
+        Some(Ok(crate::cors::preflight(cors, origin, &methods)))
     }
 
     /// Answers a request the edge refused before it could be handled (a body
     /// larger than any route accepts), with the same id and log line as any other.
     pub fn refuse(&self, request: &Request, error: ApiError) -> Response {
-        finish(request, &request_id(request), Instant::now(), None, Err(error))
+        self.finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
     async fn dispatch<'a>(&'a self, request: &Request, request_id: &str, served_by: &mut Option<(&'a str, &'a str)>) -> Result<Response, ApiError> {
@@ -250,9 +272,19 @@ impl App {
 }
 
 /// The response for `result`, with its request id, and the request's log line.
-fn finish(request: &Request, request_id: &str, started: Instant, served_by: Option<(&str, &str)>, result: Result<Response, ApiError>) -> Response {
+fn finish_response(
+    cors: Option<&CorsSpec>,
+    request: &Request,
+    request_id: &str,
+    started: Instant,
+    served_by: Option<(&str, &str)>,
+    result: Result<Response, ApiError>,
+) -> Response {
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
+    if let (Some(cors), Some(origin)) = (cors, request.header("origin")) {
+        crate::cors::decorate(cors, origin, &mut response);
+    }
     let (component, route) = served_by.unwrap_or(("-", "-"));
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     crate::metrics::record_request(component, response.status, duration_ms);

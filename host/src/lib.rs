@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod cache;
 pub mod config;
 pub mod connect;
+pub mod cors;
 pub mod db;
 pub mod error;
 pub mod events;

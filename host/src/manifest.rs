@@ -16,6 +16,8 @@ pub struct Manifest {
     pub backends: BackendsSpec,
     /// Limits that apply where a component sets none.
     pub defaults: Limits,
+    /// Cross-origin access for browsers, when set.
+    pub cors: Option<CorsSpec>,
     /// The components, by name.
     pub components: BTreeMap<String, ComponentSpec>,
 }
@@ -159,6 +161,39 @@ pub struct BackendsSpec {
 
 fn default_secrets_ttl() -> u64 {
     300
+}
+
+/// Which browser origins may call the API (the `[cors]` table). The host
+/// answers preflight requests itself and adds the headers to every response.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Allowed origins (`https://app.example.com`), or `"*"` for any.
+    pub allow_origins: Vec<String>,
+    /// Request headers a browser may send (default: authorization, content-type).
+    #[serde(default = "default_cors_headers")]
+    pub allow_headers: Vec<String>,
+    /// Response headers a browser script may read (default: x-request-id).
+    #[serde(default = "default_cors_expose")]
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer (default 600 s).
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_seconds: u32,
+    /// Whether browsers may send cookies or credentials (not with `"*"`).
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+fn default_cors_headers() -> Vec<String> {
+    vec!["authorization".into(), "content-type".into()]
+}
+
+fn default_cors_expose() -> Vec<String> {
+    vec!["x-request-id".into()]
+}
+
+fn default_cors_max_age() -> u32 {
+    600
 }
 
 /// Who issues bearer tokens. (On Lambda, claims an API Gateway authorizer
@@ -337,6 +372,7 @@ pub enum ManifestError {
 struct RawManifest {
     #[serde(default)]
     backends: BackendsSpec,
+    cors: Option<CorsSpec>,
     #[serde(default)]
     defaults: RawLimits,
     #[serde(default)]
@@ -432,7 +468,15 @@ impl Manifest {
             components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events, limits });
         }
         let backends = raw.backends.resolve(&env)?;
-        Ok(Manifest { backends, defaults, components })
+        if let Some(cors) = &raw.cors {
+            if cors.allow_origins.is_empty() {
+                return Err(invalid("cors: allow_origins must name at least one origin, or \"*\"".into()));
+            }
+            if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
+                return Err(invalid("cors: allow_credentials cannot be used with the origin \"*\"".into()));
+            }
+        }
+        Ok(Manifest { backends, defaults, cors: raw.cors, components })
     }
 
     /// The largest memory cap of any component, in bytes.

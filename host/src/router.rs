@@ -14,18 +14,31 @@ pub struct Template {
 enum Segment {
     Literal(String),
     Param(String),
+    /// `{name+}` at the end: one or more segments, as API Gateway's greedy `{proxy+}`.
+    Rest(String),
 }
 
 impl Template {
-    /// Parses a template: `/`-separated literal segments and `{name}` parameters.
+    /// Parses a template: `/`-separated literal segments, `{name}` parameters,
+    /// and a greedy `{name+}` as the last segment.
     pub fn parse(text: &str) -> Result<Template, String> {
         if !text.starts_with('/') {
             return Err("must start with '/'".into());
         }
         let mut segments = Vec::new();
         let mut names = Vec::new();
-        for seg in split(text) {
-            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+        let parts = split(text);
+        for (i, &seg) in parts.iter().enumerate() {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                if i + 1 != parts.len() {
+                    return Err(format!("the greedy parameter \"{{{name}+}}\" must be the last segment"));
+                }
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || names.contains(&name) {
+                    return Err(format!("bad parameter \"{{{name}+}}\""));
+                }
+                names.push(name);
+                segments.push(Segment::Rest(name.to_owned()));
+            } else if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("bad parameter \"{{{name}}}\": use letters, digits and '_'"));
                 }
@@ -50,26 +63,41 @@ impl Template {
 
     /// The parameters when `path` matches, percent-decoded.
     fn matches(&self, path_segments: &[&str]) -> Option<Vec<(String, String)>> {
-        if path_segments.len() != self.segments.len() {
+        let greedy = matches!(self.segments.last(), Some(Segment::Rest(_)));
+        let fits = if greedy { path_segments.len() >= self.segments.len() } else { path_segments.len() == self.segments.len() };
+        if !fits {
             return None;
         }
         let mut params = Vec::new();
-        for (seg, part) in self.segments.iter().zip(path_segments) {
+        for (i, seg) in self.segments.iter().enumerate() {
+            let part = path_segments[i];
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Param(name) => {
-                    let value = percent_decode_str(part).decode_utf8().ok()?;
-                    params.push((name.clone(), value.into_owned()));
+                Segment::Param(name) => params.push((name.clone(), percent_decode_str(part).decode_utf8().ok()?.into_owned())),
+                Segment::Rest(name) => {
+                    let rest = path_segments[i..]
+                        .iter()
+                        .map(|p| percent_decode_str(p).decode_utf8().ok().map(|v| v.into_owned()))
+                        .collect::<Option<Vec<_>>>()?;
+                    params.push((name.clone(), rest.join("/")));
                 }
             }
         }
         Some(params)
     }
 
-    /// More literal segments win over parameters, earlier segments first.
-    fn specificity(&self) -> Vec<bool> {
-        self.segments.iter().map(|s| matches!(s, Segment::Literal(_))).collect()
+    /// Literal segments win over parameters, and parameters over a greedy
+    /// tail, earlier segments first.
+    fn specificity(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => 2,
+                Segment::Param(_) => 1,
+                Segment::Rest(_) => 0,
+            })
+            .collect()
     }
 }
 
@@ -116,7 +144,7 @@ impl<T> Router<T> {
                 let same_shape = a.template.segments.len() == b.template.segments.len()
                     && a.template.segments.iter().zip(&b.template.segments).all(|(x, y)| match (x, y) {
                         (Segment::Literal(p), Segment::Literal(q)) => p == q,
-                        (Segment::Param(_), Segment::Param(_)) => true,
+                        (Segment::Param(_), Segment::Param(_)) | (Segment::Rest(_), Segment::Rest(_)) => true,
                         _ => false,
                     });
                 if let Some(m) = a.methods.iter().find(|m| b.methods.contains(m)).filter(|_| same_shape) {
@@ -131,6 +159,16 @@ impl<T> Router<T> {
     /// Every route, most specific first.
     pub fn routes(&self) -> &[Route<T>] {
         &self.routes
+    }
+
+    /// Every method some route serves at `path`, sorted.
+    pub fn methods_at(&self, path: &str) -> Vec<String> {
+        let segments = split(path);
+        let mut methods: Vec<String> =
+            self.routes.iter().filter(|r| r.template.matches(&segments).is_some()).flat_map(|r| r.methods.iter().cloned()).collect();
+        methods.sort();
+        methods.dedup();
+        methods
     }
 
     /// Finds the route for `method` and `path` (the path without its query).
@@ -188,6 +226,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(r.find("GET", "/"), Match::Found(Route { target: 4, .. }, _)));
+    }
+
+    #[test]
+    fn a_greedy_tail_takes_the_rest_of_the_path_last() {
+        let r = Router::new(vec![route("/files/{path+}", &["GET"], 1), route("/files/{id}", &["GET"], 2), route("/{proxy+}", &["GET"], 3)]).unwrap();
+        match r.find("GET", "/files/a/b%20c/d") {
+            Match::Found(route, params) => assert_eq!((route.target, params), (1, vec![("path".to_string(), "a/b c/d".to_string())])),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r.find("GET", "/files/one"), Match::Found(Route { target: 2, .. }, _)));
+        assert!(matches!(r.find("GET", "/anything/else"), Match::Found(Route { target: 3, .. }, _)));
+        assert!(matches!(r.find("GET", "/"), Match::NotFound));
+        assert!(Template::parse("/a/{rest+}/b").is_err());
     }
 
     #[test]

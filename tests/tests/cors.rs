@@ -1,0 +1,92 @@
+//! Browser access from the manifest's `[cors]` table, and greedy `{name+}`
+//! routes, through the real binary over HTTP.
+
+mod common;
+
+use common::Host;
+use reqwest::Method;
+
+const MANIFEST: &str = r#"
+[cors]
+allow_origins = ["https://app.example"]
+
+[components.testbed]
+wasm = "{WASM}/testbed.wasm"
+
+[[components.testbed.routes]]
+path = "/testbed/{action}"
+methods = ["GET", "POST"]
+auth = "caller"
+
+[[components.testbed.routes]]
+path = "/deep/{action+}"
+methods = ["GET"]
+auth = "public"
+"#;
+
+#[tokio::test]
+async fn preflights_are_answered_by_the_host_without_a_token() {
+    let host = Host::start(MANIFEST);
+    let reply = host
+        .send(
+            host.client()
+                .request(Method::OPTIONS, host.url("/testbed/echo"))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "authorization, content-type"),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{reply}");
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(reply.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
+    assert_eq!(reply.header("access-control-allow-headers"), Some("authorization, content-type"));
+    assert_eq!(reply.header("access-control-max-age"), Some("600"));
+
+    // Another origin gets no grant; an unknown path is a 404.
+    let other = host
+        .send(
+            host.client()
+                .request(Method::OPTIONS, host.url("/testbed/echo"))
+                .header("origin", "https://evil.example")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let missing = host
+        .send(host.client().request(Method::OPTIONS, host.url("/nope")).header("origin", "https://app.example").header("access-control-request-method", "GET"))
+        .await;
+    missing.expect_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
+    let host = Host::start(MANIFEST);
+    let token = host.token("alice", &[]);
+    let reply = host
+        .send(host.client().get(host.url("/testbed/whoami")).bearer_auth(&token).header("origin", "https://app.example"))
+        .await;
+    assert_eq!(reply.status, 200, "{reply}");
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(reply.header("access-control-expose-headers"), Some("x-request-id"));
+    assert_eq!(reply.header("vary"), Some("origin"));
+    // Errors too, so a browser script can read them.
+    let denied = host.send(host.client().get(host.url("/testbed/whoami")).header("origin", "https://app.example")).await;
+    denied.expect_error(401, "unauthorized");
+    assert_eq!(denied.header("access-control-allow-origin"), Some("https://app.example"));
+    // No origin, no CORS headers.
+    let plain = host.send(host.client().get(host.url("/testbed/whoami")).bearer_auth(&token)).await;
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn a_greedy_route_passes_the_rest_of_the_path() {
+    let host = Host::start(MANIFEST);
+    let reply = host.send(host.client().get(host.url("/deep/echo"))).await;
+    assert_eq!(reply.status, 200, "{reply}");
+    assert_eq!(reply.json()["params"]["action"], "echo");
+    assert_eq!(reply.json()["route"], "/deep/{action+}");
+    // Several segments, decoded, land in one parameter.
+    let deeper = host.send(host.client().get(host.url("/deep/a/b%20c/d"))).await;
+    let message = deeper.expect_error(404, "not_found");
+    assert!(message.contains("a/b c/d"), "{message}");
+}
