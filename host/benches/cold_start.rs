@@ -33,12 +33,17 @@ const RUNS: usize = 10;
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_owned()
 }
 
 /// `CARGO_TARGET_DIR` when set (at run or build time), else `<workspace>/target`.
 fn target_dir() -> PathBuf {
-    let configured = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
+    let configured = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
     match configured {
         Some(dir) if dir.is_absolute() => dir,
         Some(dir) => root().join(dir),
@@ -54,19 +59,32 @@ fn build_release() -> anyhow::Result<(PathBuf, PathBuf)> {
         .current_dir(root())
         .status()
         .context("running cargo build")?;
-    ensure!(status.success(), "cargo build --release -p corral -p hello-lambda failed");
+    ensure!(
+        status.success(),
+        "cargo build --release -p corral -p hello-lambda failed"
+    );
     let release = target_dir().join("release");
     Ok((release.join("corral"), release.join("hello-lambda")))
 }
 
 /// The example manifest, its component paths made absolute for this target directory.
 fn example_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
-    let text = std::fs::read_to_string(root().join("corral.toml")).context("reading corral.toml")?;
+    let text =
+        std::fs::read_to_string(root().join("corral.toml")).context("reading corral.toml")?;
     let components = target_dir().join("wasm32-wasip2/component");
-    let text = text.replace("\"target/wasm32-wasip2/component/", &format!("\"{}/", components.display()));
+    let text = text.replace(
+        "\"target/wasm32-wasip2/component/",
+        &format!("\"{}/", components.display()),
+    );
     for line in text.lines().filter(|l| l.trim_start().starts_with("wasm")) {
-        let path = line.split('"').nth(1).context("a wasm line without a quoted path")?;
-        ensure!(Path::new(path).is_file(), "{path} is missing: run scripts/bench (it builds the components)");
+        let path = line
+            .split('"')
+            .nth(1)
+            .context("a wasm line without a quoted path")?;
+        ensure!(
+            Path::new(path).is_file(),
+            "{path} is missing: run scripts/bench (it builds the components)"
+        );
     }
     let path = dir.join("corral.toml");
     std::fs::write(&path, text)?;
@@ -82,7 +100,10 @@ struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -106,7 +127,10 @@ fn start_emulator() -> anyhow::Result<(Process, u16)> {
         if let Some(status) = emulator.0.try_wait()? {
             bail!("the emulator exited: {status}");
         }
-        ensure!(Instant::now() < deadline, "the emulator did not listen on port {port}");
+        ensure!(
+            Instant::now() < deadline,
+            "the emulator did not listen on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((emulator, port))
@@ -138,12 +162,24 @@ fn http_api_get_students() -> Value {
 }
 
 /// Starts `variant` and times process start to the first answered invocation.
-async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, variant: &Variant, event: &Value) -> anyhow::Result<Duration> {
+async fn cold_start(
+    client: &reqwest::Client,
+    port: u16,
+    manifest: &Path,
+    variant: &Variant,
+    event: &Value,
+) -> anyhow::Result<Duration> {
     let scratch = tempfile::tempdir()?;
-    let artifacts = variant.artifacts.clone().unwrap_or_else(|| scratch.path().join("artifacts"));
+    let artifacts = variant
+        .artifacts
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("artifacts"));
     let mut command = Command::new(&variant.bin);
     command
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
@@ -157,16 +193,33 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
-    let answer = client.post(format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations")).json(event).send().await;
+    let mut function = Process(
+        command
+            .spawn()
+            .with_context(|| format!("running {}", variant.bin.display()))?,
+    );
+    let answer = client
+        .post(format!(
+            "http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"
+        ))
+        .json(event)
+        .send()
+        .await;
     let elapsed = started.elapsed();
     let answer = match answer {
-        Ok(response) => response.json::<Value>().await.context("the answer is not JSON")?,
+        Ok(response) => response
+            .json::<Value>()
+            .await
+            .context("the answer is not JSON")?,
         Err(e) => {
             let _ = function.0.kill();
             let mut log = String::new();
             if let Some(stderr) = function.0.stderr.take() {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok).take(40) {
+                for line in BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                    .take(40)
+                {
                     log.push_str(&line);
                     log.push('\n');
                 }
@@ -174,7 +227,11 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
             bail!("{}: no answer ({e}); it logged:\n{log}", variant.name);
         }
     };
-    ensure!((variant.expect)(&answer), "{}: unexpected answer {answer}", variant.name);
+    ensure!(
+        (variant.expect)(&answer),
+        "{}: unexpected answer {answer}",
+        variant.name
+    );
     drop(function);
     Ok(elapsed)
 }
@@ -182,7 +239,11 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     let n = samples.len();
-    if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2 }
+    if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -195,12 +256,29 @@ fn main() -> anyhow::Result<()> {
 
     let corral_ok: fn(&Value) -> bool = |a| a["statusCode"] == 200;
     let variants = [
-        Variant { name: "native", bin: hello, artifacts: None, expect: |a| *a == json!({ "hello": "world" }) },
-        Variant { name: "corral compile", bin: corral.clone(), artifacts: None, expect: corral_ok },
-        Variant { name: "corral cached", bin: corral, artifacts: Some(warm_artifacts), expect: corral_ok },
+        Variant {
+            name: "native",
+            bin: hello,
+            artifacts: None,
+            expect: |a| *a == json!({ "hello": "world" }),
+        },
+        Variant {
+            name: "corral compile",
+            bin: corral.clone(),
+            artifacts: None,
+            expect: corral_ok,
+        },
+        Variant {
+            name: "corral cached",
+            bin: corral,
+            artifacts: Some(warm_artifacts),
+            expect: corral_ok,
+        },
     ];
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let client = reqwest::Client::builder().timeout(INVOKE_TIMEOUT).build()?;
         // One unmeasured start of each: fills the page cache, and the warm artifact directory.

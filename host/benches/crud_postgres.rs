@@ -29,7 +29,11 @@ const ITERATIONS: usize = 2_000;
 
 fn manifest(root: &std::path::Path, url: &str) -> anyhow::Result<Manifest> {
     let wasm = root.join("target/wasm32-wasip2/component/crud.wasm");
-    anyhow::ensure!(wasm.exists(), "{} is missing: run scripts/bench", wasm.display());
+    anyhow::ensure!(
+        wasm.exists(),
+        "{} is missing: run scripts/bench",
+        wasm.display()
+    );
     let text = format!(
         r#"
         [backends.db]
@@ -58,18 +62,36 @@ fn request(method: &str, path: &str, body: Option<&Value>) -> Request {
         method: method.into(),
         path: path.into(),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: body.map(|b| serde_json::to_vec(b).expect("serializes").into()).unwrap_or_default(),
+        body: body
+            .map(|b| serde_json::to_vec(b).expect("serializes").into())
+            .unwrap_or_default(),
         ..Default::default()
     }
 }
 
 async fn corral_cycle(app: &App) {
-    let created = app.handle(request("POST", "/students", Some(&json!({"name": "Ada", "email": "ada@example.edu"})))).await;
-    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let created = app
+        .handle(request(
+            "POST",
+            "/students",
+            Some(&json!({"name": "Ada", "email": "ada@example.edu"})),
+        ))
+        .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
     let record: Value = serde_json::from_slice(&created.body).expect("a JSON record");
     let path = format!("/students/{}", record["uid"].as_str().expect("a uid"));
     assert_eq!(app.handle(request("GET", &path, None)).await.status, 200);
-    assert_eq!(app.handle(request("PATCH", &path, Some(&json!({"major": "math"})))).await.status, 200);
+    assert_eq!(
+        app.handle(request("PATCH", &path, Some(&json!({"major": "math"}))))
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.handle(request("DELETE", &path, None)).await.status, 204);
 }
 
@@ -78,30 +100,36 @@ const COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updat
 async fn native_cycle(pool: &PgPool) {
     let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let uid = uuid::Uuid::now_v7().to_string();
-    let fields: Map<String, Value> = serde_json::from_value(json!({"name": "Ada", "email": "ada@example.edu"})).expect("an object");
+    let fields: Map<String, Value> =
+        serde_json::from_value(json!({"name": "Ada", "email": "ada@example.edu"}))
+            .expect("an object");
     let stamp = now();
-    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO native_students ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")))
-        .bind(&uid)
-        .bind(&stamp)
-        .bind(&stamp)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(Json(&fields))
-        .execute(pool)
-        .await
-        .expect("insert");
-    let row: (String, Json<Map<String, Value>>) = sqlx::query_as("SELECT uid, data FROM native_students WHERE uid = $1")
-        .bind(&uid)
-        .fetch_one(pool)
-        .await
-        .expect("read");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO native_students ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    )))
+    .bind(&uid)
+    .bind(&stamp)
+    .bind(&stamp)
+    .bind(None::<String>)
+    .bind(None::<String>)
+    .bind(Json(&fields))
+    .execute(pool)
+    .await
+    .expect("insert");
+    let row: (String, Json<Map<String, Value>>) =
+        sqlx::query_as("SELECT uid, data FROM native_students WHERE uid = $1")
+            .bind(&uid)
+            .fetch_one(pool)
+            .await
+            .expect("read");
     black_box(serde_json::to_vec(&row.1.0).expect("serializes"));
     let mut tx = pool.begin().await.expect("begin");
-    let (mut data,): (Json<Map<String, Value>>,) = sqlx::query_as("SELECT data FROM native_students WHERE uid = $1 FOR UPDATE")
-        .bind(&uid)
-        .fetch_one(&mut *tx)
-        .await
-        .expect("lock");
+    let (mut data,): (Json<Map<String, Value>>,) =
+        sqlx::query_as("SELECT data FROM native_students WHERE uid = $1 FOR UPDATE")
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("lock");
     data.0.insert("major".into(), "math".into());
     sqlx::query("UPDATE native_students SET last_updated_at = $1, last_updater_uid = $2, data = $3 WHERE uid = $4")
         .bind(now())
@@ -112,15 +140,25 @@ async fn native_cycle(pool: &PgPool) {
         .await
         .expect("update");
     tx.commit().await.expect("commit");
-    sqlx::query("DELETE FROM native_students WHERE uid = $1").bind(&uid).execute(pool).await.expect("delete");
+    sqlx::query("DELETE FROM native_students WHERE uid = $1")
+        .bind(&uid)
+        .execute(pool)
+        .await
+        .expect("delete");
 }
 
 fn main() -> anyhow::Result<()> {
-    let url = std::env::var("CORRAL_TEST_PG_URL").map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned();
+    let url = std::env::var("CORRAL_TEST_PG_URL")
+        .map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_owned();
     let manifest = manifest(&root, &url)?;
     let data = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let pool = PgPool::connect(&url).await?;
         sqlx::query(

@@ -22,7 +22,10 @@ impl ArtifactCache {
         // load: the key changes with both.
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        ArtifactCache { dir, engine_key: format!("{:016x}", h.finish()) }
+        ArtifactCache {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        }
     }
 
     /// The component for `bytes`: from the cache when present and loadable,
@@ -35,7 +38,9 @@ impl ArtifactCache {
             // with the same compatibility hash, into the host's own cache directory.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, digest)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unloadable compiled artifact"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unloadable compiled artifact")
+                }
             }
         }
         let component = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -24,26 +24,59 @@ use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
 /// Connects every backend `manifest` asks for.
 pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Backends> {
     let spec = &manifest.backends;
-    let uses_secrets = manifest.components.values().flat_map(|c| c.config.values()).any(|v| secret_name(v).is_some());
-    let aws = if spec.uses_aws() || uses_secrets { Some(aws_config::defaults(BehaviorVersion::latest()).load().await) } else { None };
-    let mut local = LocalDb { path: data_dir.join("corral.db"), pool: None };
+    let uses_secrets = manifest
+        .components
+        .values()
+        .flat_map(|c| c.config.values())
+        .any(|v| secret_name(v).is_some());
+    let aws = if spec.uses_aws() || uses_secrets {
+        Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+    } else {
+        None
+    };
+    let mut local = LocalDb {
+        path: data_dir.join("corral.db"),
+        pool: None,
+    };
 
     let (db, dialect): (Arc<dyn Database>, _) = match &spec.db {
         DbSpec::Sqlite => (Arc::new(local.sqlite().await?), SqlDialect::Sqlite),
-        DbSpec::Postgres { url, iam, region, max_connections } => {
+        DbSpec::Postgres {
+            url,
+            iam,
+            region,
+            max_connections,
+        } => {
             let mut url = url.clone();
             let password_source = if *iam {
                 let sdk = aws.as_ref().expect("IAM auth loads the AWS configuration");
                 // RDS refuses IAM logins without TLS.
                 if !url.contains("sslmode=") {
-                    url.push_str(if url.contains('?') { "&sslmode=require" } else { "?sslmode=require" });
+                    url.push_str(if url.contains('?') {
+                        "&sslmode=require"
+                    } else {
+                        "?sslmode=require"
+                    });
                 }
                 Some(Arc::new(rds_auth(&url, region.as_deref(), sdk)?) as _)
             } else {
                 None
             };
-            let statement_timeout = Duration::from_millis(manifest.components.values().map(|c| c.limits.timeout_ms).max().unwrap_or(manifest.defaults.timeout_ms));
-            let pg = Postgres::connect(PostgresOptions { url, password_source, max_connections: *max_connections, statement_timeout }).await?;
+            let statement_timeout = Duration::from_millis(
+                manifest
+                    .components
+                    .values()
+                    .map(|c| c.limits.timeout_ms)
+                    .max()
+                    .unwrap_or(manifest.defaults.timeout_ms),
+            );
+            let pg = Postgres::connect(PostgresOptions {
+                url,
+                password_source,
+                max_connections: *max_connections,
+                statement_timeout,
+            })
+            .await?;
             tracing::info!(iam = *iam, "database: PostgreSQL");
             (Arc::new(pg), SqlDialect::Postgres)
         }
@@ -52,10 +85,20 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
     let cache: Arc<dyn Cache> = match &spec.cache {
         CacheSpec::Embedded => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
         CacheSpec::Dynamodb(names) => {
-            let cache = DynamoCache::new(aws.as_ref().expect("DynamoDB loads the AWS configuration"), name_map(names));
+            let cache = DynamoCache::new(
+                aws.as_ref().expect("DynamoDB loads the AWS configuration"),
+                name_map(names),
+            );
             if names.create_missing {
-                let stores: BTreeSet<&str> = manifest.components.values().flat_map(|c| c.grants.caches.iter().map(String::as_str)).collect();
-                cache.create_missing_tables(stores).await.context("creating the cache tables")?;
+                let stores: BTreeSet<&str> = manifest
+                    .components
+                    .values()
+                    .flat_map(|c| c.grants.caches.iter().map(String::as_str))
+                    .collect();
+                cache
+                    .create_missing_tables(stores)
+                    .await
+                    .context("creating the cache tables")?;
             }
             tracing::info!("cache: DynamoDB");
             Arc::new(cache)
@@ -65,7 +108,10 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
     let queue: Arc<dyn Queue> = match &spec.queue {
         QueueSpec::Embedded => Arc::new(EmbeddedQueue::open(local.pool().await?).await?),
         QueueSpec::Sqs(names) => {
-            let queue = SqsQueue::new(aws.as_ref().expect("SQS loads the AWS configuration"), name_map(names));
+            let queue = SqsQueue::new(
+                aws.as_ref().expect("SQS loads the AWS configuration"),
+                name_map(names),
+            );
             if names.create_missing {
                 let queues: BTreeSet<&str> = manifest
                     .components
@@ -78,14 +124,22 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
                         c.grants.queues.iter().map(String::as_str).chain(consumed)
                     })
                     .collect();
-                queue.create_missing_queues(queues).await.context("creating the queues")?;
+                queue
+                    .create_missing_queues(queues)
+                    .await
+                    .context("creating the queues")?;
             }
             tracing::info!("queue: SQS");
             Arc::new(queue)
         }
     };
 
-    let secrets = aws.as_ref().map(|sdk| Arc::new(Secrets::new(aws_sdk_ssm::Client::new(sdk), Duration::from_secs(spec.secrets_ttl_seconds))));
+    let secrets = aws.as_ref().map(|sdk| {
+        Arc::new(Secrets::new(
+            aws_sdk_ssm::Client::new(sdk),
+            Duration::from_secs(spec.secrets_ttl_seconds),
+        ))
+    });
     let queue_names = match &spec.queue {
         QueueSpec::Sqs(names) => name_map(names),
         QueueSpec::Embedded => NameMap::default(),
@@ -94,7 +148,15 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         CacheSpec::Dynamodb(names) => name_map(names),
         CacheSpec::Embedded => NameMap::default(),
     };
-    Ok(Backends { db, dialect, cache, queue, secrets, queue_names, table_names })
+    Ok(Backends {
+        db,
+        dialect,
+        cache,
+        queue,
+        secrets,
+        queue_names,
+        table_names,
+    })
 }
 
 /// The embedded SQLite file, opened once for whichever backends use it.
@@ -105,7 +167,9 @@ struct LocalDb {
 
 impl LocalDb {
     async fn sqlite(&mut self) -> anyhow::Result<Sqlite> {
-        let db = Sqlite::open(&self.path).await.with_context(|| format!("opening {}", self.path.display()))?;
+        let db = Sqlite::open(&self.path)
+            .await
+            .with_context(|| format!("opening {}", self.path.display()))?;
         self.pool = Some(db.pool().clone());
         Ok(db)
     }
@@ -119,7 +183,10 @@ impl LocalDb {
 }
 
 fn name_map(names: &AwsNames) -> NameMap {
-    NameMap { prefix: names.prefix.clone(), names: names.names.clone() }
+    NameMap {
+        prefix: names.prefix.clone(),
+        names: names.names.clone(),
+    }
 }
 
 /// RDS IAM auth for the host, port and user in `url`.
@@ -130,12 +197,17 @@ fn rds_auth(url: &str, region: Option<&str>, sdk: &SdkConfig) -> anyhow::Result<
         .or_else(|| sdk.region().map(|r| r.to_string()))
         .context("IAM database auth needs a region: set backends.db.region or AWS_REGION")?;
     let target = RdsTarget {
-        host: parsed.host_str().context("the database URL has no host")?.to_owned(),
+        host: parsed
+            .host_str()
+            .context("the database URL has no host")?
+            .to_owned(),
         port: parsed.port().unwrap_or(5432),
         user: parsed.username().to_owned(),
         region,
     };
     anyhow::ensure!(!target.user.is_empty(), "the database URL has no user name");
-    let credentials = sdk.credentials_provider().context("IAM database auth needs AWS credentials")?;
+    let credentials = sdk
+        .credentials_provider()
+        .context("IAM database auth needs AWS credentials")?;
     Ok(RdsIamAuth::new(target, credentials, RDS_TOKEN_LIFETIME))
 }

@@ -64,12 +64,23 @@ pub struct HostState {
 impl HostState {
     /// Fresh state for one call. WASI is there because Rust's standard
     /// library imports it; it grants no files, sockets or environment.
-    pub fn new(component: Arc<ComponentContext>, request_id: String, identity: Option<Arc<Identity>>) -> HostState {
+    pub fn new(
+        component: Arc<ComponentContext>,
+        request_id: String,
+        identity: Option<Arc<Identity>>,
+    ) -> HostState {
         let limits = StoreLimitsBuilder::new()
             .memory_size(component.limits.memory_mb as usize * 1024 * 1024)
             .trap_on_grow_failure(true)
             .build();
-        HostState { component, request_id, identity, limits, wasi: WasiCtx::builder().build(), table: ResourceTable::new() }
+        HostState {
+            component,
+            request_id,
+            identity,
+            limits,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        }
     }
 
     /// The resource table, for host resources such as transactions.
@@ -79,11 +90,23 @@ impl HostState {
 
     /// `Ok` when `name` is in the granted set; otherwise logs the refusal and
     /// returns the `not-granted` error for the component.
-    pub fn check_grant(&self, kind: &str, granted: impl Fn(&Grants) -> &BTreeSet<String>, name: &str) -> Result<(), GuestError> {
+    pub fn check_grant(
+        &self,
+        kind: &str,
+        granted: impl Fn(&Grants) -> &BTreeSet<String>,
+        name: &str,
+    ) -> Result<(), GuestError> {
         if granted(&self.component.grants).contains(name) {
             return Ok(());
         }
-        Err(self.refuse(kind, name, format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name)))
+        Err(self.refuse(
+            kind,
+            name,
+            format!(
+                "{kind} \"{name}\" is not granted to component \"{}\"",
+                self.component.name
+            ),
+        ))
     }
 
     /// Logs a call refused for reaching outside the grants, and the error
@@ -102,7 +125,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

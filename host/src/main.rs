@@ -15,7 +15,11 @@ use corral::manifest::{Access, BackendsSpec};
 use corral::{App, AppOptions, Manifest};
 
 #[derive(Parser)]
-#[command(name = "corral", version, about = "Hosts REST resources written as WebAssembly components")]
+#[command(
+    name = "corral",
+    version,
+    about = "Hosts REST resources written as WebAssembly components"
+)]
 struct Cli {
     /// Without a command, a process started by the Lambda runtime runs `lambda`.
     #[command(subcommand)]
@@ -85,7 +89,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let command = match Cli::parse().command {
         Some(command) => command,
-        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => Cli::parse_from(["corral", "lambda"]).command.expect("lambda"),
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            Cli::parse_from(["corral", "lambda"])
+                .command
+                .expect("lambda")
+        }
         None => {
             Cli::parse_from(["corral", "--help"]);
             unreachable!("--help exits")
@@ -101,11 +109,20 @@ fn main() -> anyhow::Result<()> {
             corral::logging::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let app = load(&host, "/tmp/corral", 4).await?;
-                corral::lambda::run(app).await.map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+                corral::lambda::run(app)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             })
         }
-        Command::Token { sub, groups, username, ttl, data_dir } => {
-            let keys = DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
+        Command::Token {
+            sub,
+            groups,
+            username,
+            ttl,
+            data_dir,
+        } => {
+            let keys = DevKeys::load_or_create(&data_dir)
+                .with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
             println!("{}", keys.issue(&sub, username.as_deref(), &groups, ttl));
             Ok(())
         }
@@ -114,14 +131,21 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads the manifest (and backends file), connects the backends and loads
 /// every component: the work done once per process.
-async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32) -> anyhow::Result<Arc<App>> {
+async fn load(
+    host: &HostArgs,
+    default_data_dir: &str,
+    default_concurrency: u32,
+) -> anyhow::Result<Arc<App>> {
     let env = |k: &str| std::env::var(k).ok();
     let mut manifest = Manifest::load(&host.manifest, env)?;
     if let Some(path) = &host.backends {
         manifest.backends = BackendsSpec::load(path, env)?;
     }
     let options = AppOptions {
-        data_dir: host.data_dir.clone().unwrap_or_else(|| default_data_dir.into()),
+        data_dir: host
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
         concurrency: host.concurrency.unwrap_or(default_concurrency),
     };
@@ -131,11 +155,17 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32)
 async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
     let app = load(&host, ".corral", 32).await?;
     app.start_event_consumers();
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("corral listening on http://{addr}");
     for (methods, path, component, access) in app.routes() {
-        let who = if access == Access::Public { "public" } else { "caller" };
+        let who = if access == Access::Public {
+            "public"
+        } else {
+            "caller"
+        };
         println!("  {methods:<22} {path:<32} -> {component} ({who})");
     }
     corral::server::serve(listener, app, shutdown_signal()).await?;
@@ -145,7 +175,8 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},

@@ -35,7 +35,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mb: 64, timeout_ms: 10_000, max_body_bytes: 1024 * 1024 }
+        Limits {
+            memory_mb: 64,
+            timeout_ms: 10_000,
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -281,15 +285,24 @@ pub enum QueueSpec {
 
 impl BackendsSpec {
     /// Reads a backends file: a `[backends]` table written as in a manifest.
-    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BackendsSpec, ManifestError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct File {
             #[serde(default)]
             backends: BackendsSpec,
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         file.backends.resolve(&env)
     }
 
@@ -301,21 +314,37 @@ impl BackendsSpec {
     }
 
     /// Resolves `${env:NAME}` in the values that may hold deployment details.
-    fn resolve(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+    fn resolve(
+        mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<BackendsSpec, ManifestError> {
         let fix = |what: &str, v: &mut String| -> Result<(), ManifestError> {
             *v = resolve_env(v, env).map_err(|m| invalid(format!("backends: {what}: {m}")))?;
             Ok(())
         };
-        if let DbSpec::Postgres { url, region, max_connections, .. } = &mut self.db {
+        if let DbSpec::Postgres {
+            url,
+            region,
+            max_connections,
+            ..
+        } = &mut self.db
+        {
             fix("db url", url)?;
             if let Some(r) = region {
                 fix("db region", r)?;
             }
             if *max_connections == 0 {
-                return Err(invalid("backends: db max_connections must be at least 1".into()));
+                return Err(invalid(
+                    "backends: db max_connections must be at least 1".into(),
+                ));
             }
         }
-        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
+        if let AuthSpec::Cognito {
+            issuer,
+            clients,
+            jwks_url,
+        } = &mut self.auth
+        {
             fix("auth issuer", issuer)?;
             for c in clients.iter_mut() {
                 fix("auth clients", c)?;
@@ -324,12 +353,20 @@ impl BackendsSpec {
                 fix("auth jwks_url", url)?;
             }
             if clients.is_empty() {
-                return Err(invalid("backends: auth clients must name at least one app client".into()));
+                return Err(invalid(
+                    "backends: auth clients must name at least one app client".into(),
+                ));
             }
         }
         for names in [
-            match &mut self.cache { CacheSpec::Dynamodb(n) => Some(n), CacheSpec::Embedded => None },
-            match &mut self.queue { QueueSpec::Sqs(n) => Some(n), QueueSpec::Embedded => None },
+            match &mut self.cache {
+                CacheSpec::Dynamodb(n) => Some(n),
+                CacheSpec::Embedded => None,
+            },
+            match &mut self.queue {
+                QueueSpec::Sqs(n) => Some(n),
+                QueueSpec::Embedded => None,
+            },
         ]
         .into_iter()
         .flatten()
@@ -425,20 +462,34 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 impl Manifest {
     /// Reads and validates the manifest at `path`; relative `wasm` paths are
     /// taken from the manifest's folder, `${env:NAME}` from `env`.
-    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Manifest::parse(&text, base, env).map_err(|e| match e {
-            ManifestError::Syntax { message, .. } => ManifestError::Syntax { path: path.to_owned(), message },
+            ManifestError::Syntax { message, .. } => ManifestError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parses manifest text; see [`Manifest::load`].
-    pub fn parse(text: &str, base: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(text)
-            .map_err(|e| ManifestError::Syntax { path: PathBuf::new(), message: e.to_string() })?;
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
         let defaults = raw.defaults.over(Limits::default());
         check_limits(&defaults, "defaults")?;
         let mut components = BTreeMap::new();
@@ -446,8 +497,12 @@ impl Manifest {
             check_name(&name, "component")?;
             let limits = c.limits.over(defaults);
             check_limits(&limits, &format!("component \"{name}\""))?;
-            let mount = normalize_mount(&c.mount)
-                .ok_or_else(|| invalid(format!("component \"{name}\": mount \"{}\" must start with '/' and not end with one", c.mount)))?;
+            let mount = normalize_mount(&c.mount).ok_or_else(|| {
+                invalid(format!(
+                    "component \"{name}\": mount \"{}\" must start with '/' and not end with one",
+                    c.mount
+                ))
+            })?;
             let routes = c
                 .routes
                 .into_iter()
@@ -461,33 +516,78 @@ impl Manifest {
             let config = c
                 .config
                 .into_iter()
-                .map(|(k, v)| Ok((k.clone(), resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        resolve_env(&v, &env).map_err(|m| {
+                            invalid(format!("component \"{name}\": config key \"{k}\": {m}"))
+                        })?,
+                    ))
+                })
                 .collect::<Result<_, ManifestError>>()?;
-            let events = c.events.into_iter().map(|e| check_event(&name, e)).collect::<Result<Vec<_>, _>>()?;
-            let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
-            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events, limits });
+            let events = c
+                .events
+                .into_iter()
+                .map(|e| check_event(&name, e))
+                .collect::<Result<Vec<_>, _>>()?;
+            let wasm = if c.wasm.is_absolute() {
+                c.wasm
+            } else {
+                base.join(c.wasm)
+            };
+            components.insert(
+                name.clone(),
+                ComponentSpec {
+                    name,
+                    wasm,
+                    mount,
+                    routes,
+                    grants,
+                    config,
+                    events,
+                    limits,
+                },
+            );
         }
         let backends = raw.backends.resolve(&env)?;
         if let Some(cors) = &raw.cors {
             if cors.allow_origins.is_empty() {
-                return Err(invalid("cors: allow_origins must name at least one origin, or \"*\"".into()));
+                return Err(invalid(
+                    "cors: allow_origins must name at least one origin, or \"*\"".into(),
+                ));
             }
             if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
-                return Err(invalid("cors: allow_credentials cannot be used with the origin \"*\"".into()));
+                return Err(invalid(
+                    "cors: allow_credentials cannot be used with the origin \"*\"".into(),
+                ));
             }
         }
-        Ok(Manifest { backends, defaults, cors: raw.cors, components })
+        Ok(Manifest {
+            backends,
+            defaults,
+            cors: raw.cors,
+            components,
+        })
     }
 
     /// The largest memory cap of any component, in bytes.
     pub fn max_memory_bytes(&self) -> usize {
-        let mb = self.components.values().map(|c| c.limits.memory_mb).max().unwrap_or(self.defaults.memory_mb);
+        let mb = self
+            .components
+            .values()
+            .map(|c| c.limits.memory_mb)
+            .max()
+            .unwrap_or(self.defaults.memory_mb);
         mb as usize * 1024 * 1024
     }
 
     /// The largest request body any component accepts.
     pub fn max_body_bytes(&self) -> usize {
-        self.components.values().map(|c| c.limits.max_body_bytes).max().unwrap_or(self.defaults.max_body_bytes)
+        self.components
+            .values()
+            .map(|c| c.limits.max_body_bytes)
+            .max()
+            .unwrap_or(self.defaults.max_body_bytes)
     }
 }
 
@@ -507,13 +607,22 @@ fn invalid(message: String) -> ManifestError {
 
 fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
     if !(1..=4096).contains(&l.memory_mb) {
-        return Err(invalid(format!("{what}: memory_mb must be 1 to 4096, not {}", l.memory_mb)));
+        return Err(invalid(format!(
+            "{what}: memory_mb must be 1 to 4096, not {}",
+            l.memory_mb
+        )));
     }
     if !(1..=900_000).contains(&l.timeout_ms) {
-        return Err(invalid(format!("{what}: timeout_ms must be 1 to 900000, not {}", l.timeout_ms)));
+        return Err(invalid(format!(
+            "{what}: timeout_ms must be 1 to 900000, not {}",
+            l.timeout_ms
+        )));
     }
     if l.max_body_bytes == 0 || l.max_body_bytes > 64 * 1024 * 1024 {
-        return Err(invalid(format!("{what}: max_body_bytes must be 1 to 67108864, not {}", l.max_body_bytes)));
+        return Err(invalid(format!(
+            "{what}: max_body_bytes must be 1 to 67108864, not {}",
+            l.max_body_bytes
+        )));
     }
     Ok(())
 }
@@ -524,17 +633,29 @@ fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok { Ok(()) } else {
-        Err(invalid(format!("{what} name \"{name}\" must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter")))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} name \"{name}\" must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter"
+        )))
     }
 }
 
-fn check_grants(component: &str, what: &str, names: Vec<String>) -> Result<BTreeSet<String>, ManifestError> {
+fn check_grants(
+    component: &str,
+    what: &str,
+    names: Vec<String>,
+) -> Result<BTreeSet<String>, ManifestError> {
     let mut set = BTreeSet::new();
     for n in names {
         check_name(&n, what).map_err(|e| invalid(format!("component \"{component}\": {e}")))?;
-        if what == "table" && (n.contains('-') || n.starts_with("corral_") || n.starts_with("sqlite_")) {
+        if what == "table"
+            && (n.contains('-') || n.starts_with("corral_") || n.starts_with("sqlite_"))
+        {
             return Err(invalid(format!(
                 "component \"{component}\": table \"{n}\" may not contain '-' or start with \"corral_\" or \"sqlite_\""
             )));
@@ -545,7 +666,12 @@ fn check_grants(component: &str, what: &str, names: Vec<String>) -> Result<BTree
 }
 
 fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError> {
-    let bad = |m: String| invalid(format!("component \"{component}\": route \"{}\": {m}", r.path));
+    let bad = |m: String| {
+        invalid(format!(
+            "component \"{component}\": route \"{}\": {m}",
+            r.path
+        ))
+    };
     crate::router::Template::parse(&r.path).map_err(bad)?;
     if r.methods.is_empty() {
         return Err(bad("needs at least one method".into()));
@@ -561,7 +687,12 @@ fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError>
     if r.auth == Access::Public && !r.groups.is_empty() {
         return Err(bad("a public route cannot require groups".into()));
     }
-    Ok(RouteSpec { path: r.path.clone(), methods, access: r.auth, groups: r.groups })
+    Ok(RouteSpec {
+        path: r.path.clone(),
+        methods,
+        access: r.auth,
+        groups: r.groups,
+    })
 }
 
 fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError> {
@@ -578,9 +709,15 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
         _ => return Err(bad("each entry names exactly one of queue or table".into())),
     };
     if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
-        return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
+        return Err(bad(
+            "batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into(),
+        ));
     }
-    Ok(EventSpec { source, batch_size: e.batch_size, visibility_seconds: e.visibility_seconds })
+    Ok(EventSpec {
+        source,
+        batch_size: e.batch_size,
+        visibility_seconds: e.visibility_seconds,
+    })
 }
 
 fn normalize_mount(mount: &str) -> Option<String> {
@@ -611,7 +748,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        Manifest::parse(text, Path::new("/app"), |k| (k == "HOME_DIR").then(|| "/home/x".to_owned()))
+        Manifest::parse(text, Path::new("/app"), |k| {
+            (k == "HOME_DIR").then(|| "/home/x".to_owned())
+        })
     }
 
     #[test]
@@ -634,7 +773,14 @@ mod tests {
         .unwrap();
         let c = &m.components["students"];
         assert_eq!(c.wasm, Path::new("/app/crud.wasm"));
-        assert_eq!(c.limits, Limits { memory_mb: 32, timeout_ms: 500, max_body_bytes: 1024 * 1024 });
+        assert_eq!(
+            c.limits,
+            Limits {
+                memory_mb: 32,
+                timeout_ms: 500,
+                max_body_bytes: 1024 * 1024
+            }
+        );
         assert_eq!(c.config["home"], "/home/x/data");
         assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
         assert_eq!(c.routes[0].access, Access::Public);
@@ -657,8 +803,12 @@ mod tests {
         )
         .unwrap();
         assert!(m.backends.uses_aws());
-        assert!(matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db"));
-        assert!(matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod"));
+        assert!(
+            matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db")
+        );
+        assert!(
+            matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod")
+        );
         assert_eq!(m.backends.queue, QueueSpec::Embedded);
         assert!(parse("[backends.db]\nkind = 'mysql'").is_err());
         assert!(!parse("").unwrap().backends.uses_aws());
@@ -669,14 +819,32 @@ mod tests {
         for (text, needle) in [
             ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
             ("[components.A]\nwasm='a'", "component name"),
-            ("[components.a]\nwasm='a'\ntables=['corral_queue']", "corral_"),
-            ("[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}", "NOPE is not set"),
+            (
+                "[components.a]\nwasm='a'\ntables=['corral_queue']",
+                "corral_",
+            ),
+            (
+                "[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}",
+                "NOPE is not set",
+            ),
             ("[components.a]\nwasm='a'\nmount='/x/'", "mount"),
-            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']", "unknown method"),
-            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']", "start with '/'"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']",
+                "unknown method",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']",
+                "start with '/'",
+            ),
             ("[defaults]\nmemory_mb=0", "memory_mb"),
-            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11", "batch_size"),
-            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'", "exactly one"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11",
+                "batch_size",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
+                "exactly one",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

@@ -31,16 +31,23 @@ impl Template {
         for (i, &seg) in parts.iter().enumerate() {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
                 if i + 1 != parts.len() {
-                    return Err(format!("the greedy parameter \"{{{name}+}}\" must be the last segment"));
+                    return Err(format!(
+                        "the greedy parameter \"{{{name}+}}\" must be the last segment"
+                    ));
                 }
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || names.contains(&name) {
+                if name.is_empty()
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || names.contains(&name)
+                {
                     return Err(format!("bad parameter \"{{{name}+}}\""));
                 }
                 names.push(name);
                 segments.push(Segment::Rest(name.to_owned()));
             } else if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("bad parameter \"{{{name}}}\": use letters, digits and '_'"));
+                    return Err(format!(
+                        "bad parameter \"{{{name}}}\": use letters, digits and '_'"
+                    ));
                 }
                 if names.contains(&name) {
                     return Err(format!("parameter \"{name}\" appears twice"));
@@ -53,7 +60,10 @@ impl Template {
                 segments.push(Segment::Literal(seg.to_owned()));
             }
         }
-        Ok(Template { text: text.to_owned(), segments })
+        Ok(Template {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// The template as written.
@@ -64,7 +74,11 @@ impl Template {
     /// The parameters when `path` matches, percent-decoded.
     fn matches(&self, path_segments: &[&str]) -> Option<Vec<(String, String)>> {
         let greedy = matches!(self.segments.last(), Some(Segment::Rest(_)));
-        let fits = if greedy { path_segments.len() >= self.segments.len() } else { path_segments.len() == self.segments.len() };
+        let fits = if greedy {
+            path_segments.len() >= self.segments.len()
+        } else {
+            path_segments.len() == self.segments.len()
+        };
         if !fits {
             return None;
         }
@@ -74,11 +88,19 @@ impl Template {
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Param(name) => params.push((name.clone(), percent_decode_str(part).decode_utf8().ok()?.into_owned())),
+                Segment::Param(name) => params.push((
+                    name.clone(),
+                    percent_decode_str(part).decode_utf8().ok()?.into_owned(),
+                )),
                 Segment::Rest(name) => {
                     let rest = path_segments[i..]
                         .iter()
-                        .map(|p| percent_decode_str(p).decode_utf8().ok().map(|v| v.into_owned()))
+                        .map(|p| {
+                            percent_decode_str(p)
+                                .decode_utf8()
+                                .ok()
+                                .map(|v| v.into_owned())
+                        })
                         .collect::<Option<Vec<_>>>()?;
                     params.push((name.clone(), rest.join("/")));
                 }
@@ -104,7 +126,11 @@ impl Template {
 /// Splits a path into segments; a trailing `/` is ignored.
 fn split(path: &str) -> Vec<&str> {
     let trimmed = path.trim_start_matches('/').trim_end_matches('/');
-    if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() }
+    if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    }
 }
 
 /// One routable entry: a full template (mount included) with its methods.
@@ -141,14 +167,26 @@ impl<T> Router<T> {
     pub fn new(mut routes: Vec<Route<T>>) -> Result<Router<T>, String> {
         for (i, a) in routes.iter().enumerate() {
             for b in &routes[i + 1..] {
-                let same_shape = a.template.segments.len() == b.template.segments.len()
-                    && a.template.segments.iter().zip(&b.template.segments).all(|(x, y)| match (x, y) {
-                        (Segment::Literal(p), Segment::Literal(q)) => p == q,
-                        (Segment::Param(_), Segment::Param(_)) | (Segment::Rest(_), Segment::Rest(_)) => true,
-                        _ => false,
-                    });
-                if let Some(m) = a.methods.iter().find(|m| b.methods.contains(m)).filter(|_| same_shape) {
-                    return Err(format!("routes \"{}\" and \"{}\" both serve {m}", a.template.text, b.template.text));
+                let same_shape =
+                    a.template.segments.len() == b.template.segments.len()
+                        && a.template.segments.iter().zip(&b.template.segments).all(
+                            |(x, y)| match (x, y) {
+                                (Segment::Literal(p), Segment::Literal(q)) => p == q,
+                                (Segment::Param(_), Segment::Param(_))
+                                | (Segment::Rest(_), Segment::Rest(_)) => true,
+                                _ => false,
+                            },
+                        );
+                if let Some(m) = a
+                    .methods
+                    .iter()
+                    .find(|m| b.methods.contains(m))
+                    .filter(|_| same_shape)
+                {
+                    return Err(format!(
+                        "routes \"{}\" and \"{}\" both serve {m}",
+                        a.template.text, b.template.text
+                    ));
                 }
             }
         }
@@ -164,8 +202,12 @@ impl<T> Router<T> {
     /// Every method some route serves at `path`, sorted.
     pub fn methods_at(&self, path: &str) -> Vec<String> {
         let segments = split(path);
-        let mut methods: Vec<String> =
-            self.routes.iter().filter(|r| r.template.matches(&segments).is_some()).flat_map(|r| r.methods.iter().cloned()).collect();
+        let mut methods: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|r| r.template.matches(&segments).is_some())
+            .flat_map(|r| r.methods.iter().cloned())
+            .collect();
         methods.sort();
         methods.dedup();
         methods
@@ -198,7 +240,11 @@ mod tests {
     use super::*;
 
     fn route(t: &str, methods: &[&str], target: u8) -> Route<u8> {
-        Route { template: Template::parse(t).unwrap(), methods: methods.iter().map(|m| m.to_string()).collect(), target }
+        Route {
+            template: Template::parse(t).unwrap(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            target,
+        }
     }
 
     fn router() -> Router<u8> {
@@ -225,18 +271,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.find("GET", "/"), Match::Found(Route { target: 4, .. }, _)));
+        assert!(matches!(
+            r.find("GET", "/"),
+            Match::Found(Route { target: 4, .. }, _)
+        ));
     }
 
     #[test]
     fn a_greedy_tail_takes_the_rest_of_the_path_last() {
-        let r = Router::new(vec![route("/files/{path+}", &["GET"], 1), route("/files/{id}", &["GET"], 2), route("/{proxy+}", &["GET"], 3)]).unwrap();
+        let r = Router::new(vec![
+            route("/files/{path+}", &["GET"], 1),
+            route("/files/{id}", &["GET"], 2),
+            route("/{proxy+}", &["GET"], 3),
+        ])
+        .unwrap();
         match r.find("GET", "/files/a/b%20c/d") {
-            Match::Found(route, params) => assert_eq!((route.target, params), (1, vec![("path".to_string(), "a/b c/d".to_string())])),
+            Match::Found(route, params) => assert_eq!(
+                (route.target, params),
+                (1, vec![("path".to_string(), "a/b c/d".to_string())])
+            ),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.find("GET", "/files/one"), Match::Found(Route { target: 2, .. }, _)));
-        assert!(matches!(r.find("GET", "/anything/else"), Match::Found(Route { target: 3, .. }, _)));
+        assert!(matches!(
+            r.find("GET", "/files/one"),
+            Match::Found(Route { target: 2, .. }, _)
+        ));
+        assert!(matches!(
+            r.find("GET", "/anything/else"),
+            Match::Found(Route { target: 3, .. }, _)
+        ));
         assert!(matches!(r.find("GET", "/"), Match::NotFound));
         assert!(Template::parse("/a/{rest+}/b").is_err());
     }
@@ -245,7 +308,10 @@ mod tests {
     fn tells_not_found_from_wrong_method() {
         let r = router();
         assert!(matches!(r.find("GET", "/teachers"), Match::NotFound));
-        assert!(matches!(r.find("GET", "/students/1/extra"), Match::NotFound));
+        assert!(matches!(
+            r.find("GET", "/students/1/extra"),
+            Match::NotFound
+        ));
         match r.find("DELETE", "/students/1") {
             Match::MethodNotAllowed(m) => assert_eq!(m, ["GET", "PATCH"]),
             other => panic!("{other:?}"),
@@ -254,8 +320,20 @@ mod tests {
 
     #[test]
     fn refuses_overlapping_routes_and_bad_templates() {
-        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["GET"], 2)]).is_err());
-        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["POST"], 2)]).is_ok());
+        assert!(
+            Router::new(vec![
+                route("/a/{x}", &["GET"], 1),
+                route("/a/{y}", &["GET"], 2)
+            ])
+            .is_err()
+        );
+        assert!(
+            Router::new(vec![
+                route("/a/{x}", &["GET"], 1),
+                route("/a/{y}", &["POST"], 2)
+            ])
+            .is_ok()
+        );
         assert!(Template::parse("/a/{x}/{x}").is_err());
         assert!(Template::parse("/a/b{x}").is_err());
         assert!(Template::parse("a").is_err());

@@ -12,8 +12,9 @@ use corral::cache::{Cache, DynamoCache};
 use corral::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 
 async fn sdk_config() -> SdkConfig {
-    let url = std::env::var("CORRAL_TEST_MOTO_URL")
-        .unwrap_or_else(|_| panic!("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it"));
+    let url = std::env::var("CORRAL_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it")
+    });
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(url)
         .region(Region::new("us-east-1"))
@@ -24,28 +25,45 @@ async fn sdk_config() -> SdkConfig {
 
 /// Names no other test uses.
 fn names() -> NameMap {
-    NameMap { prefix: format!("t{}-", uuid::Uuid::new_v4().simple()), names: BTreeMap::new() }
+    NameMap {
+        prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
+        names: BTreeMap::new(),
+    }
 }
 
 async fn cache(stores: &[&str]) -> (DynamoCache, NameMap) {
     let names = names();
     let cache = DynamoCache::new(&sdk_config().await, names.clone());
-    cache.create_missing_tables(stores.iter().copied()).await.expect("tables created");
+    cache
+        .create_missing_tables(stores.iter().copied())
+        .await
+        .expect("tables created");
     (cache, names)
 }
 
 async fn queue(queues: &[&str]) -> SqsQueue {
     let queue = SqsQueue::new(&sdk_config().await, names());
-    queue.create_missing_queues(queues.iter().copied()).await.expect("queues created");
+    queue
+        .create_missing_queues(queues.iter().copied())
+        .await
+        .expect("queues created");
     queue
 }
 
 fn message(body: &str) -> OutgoingMessage {
-    OutgoingMessage { body: body.into(), ..Default::default() }
+    OutgoingMessage {
+        body: body.into(),
+        ..Default::default()
+    }
 }
 
 /// Receives until `count` messages arrived or a few receives come back empty.
-async fn receive_all(queue: &SqsQueue, name: &str, count: usize, visibility: u32) -> Vec<ReceivedMessage> {
+async fn receive_all(
+    queue: &SqsQueue,
+    name: &str,
+    count: usize,
+    visibility: u32,
+) -> Vec<ReceivedMessage> {
     let mut got = Vec::new();
     let mut empty = 0;
     while got.len() < count && empty < 3 {
@@ -62,24 +80,42 @@ async fn receive_all(queue: &SqsQueue, name: &str, count: usize, visibility: u32
 async fn cache_set_get_delete() {
     let (cache, names) = cache(&["sessions"]).await;
     // Creating again changes nothing.
-    cache.create_missing_tables(["sessions"]).await.expect("idempotent");
+    cache
+        .create_missing_tables(["sessions"])
+        .await
+        .expect("idempotent");
 
     assert_eq!(cache.get("sessions", "a").await, Ok(None));
     cache.set("sessions", "a", b"one", None).await.expect("set");
     assert_eq!(cache.get("sessions", "a").await, Ok(Some(b"one".to_vec())));
-    cache.set("sessions", "a", b"two", Some(Duration::from_secs(60))).await.expect("replace");
+    cache
+        .set("sessions", "a", b"two", Some(Duration::from_secs(60)))
+        .await
+        .expect("replace");
     assert_eq!(cache.get("sessions", "a").await, Ok(Some(b"two".to_vec())));
-    cache.set("sessions", "empty", b"", None).await.expect("empty value");
+    cache
+        .set("sessions", "empty", b"", None)
+        .await
+        .expect("empty value");
     assert_eq!(cache.get("sessions", "empty").await, Ok(Some(Vec::new())));
 
     cache.delete("sessions", "a").await.expect("delete");
     assert_eq!(cache.get("sessions", "a").await, Ok(None));
-    cache.delete("sessions", "a").await.expect("deleting an absent key is not an error");
+    cache
+        .delete("sessions", "a")
+        .await
+        .expect("deleting an absent key is not an error");
 
-    assert!(matches!(cache.get("sessions", "").await, Err(BackendError::Invalid(_))));
+    assert!(matches!(
+        cache.get("sessions", "").await,
+        Err(BackendError::Invalid(_))
+    ));
 
     // An explicit name wins over the prefix.
-    let aliased = NameMap { prefix: "unused-".into(), names: BTreeMap::from([("alias".to_string(), names.resolve("sessions"))]) };
+    let aliased = NameMap {
+        prefix: "unused-".into(),
+        names: BTreeMap::from([("alias".to_string(), names.resolve("sessions"))]),
+    };
     let aliased = DynamoCache::new(&sdk_config().await, aliased);
     assert_eq!(aliased.get("alias", "empty").await, Ok(Some(Vec::new())));
 }
@@ -87,22 +123,48 @@ async fn cache_set_get_delete() {
 #[tokio::test]
 async fn cache_values_expire_before_ttl_deletes_them() {
     let (cache, names) = cache(&["short"]).await;
-    cache.set("short", "k", b"v", Some(Duration::from_secs(1))).await.expect("set");
-    cache.set("short", "stays", b"v", Some(Duration::from_secs(600))).await.expect("set");
+    cache
+        .set("short", "k", b"v", Some(Duration::from_secs(1)))
+        .await
+        .expect("set");
+    cache
+        .set("short", "stays", b"v", Some(Duration::from_secs(600)))
+        .await
+        .expect("set");
     assert_eq!(cache.get("short", "k").await, Ok(Some(b"v".to_vec())));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The item is still stored; only the reads hide it.
     let raw = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let stored = raw.scan().table_name(format!("{}short", names.prefix)).send().await.expect("scan");
-    assert_eq!(stored.count(), 2, "moto has deleted the expired item, so this test proves nothing");
-    let ttl = raw.describe_time_to_live().table_name(names.resolve("short")).send().await.expect("describe TTL");
+    let stored = raw
+        .scan()
+        .table_name(format!("{}short", names.prefix))
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(
+        stored.count(),
+        2,
+        "moto has deleted the expired item, so this test proves nothing"
+    );
+    let ttl = raw
+        .describe_time_to_live()
+        .table_name(names.resolve("short"))
+        .send()
+        .await
+        .expect("describe TTL");
     let ttl = ttl.time_to_live_description().expect("TTL description");
-    assert_eq!(ttl.time_to_live_status(), Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled));
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 
     assert_eq!(cache.get("short", "k").await, Ok(None));
-    let many = cache.get_many("short", &["k".to_string(), "stays".to_string()]).await.expect("get_many");
+    let many = cache
+        .get_many("short", &["k".to_string(), "stays".to_string()])
+        .await
+        .expect("get_many");
     assert_eq!(many, vec![("stays".to_string(), b"v".to_vec())]);
 }
 
@@ -113,12 +175,19 @@ async fn cache_get_many_crosses_batches_and_keeps_order() {
     let keys: Vec<String> = (0..130).rev().map(|i| format!("key-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
         if i % 7 != 0 {
-            cache.set("many", key, key.as_bytes(), None).await.expect("set");
+            cache
+                .set("many", key, key.as_bytes(), None)
+                .await
+                .expect("set");
         }
     }
     let got = cache.get_many("many", &keys).await.expect("get_many");
-    let expected: Vec<(String, Vec<u8>)> =
-        keys.iter().enumerate().filter(|(i, _)| i % 7 != 0).map(|(_, k)| (k.clone(), k.as_bytes().to_vec())).collect();
+    let expected: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 7 != 0)
+        .map(|(_, k)| (k.clone(), k.as_bytes().to_vec()))
+        .collect();
     assert_eq!(got.len(), 111);
     assert_eq!(got, expected);
 
@@ -130,9 +199,18 @@ async fn cache_get_many_with_duplicate_keys() {
     let (cache, _) = cache(&["dups"]).await;
     cache.set("dups", "a", b"A", None).await.expect("set");
     cache.set("dups", "b", b"B", None).await.expect("set");
-    let keys: Vec<String> = ["b", "a", "b", "missing", "a"].iter().map(|k| k.to_string()).collect();
+    let keys: Vec<String> = ["b", "a", "b", "missing", "a"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     let got = cache.get_many("dups", &keys).await.expect("get_many");
-    assert_eq!(got, vec![("b".to_string(), b"B".to_vec()), ("a".to_string(), b"A".to_vec())]);
+    assert_eq!(
+        got,
+        vec![
+            ("b".to_string(), b"B".to_vec()),
+            ("a".to_string(), b"A".to_vec())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -142,27 +220,52 @@ async fn cache_missing_table_is_unavailable() {
         Err(BackendError::Unavailable(m)) => assert!(m.contains("does not exist"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert!(matches!(cache.get_many("nowhere", &["k".into()]).await, Err(BackendError::Unavailable(_))));
-    assert!(matches!(cache.set("nowhere", "k", b"v", None).await, Err(BackendError::Unavailable(_))));
+    assert!(matches!(
+        cache.get_many("nowhere", &["k".into()]).await,
+        Err(BackendError::Unavailable(_))
+    ));
+    assert!(matches!(
+        cache.set("nowhere", "k", b"v", None).await,
+        Err(BackendError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
 async fn queue_send_receive_redeliver_delete() {
     let queue = queue(&["jobs"]).await;
-    queue.create_missing_queues(["jobs"]).await.expect("idempotent");
+    queue
+        .create_missing_queues(["jobs"])
+        .await
+        .expect("idempotent");
 
     let messages: Vec<OutgoingMessage> = (0..25).map(|i| message(&format!("job {i}"))).collect();
-    let ids: Vec<String> = queue.send("jobs", &messages).await.expect("send").into_iter().map(|r| r.expect("sent")).collect();
+    let ids: Vec<String> = queue
+        .send("jobs", &messages)
+        .await
+        .expect("send")
+        .into_iter()
+        .map(|r| r.expect("sent"))
+        .collect();
     assert_eq!(ids.len(), 25);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 25);
 
     let first = receive_all(&queue, "jobs", 25, 3).await;
     assert_eq!(first.len(), 25);
-    assert_eq!(first.iter().map(|m| m.id.clone()).collect::<HashSet<_>>(), ids.iter().cloned().collect());
+    assert_eq!(
+        first.iter().map(|m| m.id.clone()).collect::<HashSet<_>>(),
+        ids.iter().cloned().collect()
+    );
     let bodies: HashSet<String> = first.iter().map(|m| m.body.clone()).collect();
     assert_eq!(bodies, (0..25).map(|i| format!("job {i}")).collect());
     assert!(first.iter().all(|m| m.receive_count == 1));
-    assert!(queue.receive("jobs", 10, 3).await.expect("receive").is_empty(), "all are hidden");
+    assert!(
+        queue
+            .receive("jobs", 10, 3)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "all are hidden"
+    );
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let second = receive_all(&queue, "jobs", 25, 30).await;
@@ -172,31 +275,55 @@ async fn queue_send_receive_redeliver_delete() {
     for m in &second {
         queue.delete("jobs", &m.receipt).await.expect("delete");
     }
-    assert!(matches!(queue.delete("jobs", "not-a-receipt").await, Err(BackendError::Invalid(_))));
-    assert!(matches!(queue.delete("jobs", "").await, Err(BackendError::Invalid(_))));
-    assert!(matches!(queue.receive("jobs", 0, 1).await, Err(BackendError::Invalid(_))));
-    assert!(matches!(queue.receive("jobs", 11, 1).await, Err(BackendError::Invalid(_))));
+    assert!(matches!(
+        queue.delete("jobs", "not-a-receipt").await,
+        Err(BackendError::Invalid(_))
+    ));
+    assert!(matches!(
+        queue.delete("jobs", "").await,
+        Err(BackendError::Invalid(_))
+    ));
+    assert!(matches!(
+        queue.receive("jobs", 0, 1).await,
+        Err(BackendError::Invalid(_))
+    ));
+    assert!(matches!(
+        queue.receive("jobs", 11, 1).await,
+        Err(BackendError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
 async fn queue_delete_removes_for_good() {
     let queue = queue(&["once"]).await;
-    queue.send("once", &[message("a"), message("b")]).await.expect("send");
+    queue
+        .send("once", &[message("a"), message("b")])
+        .await
+        .expect("send");
     let got = receive_all(&queue, "once", 2, 1).await;
     assert_eq!(got.len(), 2);
     let kept = got.iter().find(|m| m.body == "b").expect("b received");
     let deleted = got.iter().find(|m| m.body == "a").expect("a received");
-    queue.delete("once", &deleted.receipt).await.expect("delete");
+    queue
+        .delete("once", &deleted.receipt)
+        .await
+        .expect("delete");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let again = receive_all(&queue, "once", 2, 30).await;
-    assert_eq!(again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![kept.id.as_str()]);
+    assert_eq!(
+        again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec![kept.id.as_str()]
+    );
 }
 
 #[tokio::test]
 async fn queue_attributes_round_trip() {
     let queue = queue(&["attrs"]).await;
     let sent = OutgoingMessage {
-        attributes: vec![("trace".into(), "abc-123".into()), ("kind".into(), "order.created".into())],
+        attributes: vec![
+            ("trace".into(), "abc-123".into()),
+            ("kind".into(), "order.created".into()),
+        ],
         ..message("{\"id\":1}")
     };
     let results = queue.send("attrs", &[sent]).await.expect("send");
@@ -204,50 +331,123 @@ async fn queue_attributes_round_trip() {
     let got = receive_all(&queue, "attrs", 1, 30).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "{\"id\":1}");
-    assert_eq!(got[0].attributes, vec![("kind".to_string(), "order.created".to_string()), ("trace".to_string(), "abc-123".to_string())]);
+    assert_eq!(
+        got[0].attributes,
+        vec![
+            ("kind".to_string(), "order.created".to_string()),
+            ("trace".to_string(), "abc-123".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn queue_bad_messages_fail_alone() {
     let queue = queue(&["mixed"]).await;
-    let twice = OutgoingMessage { attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())], ..message("twice") };
-    let late = OutgoingMessage { delay_seconds: 901, ..message("late") };
-    let results = queue.send("mixed", &[message("ok 1"), twice, late, message(""), message("ok 2")]).await.expect("send");
+    let twice = OutgoingMessage {
+        attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+        ..message("twice")
+    };
+    let late = OutgoingMessage {
+        delay_seconds: 901,
+        ..message("late")
+    };
+    let results = queue
+        .send(
+            "mixed",
+            &[message("ok 1"), twice, late, message(""), message("ok 2")],
+        )
+        .await
+        .expect("send");
     assert_eq!(results.len(), 5);
     assert!(results[0].is_ok() && results[4].is_ok(), "{results:?}");
-    assert!(results[1..4].iter().all(|r| matches!(r, Err(BackendError::Invalid(_)))), "{results:?}");
+    assert!(
+        results[1..4]
+            .iter()
+            .all(|r| matches!(r, Err(BackendError::Invalid(_)))),
+        "{results:?}"
+    );
     let got = receive_all(&queue, "mixed", 2, 30).await;
-    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<HashSet<_>>(), HashSet::from(["ok 1", "ok 2"]));
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<HashSet<_>>(),
+        HashSet::from(["ok 1", "ok 2"])
+    );
 }
 
 #[tokio::test]
 async fn fifo_queue_groups_and_deduplication() {
     let queue = queue(&["orders.fifo"]).await;
-    let grouped =
-        |body: &str, dedup: &str| OutgoingMessage { group_id: Some("customer-1".into()), dedup_id: Some(dedup.into()), ..message(body) };
-    let delayed = OutgoingMessage { delay_seconds: 5, ..grouped("delayed", "d-delayed") };
-    let results =
-        queue.send("orders.fifo", &[grouped("first", "d-1"), message("no group"), delayed, grouped("second", "d-2")]).await.expect("send");
+    let grouped = |body: &str, dedup: &str| OutgoingMessage {
+        group_id: Some("customer-1".into()),
+        dedup_id: Some(dedup.into()),
+        ..message(body)
+    };
+    let delayed = OutgoingMessage {
+        delay_seconds: 5,
+        ..grouped("delayed", "d-delayed")
+    };
+    let results = queue
+        .send(
+            "orders.fifo",
+            &[
+                grouped("first", "d-1"),
+                message("no group"),
+                delayed,
+                grouped("second", "d-2"),
+            ],
+        )
+        .await
+        .expect("send");
     assert_eq!(results.len(), 4);
     assert!(results[0].is_ok(), "{results:?}");
-    assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
-    assert!(matches!(results[2], Err(BackendError::Invalid(_))), "{results:?}");
+    assert!(
+        matches!(results[1], Err(BackendError::Invalid(_))),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Err(BackendError::Invalid(_))),
+        "{results:?}"
+    );
     assert!(results[3].is_ok(), "{results:?}");
 
     // The same deduplication id again: accepted, not queued twice.
-    let again = queue.send("orders.fifo", &[grouped("first, again", "d-1")]).await.expect("send");
+    let again = queue
+        .send("orders.fifo", &[grouped("first, again", "d-1")])
+        .await
+        .expect("send");
     assert!(again[0].is_ok(), "{again:?}");
 
     // No deduplication id, and the queue has no content-based
     // deduplication: SQS refuses that message, and only that one.
-    let undeduplicated = OutgoingMessage { group_id: Some("customer-1".into()), ..message("no dedup id") };
-    let results = queue.send("orders.fifo", &[grouped("third", "d-3"), undeduplicated, grouped("fourth", "d-4")]).await.expect("send");
+    let undeduplicated = OutgoingMessage {
+        group_id: Some("customer-1".into()),
+        ..message("no dedup id")
+    };
+    let results = queue
+        .send(
+            "orders.fifo",
+            &[
+                grouped("third", "d-3"),
+                undeduplicated,
+                grouped("fourth", "d-4"),
+            ],
+        )
+        .await
+        .expect("send");
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
-    assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
+    assert!(
+        matches!(results[1], Err(BackendError::Invalid(_))),
+        "{results:?}"
+    );
 
     let got = receive_all(&queue, "orders.fifo", 4, 30).await;
-    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["first", "second", "third", "fourth"]);
-    queue.create_missing_queues(["orders.fifo"]).await.expect("idempotent");
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        vec!["first", "second", "third", "fourth"]
+    );
+    queue
+        .create_missing_queues(["orders.fifo"])
+        .await
+        .expect("idempotent");
 }
 
 #[tokio::test]

@@ -1224,6 +1224,30 @@ async fn cache_values_expire(backends: Backends) {
         json!({ "k2": "v2", "short": "soon gone", "k1": "v1b" })
     );
 
+    // `add` stores only where nothing unexpired is.
+    let add = |key: &str, value: &str| json!({ "op": "add", "store": "sessions", "key": key, "value": value });
+    assert_eq!(
+        cache(&host, add("k2", "other")).await,
+        json!({ "stored": false })
+    );
+    assert_eq!(
+        cache(&host, add("fresh", "first")).await,
+        json!({ "stored": true })
+    );
+    assert_eq!(
+        cache(&host, add("fresh", "second")).await,
+        json!({ "stored": false })
+    );
+    assert_eq!(
+        cache(
+            &host,
+            json!({ "op": "get", "store": "sessions", "key": "fresh" })
+        )
+        .await,
+        json!({ "value": "first" }),
+        "the first add wins"
+    );
+
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         cache(
@@ -1240,6 +1264,19 @@ async fn cache_values_expire(backends: Backends) {
     )
     .await;
     assert_eq!(many, json!({ "values": { "k1": "v1b" } }));
+    assert_eq!(
+        cache(&host, add("short", "again")).await,
+        json!({ "stored": true }),
+        "an expired value counts as absent"
+    );
+    assert_eq!(
+        cache(
+            &host,
+            json!({ "op": "get", "store": "sessions", "key": "short" })
+        )
+        .await,
+        json!({ "value": "again" })
+    );
 
     assert_eq!(
         cache(
@@ -1618,4 +1655,20 @@ async fn identity_and_the_request_as_the_component_sees_it(backends: Backends) {
     let line = log_for(&host, "hello from the guest", &logged).await;
     assert_eq!(line["component"], "testbed", "{line}");
     assert_eq!(line["target"], "corral::component", "{line}");
+}
+
+/// A component whose `init` fails keeps the host from starting, and the
+/// reason names the component and carries its message.
+#[test]
+fn a_component_whose_init_fails_is_refused() {
+    let manifest = MANIFEST.replace(
+        r#"config = { greeting = "hello" }"#,
+        r#"config = { init_error = "the schema is missing" }"#,
+    );
+    let stderr = Host::refused(&manifest);
+    assert!(
+        stderr.contains(r#"component \"testbed\" refused to start: the schema is missing"#)
+            || stderr.contains(r#"component "testbed" refused to start: the schema is missing"#),
+        "{stderr}"
+    );
 }

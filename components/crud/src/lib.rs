@@ -17,6 +17,10 @@ use settings::Settings;
 struct Crud;
 
 impl Guest for Crud {
+    fn init() -> Result<(), String> {
+        Ok(())
+    }
+
     fn handle_request(request: Request) -> Response {
         handle(&request, route)
     }

@@ -45,6 +45,14 @@ pub fn run(request: &Request) -> Result<Response, ApiError> {
             cache::set(store, key(&body)?, value.as_bytes(), body.ttl)?;
             json!({ "ok": true })
         }
+        "add" => {
+            let value = body
+                .value
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("'add' needs 'value'"))?;
+            let stored = cache::add(store, key(&body)?, value.as_bytes(), body.ttl)?;
+            json!({ "stored": stored })
+        }
         "delete" => {
             cache::delete(store, key(&body)?)?;
             json!({ "ok": true })

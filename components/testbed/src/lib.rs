@@ -17,6 +17,14 @@ use corral_sdk::{ApiError, Event, Guest, Request, RequestExt, Response, handle, 
 struct Testbed;
 
 impl Guest for Testbed {
+    fn init() -> Result<(), String> {
+        // Lets tests see how the host treats a version whose `init` fails.
+        match corral_sdk::bindings::corral::host::config::get("init_error") {
+            Ok(Some(message)) => Err(message),
+            _ => Ok(()),
+        }
+    }
+
     fn handle_request(request: Request) -> Response {
         // `ping` is the per-request benchmark: keep it free of everything
         // but the routing itself.

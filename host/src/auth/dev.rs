@@ -32,8 +32,12 @@ impl DevKeys {
             }
             Err(e) => return Err(e),
         };
-        let secret = hex::decode(&hex_key)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        let secret = hex::decode(&hex_key).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         Ok(DevKeys::from_secret(secret))
     }
 
@@ -48,7 +52,13 @@ impl DevKeys {
     }
 
     /// Signs a token for `subject` with these groups, valid for `ttl_seconds`.
-    pub fn issue(&self, subject: &str, username: Option<&str>, groups: &[String], ttl_seconds: u64) -> String {
+    pub fn issue(
+        &self,
+        subject: &str,
+        username: Option<&str>,
+        groups: &[String],
+        ttl_seconds: u64,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         let mut claims = json!({
             "sub": subject,
@@ -65,15 +75,23 @@ impl DevKeys {
 }
 
 fn sign(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
 }
 
 #[async_trait::async_trait]
 impl Verifier for DevKeys {
     async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(&self.secret), &self.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            &DecodingKey::from_secret(&self.secret),
+            &self.validation,
+        )
+        .map_err(|e| AuthError::Invalid(e.to_string()))?;
         Identity::from_claims(data.claims)
     }
 }
@@ -82,7 +100,12 @@ impl Verifier for DevKeys {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(text.as_bytes())
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 #[cfg(not(unix))]
@@ -102,11 +125,19 @@ mod tests {
         assert_eq!(id.subject, "alice");
         assert_eq!(id.username.as_deref(), Some("Alice"));
         assert!(id.in_group("advisors"));
-        assert!(DevKeys::from_secret(b"k2".to_vec()).verify(&token).await.is_err());
+        assert!(
+            DevKeys::from_secret(b"k2".to_vec())
+                .verify(&token)
+                .await
+                .is_err()
+        );
         assert!(keys.verify("not.a.token").await.is_err());
         let past = chrono::Utc::now().timestamp() - 100;
         let expired = sign(b"k1", &json!({"sub": "bob", "iss": ISSUER, "exp": past}));
-        assert!(matches!(keys.verify(&expired).await, Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            keys.verify(&expired).await,
+            Err(AuthError::Invalid(_))
+        ));
         let no_issuer = sign(b"k1", &json!({"sub": "bob", "exp": past + 1000}));
         assert!(keys.verify(&no_issuer).await.is_err());
     }

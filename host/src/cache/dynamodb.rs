@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use super::{Cache, MAX_BATCH};
@@ -60,30 +60,42 @@ where
             let code = service.err().code().unwrap_or("UnknownError");
             let status = service.raw().status().as_u16();
             match code {
-                "ResourceNotFoundException" => BackendError::Unavailable(format!("cache table {table} does not exist")),
+                "ResourceNotFoundException" => {
+                    BackendError::Unavailable(format!("cache table {table} does not exist"))
+                }
                 "ValidationException" => BackendError::Invalid(format!(
                     "DynamoDB {operation} on cache table {table} refused the request: {}",
                     service.err().message().unwrap_or(code)
                 )),
-                _ => BackendError::Unavailable(format!("DynamoDB {operation} on cache table {table} failed: {code} (HTTP {status})")),
+                _ => BackendError::Unavailable(format!(
+                    "DynamoDB {operation} on cache table {table} failed: {code} (HTTP {status})"
+                )),
             }
         }
         SdkError::ConstructionFailure(_) => BackendError::Invalid(format!(
             "DynamoDB {operation} request for cache table {table} is not valid: {}",
             DisplayErrorContext(&err)
         )),
-        _ => BackendError::Unavailable(format!("DynamoDB {operation} on cache table {table} failed: {}", DisplayErrorContext(&err))),
+        _ => BackendError::Unavailable(format!(
+            "DynamoDB {operation} on cache table {table} failed: {}",
+            DisplayErrorContext(&err)
+        )),
     }
 }
 
 fn build_error(table: &str, err: BuildError) -> BackendError {
-    BackendError::Invalid(format!("request for cache table {table} is not valid: {err}"))
+    BackendError::Invalid(format!(
+        "request for cache table {table} is not valid: {err}"
+    ))
 }
 
 /// DynamoDB refuses empty and oversized key values; say so plainly.
 fn check_key(key: &str) -> Result<(), BackendError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(BackendError::Invalid(format!("a cache key must be 1 to {MAX_KEY_BYTES} bytes, not {}", key.len())));
+        return Err(BackendError::Invalid(format!(
+            "a cache key must be 1 to {MAX_KEY_BYTES} bytes, not {}",
+            key.len()
+        )));
     }
     Ok(())
 }
@@ -92,21 +104,47 @@ fn key_item(key: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([(KEY.to_string(), AttributeValue::S(key.to_string()))])
 }
 
+/// The item that stores `value` under `key`, with its expiry.
+fn value_item(key: &str, value: &[u8], ttl: Option<Duration>) -> HashMap<String, AttributeValue> {
+    let mut item = key_item(key);
+    item.insert(VALUE.to_string(), AttributeValue::B(Blob::new(value)));
+    if let Some(ttl) = ttl {
+        let at_ms = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        // Rounded up, so TTL never deletes an item before reads stop returning it.
+        let at_s = at_ms / 1000 + i64::from(at_ms % 1000 != 0);
+        item.insert(EXPIRES_AT.to_string(), AttributeValue::N(at_s.to_string()));
+        item.insert(
+            EXPIRES_AT_MS.to_string(),
+            AttributeValue::N(at_ms.to_string()),
+        );
+    }
+    item
+}
+
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     let text = item.get(name)?.as_n().ok()?;
     // Another writer may store a number in exponent or decimal form.
-    text.parse::<i64>().ok().or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
 }
 
 /// The value of `item`, or none when it has expired by `now`.
-fn live_value(table: &str, item: &HashMap<String, AttributeValue>, now: i64) -> Result<Option<Vec<u8>>, BackendError> {
-    let expires = number(item, EXPIRES_AT_MS).or_else(|| number(item, EXPIRES_AT).map(|s| s.saturating_mul(1000)));
+fn live_value(
+    table: &str,
+    item: &HashMap<String, AttributeValue>,
+    now: i64,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    let expires = number(item, EXPIRES_AT_MS)
+        .or_else(|| number(item, EXPIRES_AT).map(|s| s.saturating_mul(1000)));
     if expires.is_some_and(|at| at <= now) {
         return Ok(None);
     }
     match item.get(VALUE).map(AttributeValue::as_b) {
         Some(Ok(blob)) => Ok(Some(blob.as_ref().to_vec())),
-        _ => Err(BackendError::Invalid(format!("an item in cache table {table} has no binary `{VALUE}` attribute"))),
+        _ => Err(BackendError::Invalid(format!(
+            "an item in cache table {table} has no binary `{VALUE}` attribute"
+        ))),
     }
 }
 
@@ -114,13 +152,19 @@ impl DynamoCache {
     /// A cache on the DynamoDB endpoint and credentials of `sdk_config`;
     /// `tables` names the table behind each store.
     pub fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap) -> DynamoCache {
-        DynamoCache { client: Client::new(sdk_config), tables }
+        DynamoCache {
+            client: Client::new(sdk_config),
+            tables,
+        }
     }
 
     /// Creates the table of each store that has none (on-demand billing,
     /// partition key `key`) and turns on TTL by `expires_at`. Meant for
     /// local emulators and development; running it again changes nothing.
-    pub async fn create_missing_tables<'a>(&self, stores: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
+    pub async fn create_missing_tables<'a>(
+        &self,
+        stores: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), BackendError> {
         for store in stores {
             let table = self.tables.resolve(store);
             let mut status = self.table_status(&table).await?;
@@ -139,7 +183,12 @@ impl DynamoCache {
     async fn table_status(&self, table: &str) -> Result<Option<TableStatus>, BackendError> {
         match self.client.describe_table().table_name(table).send().await {
             Ok(out) => Ok(out.table().and_then(|t| t.table_status()).cloned()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(sdk_error("DescribeTable", table, e)),
         }
     }
@@ -150,7 +199,11 @@ impl DynamoCache {
             .attribute_type(ScalarAttributeType::S)
             .build()
             .map_err(|e| build_error(table, e))?;
-        let schema = KeySchemaElement::builder().attribute_name(KEY).key_type(KeyType::Hash).build().map_err(|e| build_error(table, e))?;
+        let schema = KeySchemaElement::builder()
+            .attribute_name(KEY)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|e| build_error(table, e))?;
         let created = self
             .client
             .create_table()
@@ -161,9 +214,17 @@ impl DynamoCache {
             .send()
             .await;
         match created {
-            Ok(out) => Ok(out.table_description().and_then(|t| t.table_status()).cloned()),
+            Ok(out) => Ok(out
+                .table_description()
+                .and_then(|t| t.table_status())
+                .cloned()),
             // Another process is creating it at the same moment.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(sdk_error("CreateTable", table, e)),
         }
     }
@@ -175,10 +236,16 @@ impl DynamoCache {
             match self.table_status(table).await? {
                 Some(TableStatus::Active) => return Ok(()),
                 Some(_) => {}
-                None => return Err(BackendError::Unavailable(format!("cache table {table} was deleted while being set up"))),
+                None => {
+                    return Err(BackendError::Unavailable(format!(
+                        "cache table {table} was deleted while being set up"
+                    )));
+                }
             }
             if tokio::time::Instant::now() + pause > deadline {
-                return Err(BackendError::Unavailable(format!("cache table {table} did not become active within {CREATE_TIMEOUT:?}")));
+                return Err(BackendError::Unavailable(format!(
+                    "cache table {table} did not become active within {CREATE_TIMEOUT:?}"
+                )));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -186,21 +253,32 @@ impl DynamoCache {
     }
 
     async fn enable_ttl(&self, table: &str) -> Result<(), BackendError> {
-        let current =
-            self.client.describe_time_to_live().table_name(table).send().await.map_err(|e| sdk_error("DescribeTimeToLive", table, e))?;
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTimeToLive", table, e))?;
         let description = current.time_to_live_description();
         let status = description.and_then(|d| d.time_to_live_status());
         let attribute = description.and_then(|d| d.attribute_name());
         match status {
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) if attribute == Some(EXPIRES_AT) => Ok(()),
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => Err(BackendError::Invalid(format!(
-                "cache table {table} expires items by `{}`, not `{EXPIRES_AT}`",
-                attribute.unwrap_or_default()
-            ))),
-            // DynamoDB refuses to enable TTL until disabling has finished.
-            Some(TimeToLiveStatus::Disabling) => {
-                Err(BackendError::Unavailable(format!("TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later")))
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                if attribute == Some(EXPIRES_AT) =>
+            {
+                Ok(())
             }
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
+                Err(BackendError::Invalid(format!(
+                    "cache table {table} expires items by `{}`, not `{EXPIRES_AT}`",
+                    attribute.unwrap_or_default()
+                )))
+            }
+            // DynamoDB refuses to enable TTL until disabling has finished.
+            Some(TimeToLiveStatus::Disabling) => Err(BackendError::Unavailable(format!(
+                "TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later"
+            ))),
             _ => {
                 let spec = TimeToLiveSpecification::builder()
                     .enabled(true)
@@ -221,7 +299,12 @@ impl DynamoCache {
 
     /// Reads up to 100 distinct keys into `found`, asking again for the keys
     /// DynamoDB leaves unprocessed (throttling, or the 16 MB response limit).
-    async fn batch_get(&self, table: &str, keys: &[&str], found: &mut HashMap<String, Vec<u8>>) -> Result<(), BackendError> {
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: &[&str],
+        found: &mut HashMap<String, Vec<u8>>,
+    ) -> Result<(), BackendError> {
         let mut pending: Vec<_> = keys.iter().map(|k| key_item(k)).collect();
         let mut pause = FIRST_BACKOFF;
         for attempt in 0..BATCH_ATTEMPTS {
@@ -234,18 +317,34 @@ impl DynamoCache {
                 .consistent_read(true)
                 .build()
                 .map_err(|e| build_error(table, e))?;
-            let out =
-                self.client.batch_get_item().request_items(table, request).send().await.map_err(|e| sdk_error("BatchGetItem", table, e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", table, e))?;
             let now = now_ms();
-            for item in out.responses().and_then(|r| r.get(table)).into_iter().flatten() {
+            for item in out
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
                 let Some(Ok(key)) = item.get(KEY).map(AttributeValue::as_s) else {
-                    return Err(BackendError::Invalid(format!("an item in cache table {table} has no string `{KEY}` attribute")));
+                    return Err(BackendError::Invalid(format!(
+                        "an item in cache table {table} has no string `{KEY}` attribute"
+                    )));
                 };
                 if let Some(value) = live_value(table, item, now)? {
                     found.insert(key.clone(), value);
                 }
             }
-            pending = out.unprocessed_keys().and_then(|u| u.get(table)).map(|k| k.keys().to_vec()).unwrap_or_default();
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
             if pending.is_empty() {
                 return Ok(());
             }
@@ -277,7 +376,11 @@ impl Cache for DynamoCache {
         }
     }
 
-    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
         // BatchGetItem rejects a request that names the same key twice.
         let mut seen = HashSet::new();
         let mut distinct = Vec::new();
@@ -293,23 +396,64 @@ impl Cache for DynamoCache {
             self.batch_get(&table, chunk, &mut found).await?;
         }
         // Like the embedded cache, a key asked twice is answered once.
-        Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
+        Ok(keys
+            .iter()
+            .filter_map(|k| found.remove(k).map(|v| (k.clone(), v)))
+            .collect())
     }
 
-    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
+    async fn set(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);
-        let mut item = key_item(key);
-        item.insert(VALUE.to_string(), AttributeValue::B(Blob::new(value)));
-        if let Some(ttl) = ttl {
-            let at_ms = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-            // Rounded up, so TTL never deletes an item before reads stop returning it.
-            let at_s = at_ms / 1000 + i64::from(at_ms % 1000 != 0);
-            item.insert(EXPIRES_AT.to_string(), AttributeValue::N(at_s.to_string()));
-            item.insert(EXPIRES_AT_MS.to_string(), AttributeValue::N(at_ms.to_string()));
-        }
-        self.client.put_item().table_name(&table).set_item(Some(item)).send().await.map_err(|e| sdk_error("PutItem", &table, e))?;
+        let item = value_item(key, value, ttl);
+        self.client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", &table, e))?;
         Ok(())
+    }
+
+    async fn add(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        check_key(key)?;
+        let table = self.tables.resolve(store);
+        let item = value_item(key, value, ttl);
+        // An item past its expiry may still be in the table until TTL removes it: it counts as absent.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k) OR #e <= :now")
+            .expression_attribute_names("#k", KEY)
+            .expression_attribute_names("#e", EXPIRES_AT_MS)
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", &table, e)),
+        }
     }
 
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
@@ -330,7 +474,10 @@ impl Cache for DynamoCache {
 mod tests {
     use super::*;
 
-    fn item(expires_at: Option<i64>, expires_at_ms: Option<i64>) -> HashMap<String, AttributeValue> {
+    fn item(
+        expires_at: Option<i64>,
+        expires_at_ms: Option<i64>,
+    ) -> HashMap<String, AttributeValue> {
         let mut item = key_item("k");
         item.insert(VALUE.into(), AttributeValue::B(Blob::new(b"v".to_vec())));
         if let Some(s) = expires_at {
@@ -345,10 +492,19 @@ mod tests {
     #[test]
     fn expiry_is_checked_in_milliseconds() {
         let now = 1_000_000_500;
-        assert_eq!(live_value("t", &item(None, None), now), Ok(Some(b"v".to_vec())));
-        assert_eq!(live_value("t", &item(Some(1_000_001), Some(now + 1)), now), Ok(Some(b"v".to_vec())));
+        assert_eq!(
+            live_value("t", &item(None, None), now),
+            Ok(Some(b"v".to_vec()))
+        );
+        assert_eq!(
+            live_value("t", &item(Some(1_000_001), Some(now + 1)), now),
+            Ok(Some(b"v".to_vec()))
+        );
         // Expired by milliseconds although the whole second has not passed.
-        assert_eq!(live_value("t", &item(Some(1_000_001), Some(now)), now), Ok(None));
+        assert_eq!(
+            live_value("t", &item(Some(1_000_001), Some(now)), now),
+            Ok(None)
+        );
         // Items written without milliseconds fall back to seconds.
         assert_eq!(live_value("t", &item(Some(1_000_000), None), now), Ok(None));
     }
@@ -357,7 +513,10 @@ mod tests {
     fn a_missing_value_is_invalid_data() {
         let mut bad = item(None, None);
         bad.insert(VALUE.into(), AttributeValue::S("text".into()));
-        assert!(matches!(live_value("t", &bad, 0), Err(BackendError::Invalid(_))));
+        assert!(matches!(
+            live_value("t", &bad, 0),
+            Err(BackendError::Invalid(_))
+        ));
     }
 
     #[test]

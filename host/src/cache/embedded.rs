@@ -45,15 +45,24 @@ impl Cache for EmbeddedCache {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| r.try_get("value")).transpose().map_err(unavailable)
+        row.map(|r| r.try_get("value"))
+            .transpose()
+            .map_err(unavailable)
     }
 
-    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let mut q = QueryBuilder::new("SELECT key, value FROM corral_cache WHERE store = ");
-        q.push_bind(store).push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now_ms()).push(") AND key IN (");
+        q.push_bind(store)
+            .push(" AND (expires_at IS NULL OR expires_at > ")
+            .push_bind(now_ms())
+            .push(") AND key IN (");
         let mut list = q.separated(", ");
         for k in keys {
             list.push_bind(k);
@@ -62,12 +71,24 @@ impl Cache for EmbeddedCache {
         let rows = q.build().fetch_all(&self.pool).await.map_err(unavailable)?;
         let mut found = std::collections::HashMap::new();
         for row in rows {
-            found.insert(row.try_get::<String, _>("key").map_err(unavailable)?, row.try_get::<Vec<u8>, _>("value").map_err(unavailable)?);
+            found.insert(
+                row.try_get::<String, _>("key").map_err(unavailable)?,
+                row.try_get::<Vec<u8>, _>("value").map_err(unavailable)?,
+            );
         }
-        Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
+        Ok(keys
+            .iter()
+            .filter_map(|k| found.remove(k).map(|v| (k.clone(), v)))
+            .collect())
     }
 
-    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
+    async fn set(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), BackendError> {
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
         sqlx::query(
             "INSERT INTO corral_cache (store, key, value, expires_at) VALUES (?, ?, ?, ?) \
@@ -81,6 +102,32 @@ impl Cache for EmbeddedCache {
         .await
         .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn add(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        let now = now_ms();
+        let expires_at = ttl.map(|t| now + t.as_millis() as i64);
+        // An expired value counts as absent: it is replaced in the same statement.
+        let done = sqlx::query(
+            "INSERT INTO corral_cache (store, key, value, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
+             WHERE corral_cache.expires_at IS NOT NULL AND corral_cache.expires_at <= ?",
+        )
+        .bind(store)
+        .bind(key)
+        .bind(value)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {

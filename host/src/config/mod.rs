@@ -14,7 +14,10 @@ use crate::instance::HostState;
 
 /// The SSM parameter a config value refers to, if it is a reference.
 pub fn secret_name(value: &str) -> Option<&str> {
-    value.strip_prefix("${ssm:")?.strip_suffix('}').filter(|n| !n.is_empty())
+    value
+        .strip_prefix("${ssm:")?
+        .strip_suffix('}')
+        .filter(|n| !n.is_empty())
 }
 
 impl Host for HostState {
@@ -27,7 +30,9 @@ impl Host for HostState {
         };
         let name = name.to_owned();
         let secrets = guest_try!(self.component.backends.secrets.clone().ok_or_else(|| {
-            GuestError::Unavailable(format!("config key \"{key}\" is an SSM parameter, but the host has no AWS configuration"))
+            GuestError::Unavailable(format!(
+                "config key \"{key}\" is an SSM parameter, but the host has no AWS configuration"
+            ))
         }));
         Ok(secrets.get(&name).await.map(Some).map_err(Into::into))
     }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
-pub use records::{Filter, Stamp, StoredRecord};
 pub use postgres::{Postgres, PostgresOptions};
+pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
 
 /// A database backend.
@@ -39,7 +39,13 @@ pub trait Database: Send + Sync {
     /// Deletes all records matching every filter.
     async fn delete_where(&self, table: &str, filters: &[Filter]) -> Result<u64, BackendError>;
     /// Up to `limit` records matching every filter with a uid after `after`, by uid.
-    async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError>;
+    async fn list(
+        &self,
+        table: &str,
+        filters: &[Filter],
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Vec<StoredRecord>, BackendError>;
     /// Runs a statement that returns rows.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, BackendError>;
     /// Runs a statement and returns the rows changed.
@@ -72,21 +78,30 @@ pub struct TransactionHandle(pub Box<dyn Transaction>);
 /// fault, the rest (pool, I/O, TLS) are the backend's.
 pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
+            BackendError::Conflict(db.message().to_owned())
+        }
         // Stopped at the request's deadline: SQLite's progress handler
         // interrupts, PostgreSQL cancels (57014, query_canceled).
-        sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
+        sqlx::Error::Database(db)
+            if db.message() == "interrupted" || db.code().as_deref() == Some("57014") =>
+        {
             BackendError::Unavailable("the statement ran past the request's time limit".into())
         }
         // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
         // is the backend's trouble, not the statement's.
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) => {
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")
+            }) =>
+        {
             BackendError::Unavailable(db.message().to_owned())
         }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
-            BackendError::Invalid(e.to_string())
-        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Encode(_) => BackendError::Invalid(e.to_string()),
         _ => BackendError::Unavailable(e.to_string()),
     }
 }

@@ -59,7 +59,9 @@ pub fn number_placeholders(sql: &str) -> String {
 
 fn has_dollar_placeholder(sql: &str) -> bool {
     let bytes = sql.as_bytes();
-    bytes.windows(2).any(|w| w[0] == b'$' && w[1].is_ascii_digit())
+    bytes
+        .windows(2)
+        .any(|w| w[0] == b'$' && w[1].is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -68,9 +70,21 @@ mod tests {
 
     #[test]
     fn numbers_bare_placeholders_only() {
-        assert_eq!(number_placeholders("SELECT * FROM t WHERE a = ? AND b = ?"), "SELECT * FROM t WHERE a = $1 AND b = $2");
-        assert_eq!(number_placeholders("SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = ?"), "SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = $1");
-        assert_eq!(number_placeholders("SELECT 1 -- why?\n, ? /* or ? */"), "SELECT 1 -- why?\n, $1 /* or ? */");
-        assert_eq!(number_placeholders("SELECT data ? 'k' FROM t WHERE id = $1"), "SELECT data ? 'k' FROM t WHERE id = $1");
+        assert_eq!(
+            number_placeholders("SELECT * FROM t WHERE a = ? AND b = ?"),
+            "SELECT * FROM t WHERE a = $1 AND b = $2"
+        );
+        assert_eq!(
+            number_placeholders("SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = ?"),
+            "SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = $1"
+        );
+        assert_eq!(
+            number_placeholders("SELECT 1 -- why?\n, ? /* or ? */"),
+            "SELECT 1 -- why?\n, $1 /* or ? */"
+        );
+        assert_eq!(
+            number_placeholders("SELECT data ? 'k' FROM t WHERE id = $1"),
+            "SELECT data ? 'k' FROM t WHERE id = $1"
+        );
     }
 }

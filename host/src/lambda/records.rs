@@ -18,11 +18,19 @@ fn queue_of(arn: &str) -> &str {
 
 fn table_of(stream_arn: &str) -> &str {
     // arn:aws:dynamodb:region:account:table/NAME/stream/LABEL
-    stream_arn.split(":table/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
+    stream_arn
+        .split(":table/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
 }
 
 fn records(event: &Value) -> &[Value] {
-    event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn failures(ids: impl IntoIterator<Item = String>) -> Value {
@@ -34,7 +42,11 @@ fn failures(ids: impl IntoIterator<Item = String>) -> Value {
 async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTreeSet<String> {
     let mut failed = BTreeSet::new();
     for ((is_queue, deployed), events) in groups {
-        let source = if is_queue { DeployedSource::Queue(&deployed) } else { DeployedSource::Table(&deployed) };
+        let source = if is_queue {
+            DeployedSource::Queue(&deployed)
+        } else {
+            DeployedSource::Table(&deployed)
+        };
         let consumers = app.consumers_of(&source);
         if consumers.is_empty() {
             tracing::error!(source = ?source, records = events.len(), "no component consumes these records; they are reported as failed");
@@ -56,10 +68,17 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
                 .collect();
             let batch_id = uuid::Uuid::new_v4().to_string();
             let name = component.context.name.clone();
-            match app.runtime().handle_events(&component, batch_id.clone(), events.clone()).await {
+            match app
+                .runtime()
+                .handle_events(&component, batch_id.clone(), events.clone())
+                .await
+            {
                 Ok(ids) => {
                     let known: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
-                    let ids: Vec<String> = ids.into_iter().filter(|id| known.contains(id.as_str())).collect();
+                    let ids: Vec<String> = ids
+                        .into_iter()
+                        .filter(|id| known.contains(id.as_str()))
+                        .collect();
                     tracing::info!(component = %name, batch_id, delivered = events.len(), failed = ids.len(), "event batch");
                     failed.extend(ids);
                 }
@@ -77,8 +96,18 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
 pub async fn sqs(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
     for record in records(event) {
-        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let queue = queue_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
+        let id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let queue = queue_of(
+            record
+                .get("eventSourceARN")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .to_owned();
         let attributes = record
             .get("messageAttributes")
             .and_then(Value::as_object)
@@ -86,8 +115,21 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
             .flatten()
             .filter_map(|(k, v)| Some((k.clone(), v.get("stringValue")?.as_str()?.to_owned())))
             .collect();
-        let body = record.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
-        groups.entry((true, queue.clone())).or_default().push(Event { id, source: EventSource::Queue(queue), kind: "message".into(), body, attributes });
+        let body = record
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        groups
+            .entry((true, queue.clone()))
+            .or_default()
+            .push(Event {
+                id,
+                source: EventSource::Queue(queue),
+                kind: "message".into(),
+                body,
+                attributes,
+            });
     }
     failures(deliver(app, groups).await)
 }
@@ -99,25 +141,41 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
     let mut order = Vec::new();
     for record in records(event) {
-        let Some(sequence) = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) else {
+        let Some(sequence) = record
+            .pointer("/dynamodb/SequenceNumber")
+            .and_then(Value::as_str)
+        else {
             tracing::warn!("a stream record without a sequence number was skipped");
             continue;
         };
-        let table = table_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
+        let table = table_of(
+            record
+                .get("eventSourceARN")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .to_owned();
         let change = json!({
             "keys": plain(record.pointer("/dynamodb/Keys")),
             "new_image": plain(record.pointer("/dynamodb/NewImage")),
             "old_image": plain(record.pointer("/dynamodb/OldImage")),
         });
-        let kind = record.get("eventName").and_then(Value::as_str).unwrap_or("MODIFY").to_owned();
+        let kind = record
+            .get("eventName")
+            .and_then(Value::as_str)
+            .unwrap_or("MODIFY")
+            .to_owned();
         order.push(sequence.to_owned());
-        groups.entry((false, table.clone())).or_default().push(Event {
-            id: sequence.to_owned(),
-            source: EventSource::Table(table),
-            kind,
-            body: change.to_string(),
-            attributes: Vec::new(),
-        });
+        groups
+            .entry((false, table.clone()))
+            .or_default()
+            .push(Event {
+                id: sequence.to_owned(),
+                source: EventSource::Table(table),
+                kind,
+                body: change.to_string(),
+                attributes: Vec::new(),
+            });
     }
     let failed = deliver(app, groups).await;
     failures(order.into_iter().find(|seq| failed.contains(seq)))
@@ -126,8 +184,18 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
 /// S3 notifications for the components bucket: logged and acknowledged.
 pub fn s3(event: &Value) -> Value {
     for record in records(event) {
-        let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), text("/s3/object/key"));
+        let text = |pointer: &str| {
+            record
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (name, bucket, key) = (
+            text("/eventName"),
+            text("/s3/bucket/name"),
+            text("/s3/object/key"),
+        );
         tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
     }
     json!({ "acknowledged": records(event).len() })
@@ -136,7 +204,11 @@ pub fn s3(event: &Value) -> Value {
 /// A DynamoDB attribute map as plain JSON (`{"S": "x"}` becomes `"x"`).
 fn plain(image: Option<&Value>) -> Value {
     match image.and_then(Value::as_object) {
-        Some(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<Map<_, _>>()),
+        Some(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), attribute(v)))
+                .collect::<Map<_, _>>(),
+        ),
         None => Value::Null,
     }
 }
@@ -147,7 +219,10 @@ fn attribute(value: &Value) -> Value {
     };
     let number = |n: &Value| {
         let text = n.as_str().unwrap_or_default();
-        text.parse::<i64>().map(Value::from).or_else(|_| text.parse::<f64>().map(Value::from)).unwrap_or_else(|_| Value::String(text.into()))
+        text.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::String(text.into()))
     };
     match kind.as_str() {
         "S" => inner.clone(),
@@ -155,7 +230,14 @@ fn attribute(value: &Value) -> Value {
         "BOOL" => inner.clone(),
         "NULL" => Value::Null,
         "M" => plain(Some(inner)),
-        "L" => Value::Array(inner.as_array().into_iter().flatten().map(attribute).collect()),
+        "L" => Value::Array(
+            inner
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(attribute)
+                .collect(),
+        ),
         "SS" => inner.clone(),
         "NS" => Value::Array(inner.as_array().into_iter().flatten().map(number).collect()),
         // Binary values stay base64 text, as the stream delivers them.
@@ -170,13 +252,24 @@ mod tests {
 
     #[test]
     fn names_come_from_arns() {
-        assert_eq!(queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"), "my-queue");
-        assert_eq!(table_of("arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"), "Example-Table");
+        assert_eq!(
+            queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"),
+            "my-queue"
+        );
+        assert_eq!(
+            table_of(
+                "arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"
+            ),
+            "Example-Table"
+        );
     }
 
     #[test]
     fn stream_images_become_plain_json() {
         let image = json!({"Id": {"N": "101"}, "Message": {"S": "New item!"}, "Tags": {"L": [{"S": "a"}, {"N": "1.5"}]}, "Meta": {"M": {"ok": {"BOOL": true}, "none": {"NULL": true}}}});
-        assert_eq!(plain(Some(&image)), json!({"Id": 101, "Message": "New item!", "Tags": ["a", 1.5], "Meta": {"ok": true, "none": null}}));
+        assert_eq!(
+            plain(Some(&image)),
+            json!({"Id": 101, "Message": "New item!", "Tags": ["a", 1.5], "Meta": {"ok": true, "none": null}})
+        );
     }
 }

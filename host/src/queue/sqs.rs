@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use base64::Engine;
 use tokio::sync::RwLock;
@@ -95,35 +96,62 @@ where
             if is_missing_queue(code) {
                 missing(queue)
             } else if INVALID_CODES.contains(&bare_code(code)) {
-                invalid(format!("SQS {operation} on queue {queue} refused the request: {}", service.err().message().unwrap_or(code)))
+                invalid(format!(
+                    "SQS {operation} on queue {queue} refused the request: {}",
+                    service.err().message().unwrap_or(code)
+                ))
             } else {
-                BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {code} (HTTP {status})"))
+                BackendError::Unavailable(format!(
+                    "SQS {operation} on queue {queue} failed: {code} (HTTP {status})"
+                ))
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            invalid(format!("SQS {operation} request for queue {queue} is not valid: {}", DisplayErrorContext(&err)))
-        }
-        _ => BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {}", DisplayErrorContext(&err))),
+        SdkError::ConstructionFailure(_) => invalid(format!(
+            "SQS {operation} request for queue {queue} is not valid: {}",
+            DisplayErrorContext(&err)
+        )),
+        _ => BackendError::Unavailable(format!(
+            "SQS {operation} on queue {queue} failed: {}",
+            DisplayErrorContext(&err)
+        )),
     }
 }
 
 /// The error of one entry of a batch SQS did not accept.
 fn entry_error(queue: &str, failed: &BatchResultErrorEntry) -> BackendError {
-    let text = format!("SQS refused a message for queue {queue}: {}: {}", failed.code(), failed.message().unwrap_or_default());
-    if failed.sender_fault() { BackendError::Invalid(text) } else { BackendError::Unavailable(text) }
+    let text = format!(
+        "SQS refused a message for queue {queue}: {}: {}",
+        failed.code(),
+        failed.message().unwrap_or_default()
+    );
+    if failed.sender_fault() {
+        BackendError::Invalid(text)
+    } else {
+        BackendError::Unavailable(text)
+    }
 }
 
 /// The batch entry for `message`, or why SQS would refuse it. Checked here
 /// so that one bad message fails alone rather than its whole batch.
-fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessageBatchRequestEntry, BackendError> {
+fn entry(
+    queue: &str,
+    fifo: bool,
+    message: &OutgoingMessage,
+) -> Result<SendMessageBatchRequestEntry, BackendError> {
     if message.body.is_empty() {
         return Err(invalid("a message body must not be empty"));
     }
     if message.delay_seconds > MAX_DELAY_SECONDS {
-        return Err(invalid(format!("delay_seconds must be 0 to {MAX_DELAY_SECONDS}, not {}", message.delay_seconds)));
+        return Err(invalid(format!(
+            "delay_seconds must be 0 to {MAX_DELAY_SECONDS}, not {}",
+            message.delay_seconds
+        )));
     }
     if message.attributes.len() > MAX_ATTRIBUTES {
-        return Err(invalid(format!("a message takes at most {MAX_ATTRIBUTES} attributes, not {}", message.attributes.len())));
+        return Err(invalid(format!(
+            "a message takes at most {MAX_ATTRIBUTES} attributes, not {}",
+            message.attributes.len()
+        )));
     }
     let mut builder = SendMessageBatchRequestEntry::builder().message_body(&message.body);
     let mut seen = HashSet::new();
@@ -133,19 +161,31 @@ fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessa
             return Err(invalid(format!("message attribute {name} is given twice")));
         }
         if value.is_empty() {
-            return Err(invalid(format!("message attribute {name} must not be empty")));
+            return Err(invalid(format!(
+                "message attribute {name} must not be empty"
+            )));
         }
-        let value = MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| build_error(queue, e))?;
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| build_error(queue, e))?;
         builder = builder.message_attributes(name, value);
     }
     if fifo {
         let Some(group) = &message.group_id else {
-            return Err(invalid(format!("a message for FIFO queue {queue} needs a group id")));
+            return Err(invalid(format!(
+                "a message for FIFO queue {queue} needs a group id"
+            )));
         };
         if message.delay_seconds != 0 {
-            return Err(invalid(format!("FIFO queue {queue} takes no per-message delay; delay_seconds must be 0")));
+            return Err(invalid(format!(
+                "FIFO queue {queue} takes no per-message delay; delay_seconds must be 0"
+            )));
         }
-        builder = builder.message_group_id(group).set_message_deduplication_id(message.dedup_id.clone());
+        builder = builder
+            .message_group_id(group)
+            .set_message_deduplication_id(message.dedup_id.clone());
     } else {
         builder = builder.delay_seconds(message.delay_seconds as i32);
     }
@@ -183,13 +223,20 @@ impl SqsQueue {
     /// Queues on the SQS endpoint and credentials of `sdk_config`; `names`
     /// names the SQS queue behind each queue.
     pub fn new(sdk_config: &aws_config::SdkConfig, names: NameMap) -> SqsQueue {
-        SqsQueue { client: Client::new(sdk_config), names, urls: RwLock::new(HashMap::new()) }
+        SqsQueue {
+            client: Client::new(sdk_config),
+            names,
+            urls: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Creates each queue that does not exist: FIFO, without content-based
     /// deduplication, when its SQS name ends in `.fifo`. Meant for local
     /// emulators and development; running it again changes nothing.
-    pub async fn create_missing_queues<'a>(&self, queues: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
+    pub async fn create_missing_queues<'a>(
+        &self,
+        queues: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), BackendError> {
         for queue in queues {
             if let Some(url) = self.lookup(queue).await? {
                 self.urls.write().await.insert(queue.to_string(), url);
@@ -206,7 +253,12 @@ impl SqsQueue {
             let url = match created {
                 Ok(out) => out.queue_url().map(str::to_string),
                 // Created meanwhile by someone else, perhaps with other attributes.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_name_exists()) => None,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_queue_name_exists()) =>
+                {
+                    None
+                }
                 Err(e) => return Err(sdk_error("CreateQueue", &name, e)),
             };
             match url {
@@ -228,7 +280,10 @@ impl SqsQueue {
         }
         match self.lookup(queue).await? {
             Some(url) => {
-                self.urls.write().await.insert(queue.to_string(), url.clone());
+                self.urls
+                    .write()
+                    .await
+                    .insert(queue.to_string(), url.clone());
                 Ok(url)
             }
             None => Err(missing(&self.names.resolve(queue))),
@@ -241,9 +296,15 @@ impl SqsQueue {
         match self.client.get_queue_url().queue_name(&name).send().await {
             Ok(out) => match out.queue_url() {
                 Some(url) => Ok(Some(url.to_string())),
-                None => Err(BackendError::Unavailable(format!("SQS gave no URL for queue {name}"))),
+                None => Err(BackendError::Unavailable(format!(
+                    "SQS gave no URL for queue {name}"
+                ))),
             },
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) || e.code().is_some_and(is_missing_queue) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist())
+                    || e.code().is_some_and(is_missing_queue) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(sdk_error("GetQueueUrl", &name, e)),
@@ -275,7 +336,14 @@ impl SqsQueue {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
             let entries = pending.iter().map(|&i| with_id(&batch[i].1, i)).collect();
-            let out = match self.client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await {
+            let out = match self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 Ok(out) => out,
                 Err(e) => {
                     let err = sdk_error("SendMessageBatch", name, e);
@@ -295,13 +363,19 @@ impl SqsQueue {
                 }
             };
             for sent in out.successful() {
-                if let Some((index, _)) = sent.id().parse::<usize>().ok().and_then(|i| batch.get(i)) {
+                if let Some((index, _)) = sent.id().parse::<usize>().ok().and_then(|i| batch.get(i))
+                {
                     results[*index] = Some(Ok(sent.message_id().to_string()));
                 }
             }
             let mut retry = Vec::new();
             for failed in out.failed() {
-                let Some(i) = failed.id().parse::<usize>().ok().filter(|&i| i < batch.len()) else {
+                let Some(i) = failed
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&i| i < batch.len())
+                else {
                     continue;
                 };
                 if !failed.sender_fault() && attempt == 0 {
@@ -319,7 +393,12 @@ impl SqsQueue {
     }
 
     /// Sends one entry with SendMessage.
-    async fn send_one(&self, url: &str, name: &str, entry: &SendMessageBatchRequestEntry) -> Result<String, BackendError> {
+    async fn send_one(
+        &self,
+        url: &str,
+        name: &str,
+        entry: &SendMessageBatchRequestEntry,
+    ) -> Result<String, BackendError> {
         let out = self
             .client
             .send_message()
@@ -332,15 +411,19 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| sdk_error("SendMessage", name, e))?;
-        out.message_id()
-            .map(str::to_string)
-            .ok_or_else(|| BackendError::Unavailable(format!("SQS gave no id for a message to queue {name}")))
+        out.message_id().map(str::to_string).ok_or_else(|| {
+            BackendError::Unavailable(format!("SQS gave no id for a message to queue {name}"))
+        })
     }
 }
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(&self, queue: &str, messages: &[OutgoingMessage]) -> Result<Vec<Result<String, BackendError>>, BackendError> {
+    async fn send(
+        &self,
+        queue: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<Result<String, BackendError>>, BackendError> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -367,16 +450,29 @@ impl Queue for SqsQueue {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BackendError::Unavailable(format!("SQS did not report on a message to queue {name}")))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(BackendError::Unavailable(format!(
+                        "SQS did not report on a message to queue {name}"
+                    )))
+                })
+            })
             .collect())
     }
 
-    async fn receive(&self, queue: &str, max: u32, visibility_seconds: u32) -> Result<Vec<ReceivedMessage>, BackendError> {
+    async fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility_seconds: u32,
+    ) -> Result<Vec<ReceivedMessage>, BackendError> {
         if !(1..=MAX_BATCH as u32).contains(&max) {
             return Err(invalid(format!("max must be 1 to {MAX_BATCH}, not {max}")));
         }
         if visibility_seconds > MAX_VISIBILITY_SECONDS {
-            return Err(invalid(format!("visibility timeout must be at most {MAX_VISIBILITY_SECONDS} seconds, not {visibility_seconds}")));
+            return Err(invalid(format!(
+                "visibility timeout must be at most {MAX_VISIBILITY_SECONDS} seconds, not {visibility_seconds}"
+            )));
         }
         let url = self.url(queue).await?;
         let name = self.names.resolve(queue);
@@ -403,7 +499,10 @@ impl Queue for SqsQueue {
         for message in out.messages() {
             let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else {
                 // Unusable without both; it becomes visible again when its timeout passes.
-                tracing::warn!(queue = name, "SQS returned a message without an id or receipt handle");
+                tracing::warn!(
+                    queue = name,
+                    "SQS returned a message without an id or receipt handle"
+                );
                 continue;
             };
             let receive_count = message
@@ -428,7 +527,13 @@ impl Queue for SqsQueue {
         }
         let url = self.url(queue).await?;
         let name = self.names.resolve(queue);
-        let deleted = self.client.delete_message().queue_url(&url).receipt_handle(receipt).send().await;
+        let deleted = self
+            .client
+            .delete_message()
+            .queue_url(&url)
+            .receipt_handle(receipt)
+            .send()
+            .await;
         if let Err(e) = deleted {
             let err = sdk_error("DeleteMessage", &name, e);
             self.forget_if_missing(queue, &err).await;
@@ -443,41 +548,100 @@ mod tests {
     use super::*;
 
     fn message(body: &str) -> OutgoingMessage {
-        OutgoingMessage { body: body.into(), ..Default::default() }
+        OutgoingMessage {
+            body: body.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn fifo_messages_need_a_group_and_no_delay() {
-        assert!(matches!(entry("q.fifo", true, &message("a")), Err(BackendError::Invalid(_))));
-        let grouped = OutgoingMessage { group_id: Some("g".into()), dedup_id: Some("d".into()), ..message("a") };
+        assert!(matches!(
+            entry("q.fifo", true, &message("a")),
+            Err(BackendError::Invalid(_))
+        ));
+        let grouped = OutgoingMessage {
+            group_id: Some("g".into()),
+            dedup_id: Some("d".into()),
+            ..message("a")
+        };
         let e = entry("q.fifo", true, &grouped).expect("valid");
-        assert_eq!((e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()), (Some("g"), Some("d"), None));
-        let delayed = OutgoingMessage { delay_seconds: 5, ..grouped };
-        assert!(matches!(entry("q.fifo", true, &delayed), Err(BackendError::Invalid(_))));
+        assert_eq!(
+            (
+                e.message_group_id(),
+                e.message_deduplication_id(),
+                e.delay_seconds()
+            ),
+            (Some("g"), Some("d"), None)
+        );
+        let delayed = OutgoingMessage {
+            delay_seconds: 5,
+            ..grouped
+        };
+        assert!(matches!(
+            entry("q.fifo", true, &delayed),
+            Err(BackendError::Invalid(_))
+        ));
     }
 
     #[test]
     fn standard_messages_keep_their_delay_and_drop_fifo_ids() {
-        let m = OutgoingMessage { group_id: Some("g".into()), dedup_id: Some("d".into()), delay_seconds: 900, ..message("a") };
+        let m = OutgoingMessage {
+            group_id: Some("g".into()),
+            dedup_id: Some("d".into()),
+            delay_seconds: 900,
+            ..message("a")
+        };
         let e = entry("q", false, &m).expect("valid");
-        assert_eq!((e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()), (None, None, Some(900)));
-        let late = OutgoingMessage { delay_seconds: 901, ..m };
-        assert!(matches!(entry("q", false, &late), Err(BackendError::Invalid(_))));
+        assert_eq!(
+            (
+                e.message_group_id(),
+                e.message_deduplication_id(),
+                e.delay_seconds()
+            ),
+            (None, None, Some(900))
+        );
+        let late = OutgoingMessage {
+            delay_seconds: 901,
+            ..m
+        };
+        assert!(matches!(
+            entry("q", false, &late),
+            Err(BackendError::Invalid(_))
+        ));
     }
 
     #[test]
     fn attributes_are_checked() {
-        let twice = OutgoingMessage { attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())], ..message("x") };
-        assert!(matches!(entry("q", false, &twice), Err(BackendError::Invalid(_))));
-        let empty = OutgoingMessage { attributes: vec![("a".into(), String::new())], ..message("x") };
-        assert!(matches!(entry("q", false, &empty), Err(BackendError::Invalid(_))));
-        assert!(matches!(entry("q", false, &message("")), Err(BackendError::Invalid(_))));
+        let twice = OutgoingMessage {
+            attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+            ..message("x")
+        };
+        assert!(matches!(
+            entry("q", false, &twice),
+            Err(BackendError::Invalid(_))
+        ));
+        let empty = OutgoingMessage {
+            attributes: vec![("a".into(), String::new())],
+            ..message("x")
+        };
+        assert!(matches!(
+            entry("q", false, &empty),
+            Err(BackendError::Invalid(_))
+        ));
+        assert!(matches!(
+            entry("q", false, &message("")),
+            Err(BackendError::Invalid(_))
+        ));
     }
 
     #[test]
     fn query_error_codes_are_recognised() {
         assert!(is_missing_queue("AWS.SimpleQueueService.NonExistentQueue"));
         assert!(is_missing_queue("QueueDoesNotExist"));
-        assert_eq!(bare_code("AWS.SimpleQueueService.BatchEntryIdsNotDistinct"), "BatchEntryIdsNotDistinct");
+        assert_eq!(
+            bare_code("AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
+            "BatchEntryIdsNotDistinct"
+        );
     }
 }

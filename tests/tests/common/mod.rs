@@ -364,6 +364,42 @@ impl Host {
         host
     }
 
+    /// Runs `corral serve` on a manifest the host must refuse, and returns
+    /// what it printed on stderr; panics if it starts serving.
+    pub fn refused(manifest_toml: &str) -> String {
+        let bin = corral_bin();
+        for name in component_names(manifest_toml) {
+            wasm(&name);
+        }
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let manifest = dir.path().join("corral.toml");
+        std::fs::write(
+            &manifest,
+            manifest_toml.replace(WASM_PLACEHOLDER, &wasm_dir().display().to_string()),
+        )
+        .expect("writing the manifest");
+        let output = Command::new(bin)
+            .arg("serve")
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--artifact-dir")
+            .arg(artifact_dir())
+            .env_remove("CORRAL_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running corral");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !output.status.success(),
+            "the host should have refused the manifest, but it ran: {stderr}"
+        );
+        stderr
+    }
+
     fn spawn(&mut self, bin: &Path) {
         self.starts += 1;
         let mut command = Command::new(bin);
