@@ -12,20 +12,34 @@
 //! ```no_run
 //! use corral_sdk::prelude::*;
 //!
-//! struct Hello;
+//! struct Notes;
 //!
-//! impl Service for Hello {
-//!     fn routes() -> Router {
-//!         Router::new().get("/hello/{name}", greet)
+//! impl Service for Notes {
+//!     fn init() -> Result<(), String> {               // once per loaded version: tables, example data
+//!         Ok(())
+//!     }
+//!
+//!     fn routes() -> Router {                          // paths below the mount point
+//!         Router::new()
+//!             .get("/notes", |ctx| notes().list(ctx))  // generic record handlers
+//!             .post("/notes", |ctx| notes().create(ctx))
+//!             .get("/notes/{id}/words", words)
 //!     }
 //! }
 //!
-//! fn greet(ctx: &Ctx) -> Result<Response, ApiError> {
-//!     let name: String = ctx.param("name")?;
-//!     Ok(json(200, &json!({ "hello": name })))
+//! fn notes() -> Records {
+//!     Records::new("notes").required(&["title"]).optional(&["body"])
 //! }
 //!
-//! corral_sdk::service!(Hello);
+//! fn words(ctx: &Ctx) -> Result<Response, ApiError> {
+//!     let id: String = ctx.param("id")?;               // typed; 400 naming it if it does not parse
+//!     let min: Option<u32> = ctx.query("min")?;        // typed optional query parameter
+//!     let row = sql::query_one("SELECT body FROM notes_text WHERE id = ?", sql::params![id])?
+//!         .ok_or_else(|| ApiError::not_found("No such note"))?;
+//!     Ok(json(200, &json!({ "body": row["body"], "min": min })))
+//! }
+//!
+//! corral_sdk::service!(Notes);
 //! ```
 
 pub mod bindings;
