@@ -81,7 +81,7 @@ pub fn load() -> Result<(), ApiError> {
     Ok(())
 }
 
-fn new_id(tx: &sql::Tx, statement: &str, params: &[sql::Param]) -> Result<i64, ApiError> {
+fn new_id(tx: &sql::Tx, statement: &str, params: &[sql::Value]) -> Result<i64, ApiError> {
     let created = tx.query(statement, params)?;
     created
         .first()

@@ -39,7 +39,7 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
     let question: Option<String> = fields.opt("question")?;
     let answer: Option<String> = fields.opt("answer")?;
     let mut sets = Vec::new();
-    let mut params: Vec<sql::Param> = Vec::new();
+    let mut params: Vec<sql::Value> = Vec::new();
     for (column, value) in [("question", question), ("answer", answer)] {
         if let Some(value) = value {
             sets.push(format!("{column} = ?"));

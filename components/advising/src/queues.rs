@@ -55,7 +55,7 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     let Some(major) = rows::integer(&student, "major_id") else {
         return Err(ApiError::bad_request(format!("student {student_id} has no major_id, so no queue to join")));
     };
-    let undergraduate = rows::boolean(&student, "is_undergraduate");
+    let undergraduate = sql::boolean(&student, "is_undergraduate");
 
     lock(&tx, major, undergraduate)?;
     let tail = one(tx.query(
@@ -82,7 +82,7 @@ pub fn dequeue(ctx: &Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
     };
     let major = rows::integer(&queuer, "major_id").unwrap_or_default();
-    lock(&tx, major, rows::boolean(&queuer, "is_undergraduate"))?;
+    lock(&tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
     // Another transaction may have removed it while this one waited.
     if !remove(&tx, id)? {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
@@ -100,7 +100,7 @@ pub fn leave(tx: &sql::Tx, student_id: i64) -> Result<(), ApiError> {
     )?;
     for queuer in queued {
         let major = rows::integer(&queuer, "major_id").unwrap_or_default();
-        lock(tx, major, rows::boolean(&queuer, "is_undergraduate"))?;
+        lock(tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
         remove(tx, rows::integer(&queuer, "id").unwrap_or_default())?;
     }
     Ok(())
@@ -129,7 +129,7 @@ fn remove(tx: &sql::Tx, id: i64) -> Result<bool, ApiError> {
         return Ok(false);
     };
     let major = rows::integer(&queuer, "major_id").unwrap_or_default();
-    let undergraduate = rows::boolean(&queuer, "is_undergraduate");
+    let undergraduate = sql::boolean(&queuer, "is_undergraduate");
     let position = rows::integer(&queuer, "position").unwrap_or_default();
     tx.execute("DELETE FROM advising_queuers WHERE id = ?", &[id.into()])?;
     // Positions are unique within a queue, and both databases check that row

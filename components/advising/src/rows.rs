@@ -15,15 +15,6 @@ pub const FAQ: &str = "id, question, answer";
 pub const STUDENT: &str = "id, name, student_identifier, email, is_undergraduate, major_id";
 pub const QUEUER: &str = "id, major_id, is_undergraduate, student_id, position";
 
-/// The boolean column `name` of `row` (false when absent or null).
-pub fn boolean(row: &Row, name: &str) -> bool {
-    match row.get(name) {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64().is_some_and(|n| n != 0),
-        _ => false,
-    }
-}
-
 /// The integer column `name` of `row`.
 pub fn integer(row: &Row, name: &str) -> Option<i64> {
     row.get(name).and_then(Value::as_i64)
@@ -32,7 +23,7 @@ pub fn integer(row: &Row, name: &str) -> Option<i64> {
 /// A row as JSON, with `is_undergraduate` a boolean when the row has it.
 pub fn shown(mut row: Row) -> Value {
     if row.contains_key("is_undergraduate") {
-        let flag = boolean(&row, "is_undergraduate");
+        let flag = sql::boolean(&row, "is_undergraduate");
         row.insert("is_undergraduate".into(), Value::Bool(flag));
     }
     Value::Object(row)
@@ -56,12 +47,12 @@ pub fn found(rows: Vec<Row>, what: &str, id: i64) -> Result<Vec<Value>, ApiError
 #[derive(Default)]
 pub struct Conditions {
     sql: Vec<String>,
-    params: Vec<sql::Param>,
+    params: Vec<sql::Value>,
 }
 
 impl Conditions {
     /// Adds `column = value` when `value` is given.
-    pub fn eq(mut self, column: &str, value: Option<impl Into<sql::Param>>) -> Self {
+    pub fn eq(mut self, column: &str, value: Option<impl Into<sql::Value>>) -> Self {
         if let Some(value) = value {
             self.sql.push(format!("{column} = ?"));
             self.params.push(value.into());
@@ -70,7 +61,7 @@ impl Conditions {
     }
 
     /// ` WHERE a = ? AND b = ?`, or nothing without conditions; and the parameters.
-    pub fn build(self) -> (String, Vec<sql::Param>) {
+    pub fn build(self) -> (String, Vec<sql::Value>) {
         let clause = if self.sql.is_empty() {
             String::new()
         } else {

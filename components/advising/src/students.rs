@@ -65,7 +65,7 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
     if major.is_some() || undergraduate.is_some() {
         queues::leave(&tx, id)?;
         let mut sets = Vec::new();
-        let mut params: Vec<sql::Param> = Vec::new();
+        let mut params: Vec<sql::Value> = Vec::new();
         if let Some(major) = major {
             sets.push("major_id = ?");
             params.push(major.into());
