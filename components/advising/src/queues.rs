@@ -40,9 +40,6 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     // The student's row first: a concurrent PATCH or DELETE of the student
     // waits for this enqueue, or this for it.
     students::lock(&tx, student_id)?;
-    if let Some(name) = name {
-        tx.execute("UPDATE advising_students SET name = ? WHERE id = ?", &[name.into(), student_id.into()])?;
-    }
     let student = one(tx.query("SELECT name, major_id, is_undergraduate FROM advising_students WHERE id = ?", &[student_id.into()])?)?;
     let queued = tx.query("SELECT id FROM advising_queuers WHERE student_id = ?", &[student_id.into()])?;
     if !queued.is_empty() {
@@ -51,6 +48,9 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
             None => format!("Student with id {student_id}"),
         };
         return Err(ApiError::bad_request(format!("{who} cannot be queued as they are already in a queue")));
+    }
+    if let Some(name) = name {
+        tx.execute("UPDATE advising_students SET name = ? WHERE id = ?", &[name.into(), student_id.into()])?;
     }
     let Some(major) = rows::integer(&student, "major_id") else {
         return Err(ApiError::bad_request(format!("student {student_id} has no major_id, so no queue to join")));

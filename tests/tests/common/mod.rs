@@ -566,6 +566,48 @@ impl Host {
         &self.data_dir
     }
 
+    /// Runs `sql` directly on the host's database (its SQLite file, or its
+    /// PostgreSQL database) and returns every row, each column read as an
+    /// integer: a test's look at what really landed there.
+    pub fn sql_integers(&self, sql: &str) -> Vec<Vec<i64>> {
+        use sqlx::{Connection as _, Row as _};
+        let sql = sql.to_owned();
+        match &self.aws {
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.data_dir.join("corral.db"))
+                    .read_only(true);
+                run_async(async move {
+                    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                        .await
+                        .expect("opening the host's SQLite file");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("the test's SQL runs");
+                    rows.iter()
+                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
+                        .collect()
+                })
+            }
+            Some(aws) => {
+                let url = with_database(&aws.admin_url, &aws.database);
+                run_async(async move {
+                    let mut conn = sqlx::PgConnection::connect(&url)
+                        .await
+                        .expect("connecting to the host's database");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("the test's SQL runs");
+                    rows.iter()
+                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
+                        .collect()
+                })
+            }
+        }
+    }
+
     /// A token for `sub` in `groups`, signed with this host's key.
     pub fn token(&self, sub: &str, groups: &[&str]) -> String {
         issue_token(&self.data_dir, sub, groups)
