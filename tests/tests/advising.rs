@@ -122,7 +122,10 @@ on_both_backends! {
 
 /// A host serving the advising component, with or without example data.
 fn start(backends: Backends, example_data: bool) -> Host {
-    Host::start_on(backends, &MANIFEST.replace("{EXAMPLE}", if example_data { "true" } else { "false" }))
+    Host::start_on(
+        backends,
+        &MANIFEST.replace("{EXAMPLE}", if example_data { "true" } else { "false" }),
+    )
 }
 
 /// The keys of a JSON object, in order.
@@ -136,7 +139,8 @@ fn keys(value: &Value) -> Vec<&str> {
 }
 
 async fn send(host: &Host, method: Method, path: &str, token: &str, body: Value) -> Reply {
-    host.json(method, &format!("/advising{path}"), Some(token), &body).await
+    host.json(method, &format!("/advising{path}"), Some(token), &body)
+        .await
 }
 
 async fn get(host: &Host, path: &str) -> Reply {
@@ -151,31 +155,49 @@ async fn new_student(host: &Host, token: &str, n: usize, major: i64, undergradua
         "is_undergraduate": undergraduate,
         "major_id": major,
     });
-    let reply = send(host, Method::POST, "/students", token, body).await.expect(201);
+    let reply = send(host, Method::POST, "/students", token, body)
+        .await
+        .expect(201);
     assert_eq!(keys(&reply), ["student_id"], "{reply}");
     reply["student_id"].as_i64().expect("an integer student_id")
 }
 
 /// Enqueues a student and returns the queuer.
 async fn enqueue(host: &Host, token: &str, student: i64) -> Value {
-    let reply = send(host, Method::POST, "/queuers", token, json!({ "student_id": student }))
-        .await
-        .expect(201);
+    let reply = send(
+        host,
+        Method::POST,
+        "/queuers",
+        token,
+        json!({ "student_id": student }),
+    )
+    .await
+    .expect(201);
     reply["queuer"].clone()
 }
 
 /// The queue (major, undergraduate) as (student_id, position) pairs, by position.
 async fn queue(host: &Host, major: i64, undergraduate: bool) -> Vec<(i64, i64)> {
-    let reply = get(host, &format!("/queues?major_id={major}&is_undergraduate={undergraduate}"))
-        .await
-        .expect(200);
+    let reply = get(
+        host,
+        &format!("/queues?major_id={major}&is_undergraduate={undergraduate}"),
+    )
+    .await
+    .expect(200);
     reply["queue"]
         .as_array()
         .expect("a queue array")
         .iter()
         .map(|q| {
-            assert_eq!((q["major_id"].as_i64(), q["is_undergraduate"].as_bool()), (Some(major), Some(undergraduate)), "{q}");
-            (q["student_id"].as_i64().unwrap(), q["position"].as_i64().unwrap())
+            assert_eq!(
+                (q["major_id"].as_i64(), q["is_undergraduate"].as_bool()),
+                (Some(major), Some(undergraduate)),
+                "{q}"
+            );
+            (
+                q["student_id"].as_i64().unwrap(),
+                q["position"].as_i64().unwrap(),
+            )
         })
         .collect()
 }
@@ -205,7 +227,10 @@ async fn catalog_reads(backends: Backends) {
     let list = advisors["advisors"].as_array().expect("an advisors array");
     assert_eq!(list.len(), 3, "{advisors}");
     for advisor in list {
-        assert_eq!(keys(advisor), ["id", "name", "email", "is_undergraduate", "major_id"]);
+        assert_eq!(
+            keys(advisor),
+            ["id", "name", "email", "is_undergraduate", "major_id"]
+        );
         assert!(advisor["is_undergraduate"].is_boolean(), "{advisor}");
     }
     assert_eq!(
@@ -228,16 +253,29 @@ async fn catalog_reads(backends: Backends) {
     );
 
     // Not found is 404, not the original's 400; a major of another college is not found.
-    for path in ["/advisors/99", "/colleges/99", "/colleges/99/majors", "/colleges/1/majors/3", "/faqs/99", "/students/99"] {
+    for path in [
+        "/advisors/99",
+        "/colleges/99",
+        "/colleges/99/majors",
+        "/colleges/1/majors/3",
+        "/faqs/99",
+        "/students/99",
+    ] {
         get(&host, path).await.expect_error(404, "not_found");
     }
     // A mistyped id is 400 naming it.
-    for (path, name) in [("/advisors/abc", "advisor_id"), ("/colleges/x/majors", "college_id"), ("/colleges/1/majors/1.5", "major_id")] {
+    for (path, name) in [
+        ("/advisors/abc", "advisor_id"),
+        ("/colleges/x/majors", "college_id"),
+        ("/colleges/1/majors/1.5", "major_id"),
+    ] {
         let message = get(&host, path).await.expect_error(400, "bad_request");
         assert!(message.contains(name), "{path}: {message}");
     }
     // Writes to the catalog do not exist.
-    host.call(Method::POST, "/advising/colleges", None).await.expect_error(405, "method_not_allowed");
+    host.call(Method::POST, "/advising/colleges", None)
+        .await
+        .expect_error(405, "method_not_allowed");
 }
 
 async fn faqs_are_created_changed_and_deleted(backends: Backends) {
@@ -246,13 +284,34 @@ async fn faqs_are_created_changed_and_deleted(backends: Backends) {
     assert_eq!(get(&host, "/faqs").await.expect(200), json!({"faqs": []}));
 
     // Writes need a caller.
-    host.json(Method::POST, "/advising/faqs", None, &json!({"question": "q", "answer": "a"}))
-        .await
-        .expect_error(401, "unauthorized");
+    host.json(
+        Method::POST,
+        "/advising/faqs",
+        None,
+        &json!({"question": "q", "answer": "a"}),
+    )
+    .await
+    .expect_error(401, "unauthorized");
     // Missing and mistyped keys are named; a malformed body is refused.
-    let message = send(&host, Method::POST, "/faqs", &token, json!({"question": "Where?"})).await.expect_error(400, "bad_request");
+    let message = send(
+        &host,
+        Method::POST,
+        "/faqs",
+        &token,
+        json!({"question": "Where?"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
     assert!(message.contains("answer"), "{message}");
-    let message = send(&host, Method::POST, "/faqs", &token, json!({"question": 7, "answer": "x"})).await.expect_error(400, "bad_request");
+    let message = send(
+        &host,
+        Method::POST,
+        "/faqs",
+        &token,
+        json!({"question": 7, "answer": "x"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
     assert!(message.contains("question"), "{message}");
     let malformed = host
         .send(
@@ -264,25 +323,84 @@ async fn faqs_are_created_changed_and_deleted(backends: Backends) {
         )
         .await;
     malformed.expect_error(400, "bad_request");
-    assert_eq!(get(&host, "/faqs").await.expect(200), json!({"faqs": []}), "a refused write changed nothing");
+    assert_eq!(
+        get(&host, "/faqs").await.expect(200),
+        json!({"faqs": []}),
+        "a refused write changed nothing"
+    );
 
-    let created = send(&host, Method::POST, "/faqs", &token, json!({"question": "Where?", "answer": "Room 12"})).await.expect(201);
+    let created = send(
+        &host,
+        Method::POST,
+        "/faqs",
+        &token,
+        json!({"question": "Where?", "answer": "Room 12"}),
+    )
+    .await
+    .expect(201);
     let id = created["faq_id"].as_i64().expect("an integer faq_id");
     assert_eq!(created, json!({"faq_id": id}));
     let faq = get(&host, &format!("/faqs/{id}")).await.expect(200);
-    assert_eq!(faq, json!({"faqs": [{"id": id, "question": "Where?", "answer": "Room 12"}]}));
+    assert_eq!(
+        faq,
+        json!({"faqs": [{"id": id, "question": "Where?", "answer": "Room 12"}]})
+    );
     assert_eq!(keys(&faq["faqs"][0]), ["id", "question", "answer"]);
 
-    let changed = send(&host, Method::PATCH, &format!("/faqs/{id}"), &token, json!({"answer": "Room 14"})).await.expect(200);
-    assert_eq!(changed, json!({"faqs": [{"id": id, "question": "Where?", "answer": "Room 14"}]}));
+    let changed = send(
+        &host,
+        Method::PATCH,
+        &format!("/faqs/{id}"),
+        &token,
+        json!({"answer": "Room 14"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        changed,
+        json!({"faqs": [{"id": id, "question": "Where?", "answer": "Room 14"}]})
+    );
     assert_eq!(get(&host, "/faqs").await.expect(200), changed);
-    send(&host, Method::PATCH, "/faqs/999", &token, json!({"answer": "x"})).await.expect_error(404, "not_found");
-    send(&host, Method::PATCH, &format!("/faqs/{id}"), &token, json!({})).await.expect_error(400, "bad_request");
+    send(
+        &host,
+        Method::PATCH,
+        "/faqs/999",
+        &token,
+        json!({"answer": "x"}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    send(
+        &host,
+        Method::PATCH,
+        &format!("/faqs/{id}"),
+        &token,
+        json!({}),
+    )
+    .await
+    .expect_error(400, "bad_request");
 
-    let deleted = send(&host, Method::DELETE, &format!("/faqs/{id}"), &token, json!({})).await;
+    let deleted = send(
+        &host,
+        Method::DELETE,
+        &format!("/faqs/{id}"),
+        &token,
+        json!({}),
+    )
+    .await;
     assert_eq!(deleted.status, 202, "{deleted}");
-    get(&host, &format!("/faqs/{id}")).await.expect_error(404, "not_found");
-    send(&host, Method::DELETE, &format!("/faqs/{id}"), &token, json!({})).await.expect_error(404, "not_found");
+    get(&host, &format!("/faqs/{id}"))
+        .await
+        .expect_error(404, "not_found");
+    send(
+        &host,
+        Method::DELETE,
+        &format!("/faqs/{id}"),
+        &token,
+        json!({}),
+    )
+    .await
+    .expect_error(404, "not_found");
 }
 
 async fn students_are_validated_filtered_changed_and_deleted(backends: Backends) {
@@ -291,69 +409,187 @@ async fn students_are_validated_filtered_changed_and_deleted(backends: Backends)
     let valid = json!({"email": "ada@example.edu", "student_identifier": "A100", "is_undergraduate": "false", "major_id": 3});
 
     // Each required key missing, then each mistyped, is named; nothing is stored.
-    for key in ["email", "student_identifier", "is_undergraduate", "major_id"] {
+    for key in [
+        "email",
+        "student_identifier",
+        "is_undergraduate",
+        "major_id",
+    ] {
         let mut body = valid.clone();
         body.as_object_mut().unwrap().remove(key);
-        let message = send(&host, Method::POST, "/students", &token, body).await.expect_error(400, "bad_request");
-        assert!(message.contains("Missing") && message.contains(key), "{key}: {message}");
+        let message = send(&host, Method::POST, "/students", &token, body)
+            .await
+            .expect_error(400, "bad_request");
+        assert!(
+            message.contains("Missing") && message.contains(key),
+            "{key}: {message}"
+        );
     }
-    for (key, wrong) in [("email", json!(5)), ("student_identifier", json!(["A"])), ("is_undergraduate", json!("maybe")), ("major_id", json!("three"))] {
+    for (key, wrong) in [
+        ("email", json!(5)),
+        ("student_identifier", json!(["A"])),
+        ("is_undergraduate", json!("maybe")),
+        ("major_id", json!("three")),
+    ] {
         let mut body = valid.clone();
         body[key] = wrong;
-        let message = send(&host, Method::POST, "/students", &token, body).await.expect_error(400, "bad_request");
+        let message = send(&host, Method::POST, "/students", &token, body)
+            .await
+            .expect_error(400, "bad_request");
         assert!(message.contains(key), "{key}: {message}");
     }
     let mut unknown_major = valid.clone();
     unknown_major["major_id"] = json!(99);
-    let message = send(&host, Method::POST, "/students", &token, unknown_major).await.expect_error(400, "bad_request");
+    let message = send(&host, Method::POST, "/students", &token, unknown_major)
+        .await
+        .expect_error(400, "bad_request");
     assert!(message.contains("major_id"), "{message}");
-    assert_eq!(get(&host, "/students?email=ada%40example.edu").await.expect(200), json!({"students": []}));
+    assert_eq!(
+        get(&host, "/students?email=ada%40example.edu")
+            .await
+            .expect(200),
+        json!({"students": []})
+    );
 
     // "false" as a string is false; the name is optional and null without one.
-    let id = send(&host, Method::POST, "/students", &token, valid.clone()).await.expect(201)["student_id"].as_i64().unwrap();
+    let id = send(&host, Method::POST, "/students", &token, valid.clone())
+        .await
+        .expect(201)["student_id"]
+        .as_i64()
+        .unwrap();
     let student = get(&host, &format!("/students/{id}")).await.expect(200);
     assert_eq!(
         student,
         json!({"students": [{"id": id, "name": null, "student_identifier": "A100", "email": "ada@example.edu", "is_undergraduate": false, "major_id": 3}]})
     );
-    assert_eq!(keys(&student["students"][0]), ["id", "name", "student_identifier", "email", "is_undergraduate", "major_id"]);
+    assert_eq!(
+        keys(&student["students"][0]),
+        [
+            "id",
+            "name",
+            "student_identifier",
+            "email",
+            "is_undergraduate",
+            "major_id"
+        ]
+    );
 
     // A taken email is 409 (the original: 500).
     let mut again = valid.clone();
     again["student_identifier"] = json!("A101");
-    send(&host, Method::POST, "/students", &token, again).await.expect_error(409, "conflict");
+    send(&host, Method::POST, "/students", &token, again)
+        .await
+        .expect_error(409, "conflict");
 
     // Filters, alone and together; a mistyped filter is named.
     let all = get(&host, "/students").await.expect(200);
-    assert_eq!(all["students"].as_array().unwrap().len(), 4, "three example students and one new: {all}");
-    let by_email = get(&host, &format!("/students?email={}", enc("ada@example.edu"))).await.expect(200);
+    assert_eq!(
+        all["students"].as_array().unwrap().len(),
+        4,
+        "three example students and one new: {all}"
+    );
+    let by_email = get(
+        &host,
+        &format!("/students?email={}", enc("ada@example.edu")),
+    )
+    .await
+    .expect(200);
     assert_eq!(by_email, student);
     let by_major = get(&host, "/students?major_id=1").await.expect(200);
-    let emails: Vec<&str> = by_major["students"].as_array().unwrap().iter().map(|s| s["email"].as_str().unwrap()).collect();
+    let emails: Vec<&str> = by_major["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, ["akim@eng.example.edu", "tbrooks@eng.example.edu"]);
-    assert_eq!(get(&host, "/students?student_identifier=A100&major_id=3").await.expect(200), student);
-    assert_eq!(get(&host, "/students?student_identifier=A100&major_id=1").await.expect(200), json!({"students": []}));
-    let message = get(&host, "/students?major_id=x").await.expect_error(400, "bad_request");
+    assert_eq!(
+        get(&host, "/students?student_identifier=A100&major_id=3")
+            .await
+            .expect(200),
+        student
+    );
+    assert_eq!(
+        get(&host, "/students?student_identifier=A100&major_id=1")
+            .await
+            .expect(200),
+        json!({"students": []})
+    );
+    let message = get(&host, "/students?major_id=x")
+        .await
+        .expect_error(400, "bad_request");
     assert!(message.contains("major_id"), "{message}");
 
     // PATCH through the query string, then through the body.
-    let patched = host.call(Method::PATCH, &format!("/advising/students/{id}?major_id=4&is_undergraduate=true"), Some(&token)).await;
+    let patched = host
+        .call(
+            Method::PATCH,
+            &format!("/advising/students/{id}?major_id=4&is_undergraduate=true"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(patched.status, 202, "{patched}");
     let now = &get(&host, &format!("/students/{id}")).await.expect(200)["students"][0];
-    assert_eq!((now["major_id"].clone(), now["is_undergraduate"].clone()), (json!(4), json!(true)));
-    let patched = send(&host, Method::PATCH, &format!("/students/{id}"), &token, json!({"is_undergraduate": false})).await;
+    assert_eq!(
+        (now["major_id"].clone(), now["is_undergraduate"].clone()),
+        (json!(4), json!(true))
+    );
+    let patched = send(
+        &host,
+        Method::PATCH,
+        &format!("/students/{id}"),
+        &token,
+        json!({"is_undergraduate": false}),
+    )
+    .await;
     assert_eq!(patched.status, 202, "{patched}");
     let now = &get(&host, &format!("/students/{id}")).await.expect(200)["students"][0];
-    assert_eq!((now["major_id"].clone(), now["is_undergraduate"].clone()), (json!(4), json!(false)));
-    let message = send(&host, Method::PATCH, &format!("/students/{id}"), &token, json!({"major_id": "four"})).await.expect_error(400, "bad_request");
+    assert_eq!(
+        (now["major_id"].clone(), now["is_undergraduate"].clone()),
+        (json!(4), json!(false))
+    );
+    let message = send(
+        &host,
+        Method::PATCH,
+        &format!("/students/{id}"),
+        &token,
+        json!({"major_id": "four"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
     assert!(message.contains("major_id"), "{message}");
-    send(&host, Method::PATCH, "/students/999", &token, json!({"major_id": 1})).await.expect_error(404, "not_found");
+    send(
+        &host,
+        Method::PATCH,
+        "/students/999",
+        &token,
+        json!({"major_id": 1}),
+    )
+    .await
+    .expect_error(404, "not_found");
 
     // DELETE works (the original always failed).
-    let deleted = send(&host, Method::DELETE, &format!("/students/{id}"), &token, json!({})).await;
+    let deleted = send(
+        &host,
+        Method::DELETE,
+        &format!("/students/{id}"),
+        &token,
+        json!({}),
+    )
+    .await;
     assert_eq!(deleted.status, 202, "{deleted}");
-    get(&host, &format!("/students/{id}")).await.expect_error(404, "not_found");
-    send(&host, Method::DELETE, &format!("/students/{id}"), &token, json!({})).await.expect_error(404, "not_found");
+    get(&host, &format!("/students/{id}"))
+        .await
+        .expect_error(404, "not_found");
+    send(
+        &host,
+        Method::DELETE,
+        &format!("/students/{id}"),
+        &token,
+        json!({}),
+    )
+    .await
+    .expect_error(404, "not_found");
 }
 
 async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
@@ -366,66 +602,172 @@ async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
     let grad = new_student(&host, &token, 5, 1, false).await;
 
     // The first is at position 1; the name is saved on the student.
-    let reply = send(&host, Method::POST, "/queuers", &token, json!({"student_id": a, "name": "Ada"})).await.expect(201);
+    let reply = send(
+        &host,
+        Method::POST,
+        "/queuers",
+        &token,
+        json!({"student_id": a, "name": "Ada"}),
+    )
+    .await
+    .expect(201);
     assert_eq!(keys(&reply), ["queuer"]);
     let first = &reply["queuer"];
-    assert_eq!(keys(first), ["id", "major_id", "is_undergraduate", "student_id", "position"]);
+    assert_eq!(
+        keys(first),
+        [
+            "id",
+            "major_id",
+            "is_undergraduate",
+            "student_id",
+            "position"
+        ]
+    );
     assert_eq!(
         first,
         &json!({"id": first["id"], "major_id": 1, "is_undergraduate": true, "student_id": a, "position": 1})
     );
-    assert_eq!(get(&host, &format!("/students/{a}")).await.expect(200)["students"][0]["name"], "Ada");
+    assert_eq!(
+        get(&host, &format!("/students/{a}")).await.expect(200)["students"][0]["name"],
+        "Ada"
+    );
     let qb = enqueue(&host, &token, b).await;
     let qc = enqueue(&host, &token, c).await;
-    assert_eq!((qb["position"].as_i64(), qc["position"].as_i64()), (Some(2), Some(3)));
+    assert_eq!(
+        (qb["position"].as_i64(), qc["position"].as_i64()),
+        (Some(2), Some(3))
+    );
     // Graduates of the same major wait in a queue of their own.
     assert_eq!(enqueue(&host, &token, grad).await["position"], 1);
     assert_eq!(queue(&host, 1, true).await, in_order(&[a, b, c]));
 
     // Already queued: 400 naming the student, and the queue is unchanged.
-    let message = send(&host, Method::POST, "/queuers", &token, json!({"student_id": a, "name": "Someone Else"})).await.expect_error(400, "bad_request");
-    assert!(message.contains("Ada") && message.contains(&a.to_string()), "{message}");
-    assert_eq!(get(&host, &format!("/students/{a}")).await.expect(200)["students"][0]["name"], "Ada", "the refused enqueue saved nothing");
+    let message = send(
+        &host,
+        Method::POST,
+        "/queuers",
+        &token,
+        json!({"student_id": a, "name": "Someone Else"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
+    assert!(
+        message.contains("Ada") && message.contains(&a.to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        get(&host, &format!("/students/{a}")).await.expect(200)["students"][0]["name"],
+        "Ada",
+        "the refused enqueue saved nothing"
+    );
     // Missing, mistyped and unknown students.
-    let message = send(&host, Method::POST, "/queuers", &token, json!({"name": "x"})).await.expect_error(400, "bad_request");
+    let message = send(
+        &host,
+        Method::POST,
+        "/queuers",
+        &token,
+        json!({"name": "x"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
     assert!(message.contains("student_id"), "{message}");
-    let message = send(&host, Method::POST, "/queuers", &token, json!({"student_id": "abc"})).await.expect_error(400, "bad_request");
+    let message = send(
+        &host,
+        Method::POST,
+        "/queuers",
+        &token,
+        json!({"student_id": "abc"}),
+    )
+    .await
+    .expect_error(400, "bad_request");
     assert!(message.contains("student_id"), "{message}");
-    send(&host, Method::POST, "/queuers", &token, json!({"student_id": 999})).await.expect_error(404, "not_found");
+    send(
+        &host,
+        Method::POST,
+        "/queuers",
+        &token,
+        json!({"student_id": 999}),
+    )
+    .await
+    .expect_error(404, "not_found");
 
     // Leaving from the middle closes the gap.
-    let left = send(&host, Method::DELETE, &format!("/queuers/{}", qb["id"]), &token, json!({})).await;
+    let left = send(
+        &host,
+        Method::DELETE,
+        &format!("/queuers/{}", qb["id"]),
+        &token,
+        json!({}),
+    )
+    .await;
     assert_eq!(left.status, 202, "{left}");
     assert_eq!(queue(&host, 1, true).await, in_order(&[a, c]));
-    send(&host, Method::DELETE, &format!("/queuers/{}", qb["id"]), &token, json!({})).await.expect_error(404, "not_found");
+    send(
+        &host,
+        Method::DELETE,
+        &format!("/queuers/{}", qb["id"]),
+        &token,
+        json!({}),
+    )
+    .await
+    .expect_error(404, "not_found");
     assert_eq!(enqueue(&host, &token, d).await["position"], 3);
     assert_eq!(enqueue(&host, &token, b).await["position"], 4);
     assert_eq!(queue(&host, 1, true).await, in_order(&[a, c, d, b]));
 
     // Changing the major leaves the queue; the student may join the new one.
-    let patched = send(&host, Method::PATCH, &format!("/students/{c}"), &token, json!({"major_id": 2})).await;
+    let patched = send(
+        &host,
+        Method::PATCH,
+        &format!("/students/{c}"),
+        &token,
+        json!({"major_id": 2}),
+    )
+    .await;
     assert_eq!(patched.status, 202, "{patched}");
     assert_eq!(queue(&host, 1, true).await, in_order(&[a, d, b]));
     assert_eq!(enqueue(&host, &token, c).await["position"], 1);
     assert_eq!(queue(&host, 2, true).await, in_order(&[c]));
     // So does changing the level, through the query string.
-    let patched = host.call(Method::PATCH, &format!("/advising/students/{a}?is_undergraduate=false"), Some(&token)).await;
+    let patched = host
+        .call(
+            Method::PATCH,
+            &format!("/advising/students/{a}?is_undergraduate=false"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(patched.status, 202, "{patched}");
     assert_eq!(queue(&host, 1, true).await, in_order(&[d, b]));
 
     // Deleting a queued student takes them out first.
-    let deleted = send(&host, Method::DELETE, &format!("/students/{d}"), &token, json!({})).await;
+    let deleted = send(
+        &host,
+        Method::DELETE,
+        &format!("/students/{d}"),
+        &token,
+        json!({}),
+    )
+    .await;
     assert_eq!(deleted.status, 202, "{deleted}");
     assert_eq!(queue(&host, 1, true).await, in_order(&[b]));
 
     // GET /queues without filters: every queue, by position; one filter alone.
     let everything = get(&host, "/queues").await.expect(200);
-    let positions: Vec<i64> = everything["queue"].as_array().unwrap().iter().map(|q| q["position"].as_i64().unwrap()).collect();
+    let positions: Vec<i64> = everything["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["position"].as_i64().unwrap())
+        .collect();
     assert_eq!(positions, [1, 1, 1], "{everything}");
-    let grads = get(&host, "/queues?is_undergraduate=false").await.expect(200);
+    let grads = get(&host, "/queues?is_undergraduate=false")
+        .await
+        .expect(200);
     assert_eq!(grads["queue"].as_array().unwrap().len(), 1, "{grads}");
     assert_eq!(grads["queue"][0]["student_id"], grad);
-    let message = get(&host, "/queues?is_undergraduate=perhaps").await.expect_error(400, "bad_request");
+    let message = get(&host, "/queues?is_undergraduate=perhaps")
+        .await
+        .expect_error(400, "bad_request");
     assert!(message.contains("is_undergraduate"), "{message}");
 }
 
@@ -445,7 +787,12 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
     }
     let mut queuers = BTreeMap::new();
     for n in 1..=30 {
-        queuers.insert(n, enqueue(&host, &token, ids[&n]).await["id"].as_i64().unwrap());
+        queuers.insert(
+            n,
+            enqueue(&host, &token, ids[&n]).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
 
     // 1–15 leave the queue, 16–20 change major, 21–25 are deleted,
@@ -453,12 +800,32 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
     let mut requests = Vec::new();
     for n in 1..=50 {
         let (method, path, body) = match n {
-            1..=15 => (Method::DELETE, format!("/advising/queuers/{}", queuers[&n]), json!({})),
-            16..=20 => (Method::PATCH, format!("/advising/students/{}", ids[&n]), json!({"major_id": 3})),
-            21..=25 => (Method::DELETE, format!("/advising/students/{}", ids[&n]), json!({})),
-            _ => (Method::POST, "/advising/queuers".to_owned(), json!({"student_id": ids[&n]})),
+            1..=15 => (
+                Method::DELETE,
+                format!("/advising/queuers/{}", queuers[&n]),
+                json!({}),
+            ),
+            16..=20 => (
+                Method::PATCH,
+                format!("/advising/students/{}", ids[&n]),
+                json!({"major_id": 3}),
+            ),
+            21..=25 => (
+                Method::DELETE,
+                format!("/advising/students/{}", ids[&n]),
+                json!({}),
+            ),
+            _ => (
+                Method::POST,
+                "/advising/queuers".to_owned(),
+                json!({"student_id": ids[&n]}),
+            ),
         };
-        let request = host.client().request(method, host.url(&path)).bearer_auth(&token).json(&body);
+        let request = host
+            .client()
+            .request(method, host.url(&path))
+            .bearer_auth(&token)
+            .json(&body);
         requests.push(tokio::spawn(async move {
             let response = request.send().await.expect("the host answers");
             let status = response.status().as_u16();
@@ -481,18 +848,43 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
     for (major, undergraduate) in [(1, true), (1, false), (2, true), (2, false)] {
         let got = queue(&host, major, undergraduate).await;
         let positions: Vec<i64> = got.iter().map(|(_, p)| *p).collect();
-        assert_eq!(positions, (1..=got.len() as i64).collect::<Vec<_>>(), "queue ({major}, {undergraduate}): {got:?}");
-        let survivors: Vec<i64> = (26..=30).filter(|n| queue_of(*n) == (major, undergraduate)).map(|n| ids[&n]).collect();
-        let newcomers: BTreeSet<i64> = (31..=50).filter(|n| queue_of(*n) == (major, undergraduate)).map(|n| ids[&n]).collect();
+        assert_eq!(
+            positions,
+            (1..=got.len() as i64).collect::<Vec<_>>(),
+            "queue ({major}, {undergraduate}): {got:?}"
+        );
+        let survivors: Vec<i64> = (26..=30)
+            .filter(|n| queue_of(*n) == (major, undergraduate))
+            .map(|n| ids[&n])
+            .collect();
+        let newcomers: BTreeSet<i64> = (31..=50)
+            .filter(|n| queue_of(*n) == (major, undergraduate))
+            .map(|n| ids[&n])
+            .collect();
         let students: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
-        assert_eq!(students[..survivors.len()], survivors[..], "queue ({major}, {undergraduate})");
-        assert_eq!(students[survivors.len()..].iter().copied().collect::<BTreeSet<_>>(), newcomers, "queue ({major}, {undergraduate})");
+        assert_eq!(
+            students[..survivors.len()],
+            survivors[..],
+            "queue ({major}, {undergraduate})"
+        );
+        assert_eq!(
+            students[survivors.len()..]
+                .iter()
+                .copied()
+                .collect::<BTreeSet<_>>(),
+            newcomers,
+            "queue ({major}, {undergraduate})"
+        );
         for s in students {
             assert!(seen.insert(s), "student {s} is queued twice");
         }
     }
     assert_eq!(seen.len(), 25);
-    assert_eq!(queue(&host, 3, true).await, vec![], "a PATCHed student is not moved into the new queue");
+    assert_eq!(
+        queue(&host, 3, true).await,
+        vec![],
+        "a PATCHed student is not moved into the new queue"
+    );
 
     // In the database itself: the same rows, nothing else.
     let rows = host.sql_integers(
@@ -505,7 +897,11 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
         by_queue.entry((row[0], row[1])).or_default().push(row[3]);
     }
     for (queue, positions) in by_queue {
-        assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>(), "queue {queue:?} in the database");
+        assert_eq!(
+            positions,
+            (1..=positions.len() as i64).collect::<Vec<_>>(),
+            "queue {queue:?} in the database"
+        );
     }
     assert_eq!(rows.iter().map(|r| r[2]).collect::<BTreeSet<_>>(), seen);
 }
@@ -521,11 +917,33 @@ async fn example_data_is_loaded_once(backends: Backends) {
     host.restart();
     let after = get(&host, "/faqs").await.expect(200);
     assert_eq!(after["faqs"].as_array().unwrap().len(), 2, "{after}");
-    assert_eq!(get(&host, "/colleges").await.expect(200)["colleges"].as_array().unwrap().len(), 2);
-    assert_eq!(get(&host, "/students").await.expect(200)["students"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        get(&host, "/colleges").await.expect(200)["colleges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        get(&host, "/students").await.expect(200)["students"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     let empty = start(backends, false);
-    for (path, key) in [("/advisors", "advisors"), ("/colleges", "colleges"), ("/faqs", "faqs"), ("/students", "students"), ("/queues", "queue")] {
-        assert_eq!(get(&empty, path).await.expect(200), json!({ key: [] }), "{path}");
+    for (path, key) in [
+        ("/advisors", "advisors"),
+        ("/colleges", "colleges"),
+        ("/faqs", "faqs"),
+        ("/students", "students"),
+        ("/queues", "queue"),
+    ] {
+        assert_eq!(
+            get(&empty, path).await.expect(200),
+            json!({ key: [] }),
+            "{path}"
+        );
     }
 }

@@ -1,26 +1,37 @@
 //! The read-only catalog: advisors, colleges and the majors of a college.
 
 use corral_sdk::prelude::*;
-use serde_json::json;
 
 use crate::rows::{self, ADVISOR, COLLEGE, MAJOR};
 
 /// GET /advisors
 pub fn advisors(_ctx: &Ctx) -> Result<Response, ApiError> {
-    let found = sql::query(&format!("SELECT {ADVISOR} FROM advising_advisors ORDER BY id"), &[])?;
+    let found = sql::query(
+        &format!("SELECT {ADVISOR} FROM advising_advisors ORDER BY id"),
+        &[],
+    )?;
     Ok(json(200, &json!({ "advisors": rows::all_shown(found) })))
 }
 
 /// GET /advisors/{advisor_id}: a list of one.
 pub fn advisor(ctx: &Ctx) -> Result<Response, ApiError> {
     let id: i64 = ctx.param("advisor_id")?;
-    let found = sql::query(&format!("SELECT {ADVISOR} FROM advising_advisors WHERE id = ?"), &[id.into()])?;
-    Ok(json(200, &json!({ "advisors": rows::found(found, "advisor", id)? })))
+    let found = sql::query(
+        &format!("SELECT {ADVISOR} FROM advising_advisors WHERE id = ?"),
+        &[id.into()],
+    )?;
+    Ok(json(
+        200,
+        &json!({ "advisors": rows::found(found, "advisor", id)? }),
+    ))
 }
 
 /// GET /colleges
 pub fn colleges(_ctx: &Ctx) -> Result<Response, ApiError> {
-    let found = sql::query(&format!("SELECT {COLLEGE} FROM advising_colleges ORDER BY id"), &[])?;
+    let found = sql::query(
+        &format!("SELECT {COLLEGE} FROM advising_colleges ORDER BY id"),
+        &[],
+    )?;
     Ok(json(200, &json!({ "colleges": rows::all_shown(found) })))
 }
 
@@ -31,7 +42,10 @@ pub fn college(ctx: &Ctx) -> Result<Response, ApiError> {
 }
 
 fn find_college(id: i64) -> Result<Vec<serde_json::Value>, ApiError> {
-    let found = sql::query(&format!("SELECT {COLLEGE} FROM advising_colleges WHERE id = ?"), &[id.into()])?;
+    let found = sql::query(
+        &format!("SELECT {COLLEGE} FROM advising_colleges WHERE id = ?"),
+        &[id.into()],
+    )?;
     rows::found(found, "college", id)
 }
 
@@ -57,7 +71,9 @@ pub fn major(ctx: &Ctx) -> Result<Response, ApiError> {
         &[college.into(), id.into()],
     )?;
     if found.is_empty() {
-        return Err(ApiError::not_found(format!("college {college} has no major with id {id}")));
+        return Err(ApiError::not_found(format!(
+            "college {college} has no major with id {id}"
+        )));
     }
     Ok(json(200, &json!({ "majors": rows::all_shown(found) })))
 }
@@ -66,7 +82,9 @@ pub fn major(ctx: &Ctx) -> Result<Response, ApiError> {
 pub fn check_major(id: i64) -> Result<(), ApiError> {
     let found = sql::query("SELECT id FROM advising_majors WHERE id = ?", &[id.into()])?;
     if found.is_empty() {
-        return Err(ApiError::bad_request(format!("major_id: no major with id {id}")));
+        return Err(ApiError::bad_request(format!(
+            "major_id: no major with id {id}"
+        )));
     }
     Ok(())
 }

@@ -10,15 +10,38 @@ use crate::rows;
 
 /// (name, email_tld, majors)
 const COLLEGES: &[(&str, &str, &[&str])] = &[
-    ("College of Engineering", "eng.example.edu", &["Computer Science", "Mechanical Engineering"]),
-    ("College of Arts and Sciences", "cas.example.edu", &["Mathematics", "History"]),
+    (
+        "College of Engineering",
+        "eng.example.edu",
+        &["Computer Science", "Mechanical Engineering"],
+    ),
+    (
+        "College of Arts and Sciences",
+        "cas.example.edu",
+        &["Mathematics", "History"],
+    ),
 ];
 
 /// (name, email, is_undergraduate, major)
 const ADVISORS: &[(&str, &str, bool, &str)] = &[
-    ("Morgan Reyes", "mreyes@eng.example.edu", true, "Computer Science"),
-    ("Sam Okafor", "sokafor@eng.example.edu", false, "Computer Science"),
-    ("Priya Natarajan", "pnatarajan@cas.example.edu", true, "Mathematics"),
+    (
+        "Morgan Reyes",
+        "mreyes@eng.example.edu",
+        true,
+        "Computer Science",
+    ),
+    (
+        "Sam Okafor",
+        "sokafor@eng.example.edu",
+        false,
+        "Computer Science",
+    ),
+    (
+        "Priya Natarajan",
+        "pnatarajan@cas.example.edu",
+        true,
+        "Mathematics",
+    ),
 ];
 
 /// (question, answer)
@@ -31,33 +54,66 @@ const FAQS: &[(&str, &str)] = &[
         "Can I wait in two queues at once?",
         "No. A student waits in one queue at a time; changing your major or level takes you out of it.",
     ),
-    ("How long does a session take?", "Most advising sessions take about fifteen minutes."),
+    (
+        "How long does a session take?",
+        "Most advising sessions take about fifteen minutes.",
+    ),
 ];
 
 /// (name, student_identifier, email, is_undergraduate, major)
 const STUDENTS: &[(&str, &str, &str, bool, &str)] = &[
-    ("Alex Kim", "S0001", "akim@eng.example.edu", true, "Computer Science"),
-    ("Jordan Lee", "S0002", "jlee@cas.example.edu", true, "Mathematics"),
-    ("Taylor Brooks", "S0003", "tbrooks@eng.example.edu", false, "Computer Science"),
+    (
+        "Alex Kim",
+        "S0001",
+        "akim@eng.example.edu",
+        true,
+        "Computer Science",
+    ),
+    (
+        "Jordan Lee",
+        "S0002",
+        "jlee@cas.example.edu",
+        true,
+        "Mathematics",
+    ),
+    (
+        "Taylor Brooks",
+        "S0003",
+        "tbrooks@eng.example.edu",
+        false,
+        "Computer Science",
+    ),
 ];
 
 /// Whether the manifest asks for example data.
 pub fn wanted() -> Result<bool, String> {
-    let value = config::get("example_data").map_err(|e| format!("reading config example_data: {e:?}"))?;
+    let value =
+        config::get("example_data").map_err(|e| format!("reading config example_data: {e:?}"))?;
     Ok(value.as_deref().map(str::trim) == Some("true"))
 }
 
 /// Loads the example data into an empty database, in one transaction.
 pub fn load() -> Result<(), ApiError> {
     let tx = sql::Tx::begin()?;
-    if !tx.query("SELECT id FROM advising_colleges LIMIT 1", &[])?.is_empty() {
+    if !tx
+        .query("SELECT id FROM advising_colleges LIMIT 1", &[])?
+        .is_empty()
+    {
         return Ok(());
     }
     let mut majors = Vec::new();
     for (college, tld, names) in COLLEGES {
-        let college_id = new_id(&tx, "INSERT INTO advising_colleges (name, email_tld) VALUES (?, ?) RETURNING id", &[(*college).into(), (*tld).into()])?;
+        let college_id = new_id(
+            &tx,
+            "INSERT INTO advising_colleges (name, email_tld) VALUES (?, ?) RETURNING id",
+            &[(*college).into(), (*tld).into()],
+        )?;
         for name in *names {
-            let id = new_id(&tx, "INSERT INTO advising_majors (name, college_id) VALUES (?, ?) RETURNING id", &[(*name).into(), college_id.into()])?;
+            let id = new_id(
+                &tx,
+                "INSERT INTO advising_majors (name, college_id) VALUES (?, ?) RETURNING id",
+                &[(*name).into(), college_id.into()],
+            )?;
             majors.push((*name, id));
         }
     }
@@ -69,7 +125,10 @@ pub fn load() -> Result<(), ApiError> {
         )?;
     }
     for (question, answer) in FAQS {
-        tx.execute("INSERT INTO advising_faqs (question, answer) VALUES (?, ?)", &[(*question).into(), (*answer).into()])?;
+        tx.execute(
+            "INSERT INTO advising_faqs (question, answer) VALUES (?, ?)",
+            &[(*question).into(), (*answer).into()],
+        )?;
     }
     for (name, identifier, email, undergraduate, major_name) in STUDENTS {
         tx.execute(

@@ -1,7 +1,6 @@
 //! Frequently asked questions: read by anyone, written by callers.
 
 use corral_sdk::prelude::*;
-use serde_json::json;
 
 use crate::rows::{self, FAQ};
 
@@ -14,8 +13,14 @@ pub fn list(_ctx: &Ctx) -> Result<Response, ApiError> {
 /// GET /faqs/{faq_id}: a list of one.
 pub fn one(ctx: &Ctx) -> Result<Response, ApiError> {
     let id: i64 = ctx.param("faq_id")?;
-    let found = sql::query(&format!("SELECT {FAQ} FROM advising_faqs WHERE id = ?"), &[id.into()])?;
-    Ok(json(200, &json!({ "faqs": rows::found(found, "faq", id)? })))
+    let found = sql::query(
+        &format!("SELECT {FAQ} FROM advising_faqs WHERE id = ?"),
+        &[id.into()],
+    )?;
+    Ok(json(
+        200,
+        &json!({ "faqs": rows::found(found, "faq", id)? }),
+    ))
 }
 
 /// POST /faqs: 201 `{"faq_id": n}`.
@@ -51,10 +56,16 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
     }
     params.push(id.into());
     let updated = sql::query(
-        &format!("UPDATE advising_faqs SET {} WHERE id = ? RETURNING {FAQ}", sets.join(", ")),
+        &format!(
+            "UPDATE advising_faqs SET {} WHERE id = ? RETURNING {FAQ}",
+            sets.join(", ")
+        ),
         &params,
     )?;
-    Ok(json(200, &json!({ "faqs": rows::found(updated, "faq", id)? })))
+    Ok(json(
+        200,
+        &json!({ "faqs": rows::found(updated, "faq", id)? }),
+    ))
 }
 
 /// DELETE /faqs/{faq_id}: 202.

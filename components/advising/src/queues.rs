@@ -8,7 +8,6 @@
 //! everywhere, so two transactions never wait on each other in a cycle.
 
 use corral_sdk::prelude::*;
-use serde_json::json;
 
 use crate::rows::{self, Conditions, QUEUER, Row};
 use crate::students;
@@ -23,7 +22,9 @@ pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
         .eq("is_undergraduate", undergraduate)
         .build();
     let found = sql::query(
-        &format!("SELECT {QUEUER} FROM advising_queuers{filter} ORDER BY position, major_id, is_undergraduate"),
+        &format!(
+            "SELECT {QUEUER} FROM advising_queuers{filter} ORDER BY position, major_id, is_undergraduate"
+        ),
         &params,
     )?;
     Ok(json(200, &json!({ "queue": rows::all_shown(found) })))
@@ -40,20 +41,33 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     // The student's row first: a concurrent PATCH or DELETE of the student
     // waits for this enqueue, or this for it.
     students::lock(&tx, student_id)?;
-    let student = one(tx.query("SELECT name, major_id, is_undergraduate FROM advising_students WHERE id = ?", &[student_id.into()])?)?;
-    let queued = tx.query("SELECT id FROM advising_queuers WHERE student_id = ?", &[student_id.into()])?;
+    let student = one(tx.query(
+        "SELECT name, major_id, is_undergraduate FROM advising_students WHERE id = ?",
+        &[student_id.into()],
+    )?)?;
+    let queued = tx.query(
+        "SELECT id FROM advising_queuers WHERE student_id = ?",
+        &[student_id.into()],
+    )?;
     if !queued.is_empty() {
         let who = match student.get("name").and_then(|n| n.as_str()) {
             Some(name) => format!("Student {name} (id {student_id})"),
             None => format!("Student with id {student_id}"),
         };
-        return Err(ApiError::bad_request(format!("{who} cannot be queued as they are already in a queue")));
+        return Err(ApiError::bad_request(format!(
+            "{who} cannot be queued as they are already in a queue"
+        )));
     }
     if let Some(name) = name {
-        tx.execute("UPDATE advising_students SET name = ? WHERE id = ?", &[name.into(), student_id.into()])?;
+        tx.execute(
+            "UPDATE advising_students SET name = ? WHERE id = ?",
+            &[name.into(), student_id.into()],
+        )?;
     }
     let Some(major) = rows::integer(&student, "major_id") else {
-        return Err(ApiError::bad_request(format!("student {student_id} has no major_id, so no queue to join")));
+        return Err(ApiError::bad_request(format!(
+            "student {student_id} has no major_id, so no queue to join"
+        )));
     };
     let undergraduate = sql::boolean(&student, "is_undergraduate");
 
@@ -77,7 +91,10 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
 pub fn dequeue(ctx: &Ctx) -> Result<Response, ApiError> {
     let id: i64 = ctx.param("queuer_id")?;
     let tx = sql::Tx::begin()?;
-    let found = tx.query("SELECT major_id, is_undergraduate FROM advising_queuers WHERE id = ?", &[id.into()])?;
+    let found = tx.query(
+        "SELECT major_id, is_undergraduate FROM advising_queuers WHERE id = ?",
+        &[id.into()],
+    )?;
     let Some(queuer) = found.into_iter().next() else {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
     };
@@ -124,7 +141,10 @@ fn lock(tx: &sql::Tx, major: i64, undergraduate: bool) -> Result<(), ApiError> {
 /// Deletes queuer `id` and moves everyone behind it one place up; false when
 /// it is not there. The caller holds the queue's lock.
 fn remove(tx: &sql::Tx, id: i64) -> Result<bool, ApiError> {
-    let found = tx.query("SELECT major_id, is_undergraduate, position FROM advising_queuers WHERE id = ?", &[id.into()])?;
+    let found = tx.query(
+        "SELECT major_id, is_undergraduate, position FROM advising_queuers WHERE id = ?",
+        &[id.into()],
+    )?;
     let Some(queuer) = found.into_iter().next() else {
         return Ok(false);
     };
@@ -148,5 +168,7 @@ fn remove(tx: &sql::Tx, id: i64) -> Result<bool, ApiError> {
 
 /// The one row a statement returns.
 fn one(rows: Vec<Row>) -> Result<Row, ApiError> {
-    rows.into_iter().next().ok_or_else(|| ApiError::internal("the statement returned no row"))
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("the statement returned no row"))
 }

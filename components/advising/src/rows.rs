@@ -3,7 +3,6 @@
 //! are turned into JSON booleans here, so both databases answer alike.
 
 use corral_sdk::prelude::*;
-use serde_json::{Map, Value};
 
 /// A row: column names to values, in SELECT order.
 pub type Row = Map<String, Value>;

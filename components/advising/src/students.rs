@@ -1,7 +1,6 @@
 //! Students: the people waiting to see an advisor.
 
 use corral_sdk::prelude::*;
-use serde_json::json;
 
 use crate::catalog::check_major;
 use crate::queues;
@@ -18,20 +17,37 @@ pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
         .eq("major_id", major)
         .eq("student_identifier", identifier)
         .build();
-    let found = sql::query(&format!("SELECT {STUDENT} FROM advising_students{filter} ORDER BY id"), &params)?;
+    let found = sql::query(
+        &format!("SELECT {STUDENT} FROM advising_students{filter} ORDER BY id"),
+        &params,
+    )?;
     Ok(json(200, &json!({ "students": rows::all_shown(found) })))
 }
 
 /// GET /students/{student_id}: a list of one.
 pub fn one(ctx: &Ctx) -> Result<Response, ApiError> {
     let id: i64 = ctx.param("student_id")?;
-    let found = sql::query(&format!("SELECT {STUDENT} FROM advising_students WHERE id = ?"), &[id.into()])?;
-    Ok(json(200, &json!({ "students": rows::found(found, "student", id)? })))
+    let found = sql::query(
+        &format!("SELECT {STUDENT} FROM advising_students WHERE id = ?"),
+        &[id.into()],
+    )?;
+    Ok(json(
+        200,
+        &json!({ "students": rows::found(found, "student", id)? }),
+    ))
 }
 
 /// POST /students: 201 `{"student_id": n}`; 409 when the email is taken.
 pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
-    let fields = ctx.body_keys(&["email", "student_identifier", "is_undergraduate", "major_id"], &["name"])?;
+    let fields = ctx.body_keys(
+        &[
+            "email",
+            "student_identifier",
+            "is_undergraduate",
+            "major_id",
+        ],
+        &["name"],
+    )?;
     let email: String = fields.get("email")?;
     let identifier: String = fields.get("student_identifier")?;
     let undergraduate: bool = fields.get("is_undergraduate")?;
@@ -75,7 +91,13 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
             params.push(undergraduate.into());
         }
         params.push(id.into());
-        tx.execute(&format!("UPDATE advising_students SET {} WHERE id = ?", sets.join(", ")), &params)?;
+        tx.execute(
+            &format!(
+                "UPDATE advising_students SET {} WHERE id = ?",
+                sets.join(", ")
+            ),
+            &params,
+        )?;
     }
     tx.commit()?;
     Ok(empty(202))
@@ -95,7 +117,11 @@ pub fn delete(ctx: &Ctx) -> Result<Response, ApiError> {
 /// Takes the student's row lock for the rest of `tx` (a write that changes
 /// nothing); 404 when there is no such student.
 pub fn lock(tx: &sql::Tx, id: i64) -> Result<(), ApiError> {
-    if tx.execute("UPDATE advising_students SET name = name WHERE id = ?", &[id.into()])? == 0 {
+    if tx.execute(
+        "UPDATE advising_students SET name = name WHERE id = ?",
+        &[id.into()],
+    )? == 0
+    {
         return Err(ApiError::not_found(format!("no student with id {id}")));
     }
     Ok(())
