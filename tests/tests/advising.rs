@@ -1,7 +1,8 @@
-//! The SmartAdvising component (seed 001) mounted at /advising, through the
-//! real binary: the contract's routes, envelopes, field order and statuses,
-//! its errors, and queues whose positions stay 1..n under concurrent
-//! enqueues and dequeues. Every test runs on both backend sets.
+//! The SmartAdvising component (seed 001) as the example manifest mounts it
+//! at /advising, through the real binary: the contract's routes, envelopes,
+//! field order and statuses, its errors, and queues whose positions stay
+//! 1..n under concurrent enqueues and dequeues. Every test runs on both
+//! backend sets.
 
 mod common;
 
@@ -11,105 +12,18 @@ use common::{Backends, Host, Reply, enc, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The example manifest's advising section (corral.toml), with the example
-/// data switched by `{EXAMPLE}`.
-const MANIFEST: &str = r#"
-[components.advising]
-wasm = "{WASM}/advising.wasm"
-mount = "/advising"
-tables = [
-    "advising_colleges", "advising_majors", "advising_advisors", "advising_faqs",
-    "advising_students", "advising_queue_heads", "advising_queuers",
-]
-
-[components.advising.config]
-example_data = "{EXAMPLE}"
-
-[[components.advising.routes]]
-path = "/advisors"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/advisors/{advisor_id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/colleges"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/colleges/{college_id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/colleges/{college_id}/majors"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/colleges/{college_id}/majors/{major_id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/faqs"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/faqs"
-methods = ["POST"]
-auth = "caller"
-
-[[components.advising.routes]]
-path = "/faqs/{faq_id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/faqs/{faq_id}"
-methods = ["PATCH", "DELETE"]
-auth = "caller"
-
-[[components.advising.routes]]
-path = "/students"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/students"
-methods = ["POST"]
-auth = "caller"
-
-[[components.advising.routes]]
-path = "/students/{student_id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/students/{student_id}"
-methods = ["PATCH", "DELETE"]
-auth = "caller"
-
-[[components.advising.routes]]
-path = "/queues"
-methods = ["GET"]
-auth = "public"
-
-[[components.advising.routes]]
-path = "/queuers"
-methods = ["POST"]
-auth = "caller"
-
-[[components.advising.routes]]
-path = "/queuers/{queuer_id}"
-methods = ["DELETE"]
-auth = "caller"
-"#;
+/// The example manifest (`corral.toml`) as shipped, serving its components
+/// from the built ones; the advising section loads example data.
+fn example_manifest() -> String {
+    let path = common::workspace_root().join("corral.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(
+        text.contains("example_data = \"true\""),
+        "the example manifest loads example data"
+    );
+    text.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
+}
 
 on_both_backends! {
     catalog_reads,
@@ -120,12 +34,17 @@ on_both_backends! {
     example_data_is_loaded_once,
 }
 
-/// A host serving the advising component, with or without example data.
+/// A host serving the example manifest, with or without example data.
 fn start(backends: Backends, example_data: bool) -> Host {
-    Host::start_on(
-        backends,
-        &MANIFEST.replace("{EXAMPLE}", if example_data { "true" } else { "false" }),
-    )
+    let manifest = example_manifest();
+    if example_data {
+        Host::start_on(backends, &manifest)
+    } else {
+        Host::start_on(
+            backends,
+            &manifest.replace("example_data = \"true\"", "example_data = \"false\""),
+        )
+    }
 }
 
 /// The keys of a JSON object, in order.
@@ -272,6 +191,26 @@ async fn catalog_reads(backends: Backends) {
         let message = get(&host, path).await.expect_error(400, "bad_request");
         assert!(message.contains(name), "{path}: {message}");
     }
+    // Reads are public; every write needs a caller (corral's auth replaces
+    // the original's shared app_token).
+    for (method, path) in [
+        (Method::POST, "/advising/faqs"),
+        (Method::PATCH, "/advising/faqs/1"),
+        (Method::DELETE, "/advising/faqs/1"),
+        (Method::POST, "/advising/students"),
+        (Method::PATCH, "/advising/students/1"),
+        (Method::DELETE, "/advising/students/1"),
+        (Method::POST, "/advising/queuers"),
+        (Method::DELETE, "/advising/queuers/1"),
+    ] {
+        host.call(method, path, None)
+            .await
+            .expect_error(401, "unauthorized");
+    }
+    assert_eq!(
+        get(&host, "/students/1").await.expect(200)["students"][0]["email"],
+        "akim@eng.example.edu"
+    );
     // Writes to the catalog do not exist.
     host.call(Method::POST, "/advising/colleges", None)
         .await
