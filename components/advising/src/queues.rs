@@ -58,17 +58,17 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
             "{who} cannot be queued as they are already in a queue"
         )));
     }
+    let Some(major) = rows::integer(&student, "major_id") else {
+        return Err(ApiError::bad_request(format!(
+            "student {student_id} has no major_id, so no queue to join"
+        )));
+    };
     if let Some(name) = name {
         tx.execute(
             "UPDATE advising_students SET name = ? WHERE id = ?",
             &[name.into(), student_id.into()],
         )?;
     }
-    let Some(major) = rows::integer(&student, "major_id") else {
-        return Err(ApiError::bad_request(format!(
-            "student {student_id} has no major_id, so no queue to join"
-        )));
-    };
     let undergraduate = sql::boolean(&student, "is_undergraduate");
 
     lock(&tx, major, undergraduate)?;
