@@ -24,6 +24,7 @@
 
 pub mod bindings;
 mod error;
+pub mod http;
 mod keys;
 mod records;
 mod request;
