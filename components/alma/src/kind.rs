@@ -3,6 +3,9 @@
 
 use serde_json::{Map, Value};
 
+/// How long a cached request or fee stays valid, in seconds.
+pub const TWO_WEEKS: i64 = 14 * 24 * 3600;
+
 /// A loan, a request or a fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -117,14 +120,22 @@ impl Kind {
     }
 
     /// Whether a cached item is still valid at `now` (unix seconds): a loan
-    /// until its due date; a request or fee until its `expiry_date`, which
-    /// the cache's writers set two weeks after they store it.
+    /// until its due date; a request or fee for two weeks. The cache's
+    /// writers store those with a two-week time to live, so the store no
+    /// longer returns older ones; an entry that records `cached_at` (unix
+    /// seconds) is also held to two weeks from then. (A request's own
+    /// `expiry_date` is Alma's, not the cache's.)
     pub fn valid(self, item: &Map<String, Value>, now: i64) -> bool {
-        let until = match self {
-            Kind::Loan => item.get("due_date").and_then(timestamp),
-            Kind::Request | Kind::Fee => item.get("expiry_date").and_then(unix_seconds),
-        };
-        until.is_some_and(|t| t >= now)
+        match self {
+            Kind::Loan => item
+                .get("due_date")
+                .and_then(timestamp)
+                .is_some_and(|due| due >= now),
+            Kind::Request | Kind::Fee => match item.get("cached_at") {
+                None => true,
+                Some(at) => unix_seconds(at).is_some_and(|at| at + TWO_WEEKS >= now),
+            },
+        }
     }
 
     /// `item` with only the fields this kind answers, in their listed order.
@@ -136,7 +147,11 @@ impl Kind {
         };
         let kept: Map<String, Value> = fields
             .iter()
-            .filter_map(|f| item.remove(*f).filter(|v| !v.is_null()).map(|v| ((*f).to_owned(), v)))
+            .filter_map(|f| {
+                item.remove(*f)
+                    .filter(|v| !v.is_null())
+                    .map(|v| ((*f).to_owned(), v))
+            })
             .collect();
         Value::Object(kept)
     }
@@ -173,18 +188,30 @@ mod tests {
 
     #[test]
     fn keeps_only_listed_fields_in_order_and_omits_absent_ones() {
-        let loan = object(json!({"user_id": "u1", "title": "T", "loan_id": "7", "due_date": null, "library": {"value": "MAIN"}}));
-        assert_eq!(serde_json::to_string(&Kind::Loan.keep(loan)).unwrap(), r#"{"loan_id":"7","title":"T"}"#);
+        let loan = object(
+            json!({"user_id": "u1", "title": "T", "loan_id": "7", "due_date": null, "library": {"value": "MAIN"}}),
+        );
+        assert_eq!(
+            serde_json::to_string(&Kind::Loan.keep(loan)).unwrap(),
+            r#"{"loan_id":"7","title":"T"}"#
+        );
     }
 
     #[test]
     fn loans_last_until_due_and_others_until_expiry() {
         let now = 1_700_000_000;
         assert!(Kind::Loan.valid(&object(json!({"due_date": "2030-01-01T00:00:00Z"})), now));
-        assert!(!Kind::Loan.valid(&object(json!({"due_date": "2020-01-01T00:00:00.000Z"})), now));
+        assert!(!Kind::Loan.valid(
+            &object(json!({"due_date": "2020-01-01T00:00:00.000Z"})),
+            now
+        ));
         assert!(!Kind::Loan.valid(&object(json!({})), now));
-        assert!(Kind::Fee.valid(&object(json!({"expiry_date": now + 1})), now));
-        assert!(Kind::Request.valid(&object(json!({"expiry_date": (now + 1).to_string()})), now));
-        assert!(!Kind::Fee.valid(&object(json!({"expiry_date": now - 1})), now));
+        assert!(Kind::Fee.valid(&object(json!({})), now));
+        assert!(Kind::Fee.valid(&object(json!({"cached_at": now - TWO_WEEKS})), now));
+        assert!(Kind::Request.valid(
+            &object(json!({"cached_at": now.to_string(), "expiry_date": "2020-01-01Z"})),
+            now
+        ));
+        assert!(!Kind::Fee.valid(&object(json!({"cached_at": now - TWO_WEEKS - 1})), now));
     }
 }

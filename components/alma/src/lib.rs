@@ -33,8 +33,12 @@ impl Service for Resolver {
             .get("/users/{user_id}/loans", |ctx| list(ctx, Kind::Loan))
             .get("/users/{user_id}/requests", |ctx| list(ctx, Kind::Request))
             .get("/users/{user_id}/fees", |ctx| list(ctx, Kind::Fee))
-            .get("/users/{user_id}/loans/{item_id}", |ctx| one(ctx, Kind::Loan))
-            .get("/users/{user_id}/requests/{item_id}", |ctx| one(ctx, Kind::Request))
+            .get("/users/{user_id}/loans/{item_id}", |ctx| {
+                one(ctx, Kind::Loan)
+            })
+            .get("/users/{user_id}/requests/{item_id}", |ctx| {
+                one(ctx, Kind::Request)
+            })
             .get("/users/{user_id}/fees/{item_id}", |ctx| one(ctx, Kind::Fee))
     }
 }
@@ -43,16 +47,22 @@ impl Service for Resolver {
 fn user(ctx: &Ctx) -> Result<Response, ApiError> {
     let user: String = ctx.param("user_id")?;
     let settings = Settings::load()?;
-    let mut lists = resolve::user_items(&settings, &Alma::new(&settings), &user, &Kind::ALL)?.into_iter();
+    let mut lists =
+        resolve::user_items(&settings, &Alma::new(&settings), &user, &Kind::ALL)?.into_iter();
     let mut next = || Value::Array(lists.next().unwrap_or_default());
-    Ok(json(200, &json!({ "primary_id": user, "loans": next(), "requests": next(), "fees": next() })))
+    Ok(json(
+        200,
+        &json!({ "primary_id": user, "loans": next(), "requests": next(), "fees": next() }),
+    ))
 }
 
 /// The array of the user's items of one kind.
 fn list(ctx: &Ctx, kind: Kind) -> Result<Response, ApiError> {
     let user: String = ctx.param("user_id")?;
     let settings = Settings::load()?;
-    let items = resolve::user_items(&settings, &Alma::new(&settings), &user, &[kind])?.pop().unwrap_or_default();
+    let items = resolve::user_items(&settings, &Alma::new(&settings), &user, &[kind])?
+        .pop()
+        .unwrap_or_default();
     Ok(json(200, &Value::Array(items)))
 }
 
@@ -61,7 +71,10 @@ fn one(ctx: &Ctx, kind: Kind) -> Result<Response, ApiError> {
     let user: String = ctx.param("user_id")?;
     let id: String = ctx.param("item_id")?;
     let settings = Settings::load()?;
-    Ok(json(200, &resolve::user_item(&settings, &Alma::new(&settings), &user, kind, &id)?))
+    Ok(json(
+        200,
+        &resolve::user_item(&settings, &Alma::new(&settings), &user, kind, &id)?,
+    ))
 }
 
 corral_sdk::service!(Resolver);

@@ -36,7 +36,10 @@ impl Settings {
     /// Alma is called: [`api_key`]).
     pub fn load() -> Result<Settings, ApiError> {
         Ok(Settings {
-            base_url: optional("alma_base_url")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()).trim_end_matches('/').to_owned(),
+            base_url: optional("alma_base_url")?
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
             user_store: required("user_store")?,
             loan_store: required("loan_store")?,
             request_store: required("request_store")?,
@@ -76,9 +79,17 @@ fn number<T>(key: &str, default: T, range: std::ops::RangeInclusive<T>) -> Resul
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
-    let Some(raw) = optional(key)? else { return Ok(default) };
+    let Some(raw) = optional(key)? else {
+        return Ok(default);
+    };
     raw.parse()
         .ok()
         .filter(|v| range.contains(v))
-        .ok_or_else(|| ApiError::internal(format!("the config key '{key}' must be a number from {} to {}", range.start(), range.end())))
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "the config key '{key}' must be a number from {} to {}",
+                range.start(),
+                range.end()
+            ))
+        })
 }
