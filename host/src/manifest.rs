@@ -111,15 +111,19 @@ impl HostGrant {
                 "must be a plain host[:port], without path, user or wildcard",
             ));
         }
+        // `Authority` reads a port past 65535 as none; refuse it instead.
+        let port = match rest.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+            Some((_, p)) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| bad("has a port that is not 0 to 65535"))?,
+            ),
+            None => None,
+        };
         let host = authority.host().to_ascii_lowercase();
         if host.is_empty() {
             return Err(bad("names no host"));
         }
-        Ok(HostGrant {
-            scheme,
-            host,
-            port: authority.port_u16(),
-        })
+        Ok(HostGrant { scheme, host, port })
     }
 
     /// Whether a request with this scheme, host and port (none: the

@@ -1,12 +1,32 @@
 //! The Alma resolver (seed LAG-api-gateway): a user's loans, requests and
-//! fees, read from the cache stores the Alma webhook and refresh services
-//! keep, and from the Alma API where the cache has nothing valid. A user
-//! missing from the cache is queued (message body: the user id) so those
-//! services refresh it.
+//! fees, read from the cache stores that the Alma webhook and refresh
+//! services keep, and from the Alma API where the cache has nothing valid.
 //!
-//! Routes (below the mount): `/users/{user_id}`, `/users/{user_id}/loans`,
-//! `/requests`, `/fees`, and one item of each by its id. See
-//! `components/alma/README.md` for config and decisions.
+//! Routes below the mount, all GET: `/users/{user_id}` answers
+//! `{"primary_id", "loans", "requests", "fees"}`; `/users/{user_id}/loans`,
+//! `/requests` and `/fees` answer an array; `/users/{user_id}/loans/{id}`,
+//! `/requests/{id}` and `/fees/{id}` answer one item. Only the contract's
+//! fields are kept, absent ones omitted (`kind.rs`).
+//!
+//! Config (the manifest's `config` table; stage-specific names live here):
+//! `user_store`, `loan_store`, `request_store`, `fee_store` (cache stores),
+//! `users_queue`, `alma_api_key` (`${ssm:NAME}` on AWS), `alma_base_url`
+//! (default Alma EU), and optionally `page_size` (100), `concurrency` (8
+//! Alma requests at once), `upstream_budget_ms` (8000: all Alma calls of one
+//! request together) and `refresh_pending_seconds` (900). The manifest must
+//! grant the Alma host in `hosts`.
+//!
+//! Decisions:
+//! - Unknown users and items are 404 (Alma's 404, or its 400 with a
+//!   not-found error); any other Alma failure is 502, a slow Alma 504 once
+//!   the budget is spent.
+//! - A user missing from the cache is queued (body: the user id) once Alma
+//!   confirms it, and only when `cache.add` of a `refresh-pending:{id}`
+//!   marker succeeds, so it is not queued again while the refresh is
+//!   pending. A failed send is logged and its marker removed.
+//! - A list answer from Alma already carries its items, so on a user miss
+//!   no item costs a second call (a valid cached item still wins).
+//! - Nothing from Alma is written back to the cache (see `resolve.rs`).
 
 mod kind;
 mod resolve;
