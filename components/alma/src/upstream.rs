@@ -124,17 +124,14 @@ impl<'a> Alma<'a> {
         if left == 0 {
             return Err(HttpError::Timeout("Alma did not answer in time".into()).into());
         }
+        // Read once per request, when Alma is first needed (an SSM secret on AWS).
         let key = match self.key.get() {
             Some(key) => key,
-            None => self
-                .key
-                .get_or_init(|| settings::api_key().unwrap_or_default()),
+            None => {
+                let key = settings::api_key()?;
+                self.key.get_or_init(|| key)
+            }
         };
-        if key.is_empty() {
-            return Err(ApiError::internal(
-                "the config key 'alma_api_key' is not set",
-            ));
-        }
         Ok(http::get(format!(
             "{}{path}?{query}format=json",
             self.settings.base_url
