@@ -2,15 +2,14 @@
 //!
 //! The manifest routes a collection path and an item path with an `{id}`
 //! segment to this component and configures it with `table`, `required`,
-//! `optional` and `page_size`; no path is hard-coded here.
+//! `optional` and `page_size`; no path is hard-coded here, so it dispatches
+//! on the route's `{id}` rather than on a route table of its own. The
+//! handlers are the SDK's generic record handlers.
 
-mod collection;
-mod filters;
-mod item;
 mod settings;
 
-use corral_sdk::bindings::corral::host::log::{Level, log};
-use corral_sdk::{ApiError, Event, Guest, Request, RequestExt, Response, handle};
+use corral_sdk::prelude::*;
+use corral_sdk::{Guest, RequestExt, fail_unexpected_events, handle};
 
 use settings::Settings;
 
@@ -18,7 +17,7 @@ struct Crud;
 
 impl Guest for Crud {
     fn init() -> Result<(), String> {
-        Ok(())
+        Settings::load().map(drop).map_err(|error| error.message)
     }
 
     fn handle_request(request: Request) -> Response {
@@ -26,27 +25,28 @@ impl Guest for Crud {
     }
 
     fn handle_events(events: Vec<Event>) -> Vec<String> {
-        let ids: Vec<String> = events.into_iter().map(|event| event.id).collect();
-        // A manifest that subscribes this component to events is a mistake;
-        // failing the events keeps them for redelivery instead of losing them.
-        log(
-            Level::Warn,
-            &format!(
-                "crud consumes no events; failing {}: {}",
-                ids.len(),
-                ids.join(", ")
-            ),
-        );
-        ids
+        fail_unexpected_events(events)
     }
 }
 
 fn route(request: &Request) -> Result<Response, ApiError> {
-    let settings = Settings::load()?;
-    match request.param("id") {
-        Some(id) => item::handle(request, &settings, id),
-        None => collection::handle(request, &settings),
-    }
+    let records = Settings::load()?.records();
+    let ctx = Ctx::new(request, Vec::new());
+    let (allow, outcome) = match (request.method.as_str(), request.param("id")) {
+        ("GET", None) => return records.list(&ctx),
+        ("POST", None) => return records.create(&ctx),
+        ("DELETE", None) => return records.delete_matching(&ctx),
+        ("GET", Some(id)) => return records.retrieve(&ctx, id),
+        ("PATCH", Some(id)) => return records.update(&ctx, id),
+        ("DELETE", Some(id)) => return records.delete(&ctx, id),
+        (_, None) => ("GET, POST, DELETE", request.method.as_str()),
+        (_, Some(_)) => ("GET, PATCH, DELETE", request.method.as_str()),
+    };
+    Ok(
+        ApiError::method_not_allowed(format!("{outcome} is not allowed here"))
+            .to_response(&request.request_id)
+            .with_header("allow", allow),
+    )
 }
 
 corral_sdk::export!(Crud);

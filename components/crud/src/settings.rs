@@ -1,12 +1,8 @@
 //! The component's configuration, read from the host per request.
 
 use corral_sdk::bindings::corral::host::config;
+use corral_sdk::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Records};
 use corral_sdk::{ApiError, Keys};
-
-/// The page size when neither the request nor the config sets one.
-const DEFAULT_PAGE_SIZE: u32 = 20;
-/// The largest page a request may ask for.
-pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// What the manifest configures for one resource.
 pub struct Settings {
@@ -45,5 +41,12 @@ impl Settings {
             keys: Keys::from_lists(&required, &optional),
             page_size,
         })
+    }
+
+    /// The generic record handlers these settings describe.
+    pub fn records(self) -> Records {
+        Records::new(self.table)
+            .keys(self.keys)
+            .page_size(self.page_size)
     }
 }

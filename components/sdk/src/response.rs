@@ -25,8 +25,13 @@ pub fn text(status: u16, body: &str) -> Response {
 
 /// 204 with no body and no content type.
 pub fn no_content() -> Response {
+    empty(204)
+}
+
+/// A response with `status` and no body.
+pub fn empty(status: u16) -> Response {
     Response {
-        status: 204,
+        status,
         headers: Vec::new(),
         body: Vec::new(),
     }
