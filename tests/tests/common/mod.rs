@@ -39,7 +39,7 @@ pub const WASM_PLACEHOLDER: &str = "{WASM}";
 const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
-     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed";
+     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p events -p projection";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -110,7 +110,7 @@ pub fn wasm(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed` ({BUILD_EVERYTHING})",
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p events -p projection` ({BUILD_EVERYTHING})",
         path.display()
     );
     path
