@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod lambda;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -651,6 +653,16 @@ impl Host {
         }
     }
 
+    /// Replaces the manifest (with [`WASM_PLACEHOLDER`] as in [`Host::start`]);
+    /// it takes effect at the next [`Host::restart`].
+    pub fn set_manifest(&mut self, manifest_toml: &str) {
+        for name in component_names(manifest_toml) {
+            wasm(&name);
+        }
+        let text = manifest_toml.replace(WASM_PLACEHOLDER, &wasm_dir().display().to_string());
+        std::fs::write(&self.manifest, text).expect("writing the manifest");
+    }
+
     /// Stops the host (it must exit cleanly on SIGTERM) and starts it again
     /// on the same manifest, data directory, arguments and backends (the
     /// same PostgreSQL database and AWS names); the port changes.
@@ -751,7 +763,7 @@ pub fn foreign_token(sub: &str) -> String {
 }
 
 /// The component names a manifest uses through [`WASM_PLACEHOLDER`].
-fn component_names(manifest: &str) -> Vec<String> {
+pub fn component_names(manifest: &str) -> Vec<String> {
     let prefix = format!("{WASM_PLACEHOLDER}/");
     manifest
         .match_indices(&prefix)
