@@ -681,3 +681,86 @@ fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// The events' real stream: the function runs on PostgreSQL and DynamoDB
+/// (moto), where the events store is a table with a stream; the records
+/// are read from that stream as Lambda's event source mapping reads them
+/// (tests/fixtures/dynamodb_stream_records.py) and sent to the function.
+#[test]
+fn real_dynamodb_stream_records_through_the_lambda_edge_update_the_projections() {
+    let aws = common::AwsResources::create();
+    let mut lambda = Lambda::start_on(&manifest(&[DEFAULT, ACTIVITY]), Some(&aws));
+
+    let create = json!({"customer": "c1", "type": "create", "name": "Ada", "eventId": "evt-1"});
+    assert_eq!(
+        http_json(&lambda.http("POST", "/es", Some(&create)), 200),
+        create
+    );
+    let repeat = json!({"customer": "c1", "type": "create", "name": "Other", "eventId": "evt-1"});
+    assert_eq!(
+        http_json(&lambda.http("POST", "/es", Some(&repeat)), 200),
+        create
+    );
+    let update = json!({"customer": "c1", "type": "update", "age": 36, "eventId": "evt-2"});
+    assert_eq!(
+        http_json(&lambda.http("POST", "/es", Some(&update)), 200),
+        update
+    );
+    // On Lambda the host runs no change stream of its own.
+    assert_eq!(lambda.http("GET", "/es/c1", None)["statusCode"], 404);
+
+    let table = format!("{}events", aws.prefix);
+    let output = std::process::Command::new("python3")
+        .arg(common::workspace_root().join("tests/fixtures/dynamodb_stream_records.py"))
+        .args([&aws.moto_url, &table])
+        .output()
+        .expect("running python3");
+    assert!(
+        output.status.success(),
+        "reading the stream failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let batch: Value = serde_json::from_slice(&output.stdout).expect("the stream records as JSON");
+    // The repeated eventId was stored once: two INSERTs, keyed by eventId.
+    let records = batch["Records"].as_array().expect("records");
+    let seen: Vec<(&Value, &Value, &Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                &r["eventName"],
+                &r["eventSource"],
+                &r["dynamodb"]["Keys"]["key"]["S"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("INSERT"), &json!("aws:dynamodb"), &json!("evt-1")),
+            (&json!("INSERT"), &json!("aws:dynamodb"), &json!("evt-2"))
+        ],
+        "{batch}"
+    );
+
+    assert_eq!(lambda.invoke(&batch), json!({"batchItemFailures": []}));
+    let projected = http_json(&lambda.http("GET", "/es/c1", None), 200);
+    assert_eq!(
+        projected,
+        json!({"customer": "c1", "name": "Ada", "aggregateName": "default", "age": 36})
+    );
+    let counted = http_json(&lambda.http("GET", "/es/activity/c1", None), 200);
+    assert_eq!(
+        counted,
+        json!({"customer": "c1", "create": 1, "aggregateName": "activity", "update": 1})
+    );
+
+    // Delivered again, as after a failed batch: nothing is applied twice.
+    assert_eq!(lambda.invoke(&batch), json!({"batchItemFailures": []}));
+    let counted = http_json(&lambda.http("GET", "/es/activity/c1", None), 200);
+    assert_eq!(
+        counted,
+        json!({"customer": "c1", "create": 1, "aggregateName": "activity", "update": 1})
+    );
+    drop(lambda);
+    aws.remove();
+}

@@ -112,7 +112,14 @@ pub struct Lambda {
 }
 
 impl Lambda {
+    /// The function on the embedded backends.
     pub fn start(manifest_toml: &str) -> Lambda {
+        Lambda::start_on(manifest_toml, None)
+    }
+
+    /// The function on the embedded backends, or on PostgreSQL, DynamoDB
+    /// and SQS in the emulator when `aws` is given.
+    pub fn start_on(manifest_toml: &str, aws: Option<&super::AwsResources>) -> Lambda {
         let tool = cargo_lambda();
         let bin = super::corral_bin();
         for name in super::component_names(manifest_toml) {
@@ -160,7 +167,15 @@ impl Lambda {
         }
 
         // No subcommand: the Lambda runtime's environment selects `lambda`.
-        let mut function = Command::new(&bin)
+        let mut function = Command::new(&bin);
+        function.env_remove("CORRAL_BACKENDS");
+        if let Some(aws) = aws {
+            let file = dir.path().join("backends.toml");
+            std::fs::write(&file, aws.backends_file()).expect("writing the backends file");
+            function.env("CORRAL_BACKENDS", file);
+            aws.configure(&mut function);
+        }
+        let mut function = function
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),
@@ -171,7 +186,6 @@ impl Lambda {
             .env("CORRAL_MANIFEST", &manifest)
             .env("CORRAL_DATA_DIR", dir.path().join("data"))
             .env("CORRAL_ARTIFACT_DIR", super::artifact_dir())
-            .env_remove("CORRAL_BACKENDS")
             .env_remove("CORRAL_LOG")
             .process_group(0)
             .stdin(Stdio::null())

@@ -156,15 +156,15 @@ pub(crate) use on_both_backends;
 
 /// The PostgreSQL database and AWS name prefix of one host; the database is
 /// dropped with the host.
-struct AwsResources {
+pub struct AwsResources {
     /// The superuser URL of the test cluster.
     admin_url: String,
     /// The host's own database.
     database: String,
     /// Put before every DynamoDB table and SQS queue name.
-    prefix: String,
+    pub prefix: String,
     /// The moto endpoint.
-    moto_url: String,
+    pub moto_url: String,
 }
 
 /// A required environment variable of the AWS-side tests.
@@ -224,7 +224,7 @@ async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
 
 impl AwsResources {
     /// A fresh database and name prefix.
-    fn create() -> AwsResources {
+    pub fn create() -> AwsResources {
         let admin_url = service_env("CORRAL_TEST_PG_URL");
         let moto_url = service_env("CORRAL_TEST_MOTO_URL");
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -249,7 +249,7 @@ impl AwsResources {
     }
 
     /// The backends file for this database and prefix.
-    fn backends_file(&self) -> String {
+    pub fn backends_file(&self) -> String {
         let url = with_database(&self.admin_url, &self.database);
         let prefix = &self.prefix;
         format!(
@@ -259,9 +259,27 @@ impl AwsResources {
         )
     }
 
+    /// Gives `command` the emulator's AWS settings and nothing from the
+    /// caller's AWS configuration (profiles, tokens, per-service endpoints).
+    pub fn configure(&self, command: &mut Command) {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("AWS_ENDPOINT_URL", &self.moto_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    }
+
     /// Drops the database. The emulator's tables and queues stay: their
     /// names are unique, and the emulator lives only as long as the run.
-    fn remove(&self) {
+    pub fn remove(&self) {
         let (url, name) = (self.admin_url.clone(), self.database.clone());
         let dropped = run_async(async move {
             let mut admin = admin_connection(&url).await;
@@ -419,21 +437,7 @@ impl Host {
             .args(&self.extra_args)
             .env_remove("CORRAL_LOG");
         if let Some(aws) = &self.aws {
-            // Only the emulator's settings: nothing from the caller's AWS
-            // configuration (profiles, tokens, per-service endpoints).
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("AWS_") {
-                    command.env_remove(name);
-                }
-            }
-            command
-                .env("AWS_ENDPOINT_URL", &aws.moto_url)
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("AWS_CONFIG_FILE", "/dev/null")
-                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+            aws.configure(&mut command);
         }
         let mut child = command
             .stdin(Stdio::null())
