@@ -360,7 +360,7 @@ async fn consume(
         }
         let first_failed = deliver(&runtime, &component, &store, &batch).await;
         let handled_up_to = match first_failed {
-            Some(i) if i == 0 => None,
+            Some(0) => None,
             Some(i) => Some(batch[i - 1].seq),
             None => batch.last().map(|c| c.seq),
         };
