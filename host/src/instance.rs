@@ -32,6 +32,9 @@ pub struct Backends {
     pub queue_names: crate::backend::NameMap,
     /// How cache store names become deployed table names (DynamoDB); identity when embedded.
     pub table_names: crate::backend::NameMap,
+    /// The local change stream of subscribed cache stores (`corral serve`
+    /// only: on Lambda, DynamoDB streams deliver the changes).
+    pub change_log: Option<Arc<crate::stream::ChangeLog>>,
 }
 
 /// Everything about a component that does not change between requests.

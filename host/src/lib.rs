@@ -29,6 +29,7 @@ pub mod request;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod stream;
 
 pub use app::{App, AppOptions};
 pub use manifest::Manifest;

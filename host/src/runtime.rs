@@ -62,6 +62,7 @@ pub struct RuntimeOptions {
 /// The engine and every loaded component.
 pub struct Runtime {
     engine: Engine,
+    change_log: Option<Arc<crate::stream::ChangeLog>>,
     components: BTreeMap<String, Arc<Loaded>>,
     /// One permit per instance slot, so a burst waits instead of failing.
     slots: Arc<Semaphore>,
@@ -124,10 +125,16 @@ impl Runtime {
         }
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
+            change_log: backends.change_log.clone(),
             engine,
             components,
             slots: Arc::new(Semaphore::new(options.concurrency as usize)),
         })
+    }
+
+    /// The local change stream, when the host runs one.
+    pub fn change_log(&self) -> Option<Arc<crate::stream::ChangeLog>> {
+        self.change_log.clone()
     }
 
     /// The loaded component called `name`.
