@@ -184,6 +184,7 @@ async fn cold_start(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("CORRAL_MANIFEST", manifest)
+        .env("ES_PAGE_SECRET", "cold-start-page-secret")
         .env("CORRAL_DATA_DIR", scratch.path().join("data"))
         .env("CORRAL_ARTIFACT_DIR", &artifacts)
         .env_remove("CORRAL_BACKENDS")

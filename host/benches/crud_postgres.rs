@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         )
         .execute(&pool)
         .await?;
-        let app = App::start(&manifest, &AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 }).await?;
+        let app = App::start(&manifest, &AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4, local_stream: false }).await?;
 
         let native = measure(WARMUP, ITERATIONS, async || native_cycle(&pool).await).await;
         let corral = measure(WARMUP, ITERATIONS, async || corral_cycle(&app).await).await;

@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             data_dir: data.path().to_owned(),
             artifact_dir: None,
             concurrency: 4,
+            local_stream: false,
         };
         let app = Arc::new(App::start(&manifest, &options).await?);
         let component = app.runtime().component("testbed").expect("loaded").clone();

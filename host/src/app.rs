@@ -46,6 +46,9 @@ pub struct App {
     consumers: Vec<(Arc<Loaded>, EventSpec)>,
     verifier: Arc<dyn Verifier>,
     max_body_bytes: usize,
+    /// Every cache store some component is granted: a stream record of one
+    /// of their tables is a cache-store change.
+    cache_stores: std::collections::BTreeSet<String>,
 }
 
 /// Where the host keeps its state and how much it runs at once.
@@ -57,6 +60,9 @@ pub struct AppOptions {
     pub artifact_dir: Option<std::path::PathBuf>,
     /// Instances that may run at once.
     pub concurrency: u32,
+    /// Deliver writes to subscribed cache stores through the local change
+    /// stream (`corral serve`); off on Lambda, where DynamoDB streams do it.
+    pub local_stream: bool,
 }
 
 impl App {
@@ -64,7 +70,8 @@ impl App {
     /// runs its `init`.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
-        let backends = crate::connect::connect(manifest, &options.data_dir).await?;
+        let backends =
+            crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
         let verifier: Arc<dyn Verifier> = match &manifest.backends.auth {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito {
@@ -152,6 +159,11 @@ impl App {
             consumers,
             verifier,
             max_body_bytes: manifest.max_body_bytes(),
+            cache_stores: manifest
+                .components
+                .values()
+                .flat_map(|c| c.grants.caches.iter().cloned())
+                .collect(),
         })
     }
 
@@ -199,10 +211,19 @@ impl App {
             .collect()
     }
 
-    /// Starts delivering queue messages to the components that consume them
-    /// (the manifest's `events`). Needs a Tokio runtime.
+    /// Whether `store` is a cache store of some component.
+    pub fn is_cache_store(&self, store: &str) -> bool {
+        self.cache_stores.contains(store)
+    }
+
+    /// Starts delivering queue messages, and the local change stream of
+    /// subscribed cache stores, to the components that consume them (the
+    /// manifest's `events`). Needs a Tokio runtime.
     pub fn start_event_consumers(&self) {
         crate::events::spawn_consumers(self.runtime.clone(), self.consumers.clone());
+        if let Some(log) = self.runtime.change_log() {
+            crate::stream::spawn_consumers(self.runtime.clone(), log, self.consumers.clone());
+        }
     }
 
     /// Answers one request. Never fails: every error becomes a JSON error response.

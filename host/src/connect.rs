@@ -20,9 +20,16 @@ use crate::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
 use crate::instance::Backends;
 use crate::manifest::{AwsNames, CacheSpec, DbSpec, EventSourceSpec, Manifest, QueueSpec};
 use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
+use crate::stream::{ChangeLog, StreamedCache};
 
-/// Connects every backend `manifest` asks for.
-pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Backends> {
+/// Connects every backend `manifest` asks for. With `local_stream`, writes
+/// to the cache stores components subscribe to are also appended to the
+/// local change stream (in the data directory's SQLite file).
+pub async fn connect(
+    manifest: &Manifest,
+    data_dir: &Path,
+    local_stream: bool,
+) -> anyhow::Result<Backends> {
     let spec = &manifest.backends;
     let uses_secrets = manifest
         .components
@@ -82,7 +89,8 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         }
     };
 
-    let cache: Arc<dyn Cache> = match &spec.cache {
+    let subscribed = subscribed_stores(manifest);
+    let mut cache: Arc<dyn Cache> = match &spec.cache {
         CacheSpec::Embedded => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
         CacheSpec::Dynamodb(names) => {
             let cache = DynamoCache::new(
@@ -96,13 +104,27 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
                     .flat_map(|c| c.grants.caches.iter().map(String::as_str))
                     .collect();
                 cache
-                    .create_missing_tables(stores)
+                    .create_missing_tables(stores, &subscribed)
                     .await
                     .context("creating the cache tables")?;
             }
             tracing::info!("cache: DynamoDB");
             Arc::new(cache)
         }
+    };
+
+    let change_log = if local_stream && !subscribed.is_empty() {
+        let log = ChangeLog::open(
+            local.pool().await?,
+            subscribed.iter().map(|s| s.to_string()).collect(),
+        )
+        .await
+        .context("opening the local change stream")?;
+        let log = Arc::new(log);
+        cache = Arc::new(StreamedCache::new(cache, log.clone()));
+        Some(log)
+    } else {
+        None
     };
 
     let queue: Arc<dyn Queue> = match &spec.queue {
@@ -156,7 +178,21 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         secrets,
         queue_names,
         table_names,
+        change_log,
     })
+}
+
+/// The tables (cache stores) some component consumes the changes of.
+fn subscribed_stores(manifest: &Manifest) -> BTreeSet<&str> {
+    manifest
+        .components
+        .values()
+        .flat_map(|c| &c.events)
+        .filter_map(|e| match &e.source {
+            EventSourceSpec::Table(t) => Some(t.as_str()),
+            EventSourceSpec::Queue(_) => None,
+        })
+        .collect()
 }
 
 /// The embedded SQLite file, opened once for whichever backends use it.

@@ -23,11 +23,13 @@ pub mod lambda;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod request;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod stream;
 
 pub use app::{App, AppOptions};
 pub use manifest::Manifest;

@@ -108,7 +108,7 @@ fn main() -> anyhow::Result<()> {
             // CloudWatch Logs Insights queries JSON lines.
             corral::logging::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
-                let app = load(&host, "/tmp/corral", 4).await?;
+                let app = load(&host, "/tmp/corral", 4, false).await?;
                 corral::lambda::run(app)
                     .await
                     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
@@ -135,6 +135,7 @@ async fn load(
     host: &HostArgs,
     default_data_dir: &str,
     default_concurrency: u32,
+    local_stream: bool,
 ) -> anyhow::Result<Arc<App>> {
     let env = |k: &str| std::env::var(k).ok();
     let mut manifest = Manifest::load(&host.manifest, env)?;
@@ -148,12 +149,13 @@ async fn load(
             .unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
         concurrency: host.concurrency.unwrap_or(default_concurrency),
+        local_stream,
     };
     Ok(Arc::new(App::start(&manifest, &options).await?))
 }
 
 async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
-    let app = load(&host, ".corral", 32).await?;
+    let app = load(&host, ".corral", 32, true).await?;
     app.start_event_consumers();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

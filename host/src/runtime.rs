@@ -62,6 +62,7 @@ pub struct RuntimeOptions {
 /// The engine and every loaded component.
 pub struct Runtime {
     engine: Engine,
+    change_log: Option<Arc<crate::stream::ChangeLog>>,
     components: BTreeMap<String, Arc<Loaded>>,
     /// One permit per instance slot, so a burst waits instead of failing.
     slots: Arc<Semaphore>,
@@ -79,6 +80,9 @@ impl Runtime {
         let engine = engine(manifest, options)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Only the wasi:http interfaces: the rest of WASI p2 is already there.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
@@ -121,10 +125,16 @@ impl Runtime {
         }
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
+            change_log: backends.change_log.clone(),
             engine,
             components,
             slots: Arc::new(Semaphore::new(options.concurrency as usize)),
         })
+    }
+
+    /// The local change stream, when the host runs one.
+    pub fn change_log(&self) -> Option<Arc<crate::stream::ChangeLog>> {
+        self.change_log.clone()
     }
 
     /// The loaded component called `name`.

@@ -2,7 +2,7 @@
 //! `CORRAL_TEST_MOTO_URL` gives. Every test uses its own table and queue
 //! names, so the tests share one server and run in parallel.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -35,7 +35,7 @@ async fn cache(stores: &[&str]) -> (DynamoCache, NameMap) {
     let names = names();
     let cache = DynamoCache::new(&sdk_config().await, names.clone());
     cache
-        .create_missing_tables(stores.iter().copied())
+        .create_missing_tables(stores.iter().copied(), &BTreeSet::new())
         .await
         .expect("tables created");
     (cache, names)
@@ -76,12 +76,51 @@ async fn receive_all(
     got
 }
 
+/// The stream view of a table, if its stream is on.
+async fn stream_view(table: &str) -> Option<String> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("describe");
+    let spec = described.table()?.stream_specification()?;
+    spec.stream_enabled()
+        .then(|| spec.stream_view_type().map(|v| v.as_str().to_owned()))?
+}
+
+#[tokio::test]
+async fn subscribed_stores_get_a_stream_of_new_and_old_images() {
+    let (cache, names) = cache(&["plain", "later"]).await;
+    assert_eq!(stream_view(&names.resolve("plain")).await, None);
+    // A new table, and one that exists without a stream.
+    let streamed = BTreeSet::from(["events", "later"]);
+    cache
+        .create_missing_tables(["plain", "events"], &streamed)
+        .await
+        .expect("tables set up");
+    for store in ["events", "later"] {
+        assert_eq!(
+            stream_view(&names.resolve(store)).await.as_deref(),
+            Some("NEW_AND_OLD_IMAGES"),
+            "{store}"
+        );
+    }
+    assert_eq!(stream_view(&names.resolve("plain")).await, None);
+    // Again: nothing changes.
+    cache
+        .create_missing_tables(["events"], &streamed)
+        .await
+        .expect("idempotent");
+}
+
 #[tokio::test]
 async fn cache_set_get_delete() {
     let (cache, names) = cache(&["sessions"]).await;
     // Creating again changes nothing.
     cache
-        .create_missing_tables(["sessions"])
+        .create_missing_tables(["sessions"], &BTreeSet::new())
         .await
         .expect("idempotent");
 

@@ -6,7 +6,7 @@
 //! items up to days late, so every read compares `expires_at_ms` with the
 //! clock itself.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
 
 use super::{Cache, MAX_BATCH};
@@ -121,6 +122,14 @@ fn value_item(key: &str, value: &[u8], ttl: Option<Duration>) -> HashMap<String,
     item
 }
 
+fn stream_spec(table: &str) -> Result<StreamSpecification, BackendError> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .map_err(|e| build_error(table, e))
+}
+
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     let text = item.get(name)?.as_n().ok()?;
     // Another writer may store a number in exponent or decimal form.
@@ -159,30 +168,70 @@ impl DynamoCache {
     }
 
     /// Creates the table of each store that has none (on-demand billing,
-    /// partition key `key`) and turns on TTL by `expires_at`. Meant for
-    /// local emulators and development; running it again changes nothing.
+    /// partition key `key`) and turns on TTL by `expires_at`. The stores in
+    /// `streamed` (those a component subscribes to) get a stream of new and
+    /// old images, which feeds the host Lambda on AWS. Meant for local
+    /// emulators and development; running it again changes nothing.
     pub async fn create_missing_tables<'a>(
         &self,
         stores: impl IntoIterator<Item = &'a str>,
+        streamed: &BTreeSet<&'a str>,
     ) -> Result<(), BackendError> {
-        for store in stores {
+        for store in stores
+            .into_iter()
+            .chain(streamed.iter().copied())
+            .collect::<BTreeSet<_>>()
+        {
             let table = self.tables.resolve(store);
-            let mut status = self.table_status(&table).await?;
+            let stream = streamed.contains(store);
+            let mut status = self.table_status(&table).await?.map(|(s, _)| s);
             if status.is_none() {
-                status = self.create_table(&table).await?;
+                status = self.create_table(&table, stream).await?;
             }
             if status != Some(TableStatus::Active) {
                 self.wait_active(&table).await?;
             }
             self.enable_ttl(&table).await?;
+            if stream {
+                self.enable_stream(&table).await?;
+            }
         }
         Ok(())
     }
 
-    /// The table's status, or none when it does not exist.
-    async fn table_status(&self, table: &str) -> Result<Option<TableStatus>, BackendError> {
+    /// Turns on the table's stream (new and old images) if it is off.
+    async fn enable_stream(&self, table: &str) -> Result<(), BackendError> {
+        if let Some((_, Some(view))) = self.table_status(table).await? {
+            if view == StreamViewType::NewAndOldImages {
+                return Ok(());
+            }
+            return Err(BackendError::Invalid(format!(
+                "cache table {table} streams {view:?}, not new and old images"
+            )));
+        }
+        self.client
+            .update_table()
+            .table_name(table)
+            .stream_specification(stream_spec(table)?)
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateTable", table, e))?;
+        self.wait_active(table).await
+    }
+
+    /// The table's status and stream view, or none when it does not exist.
+    async fn table_status(
+        &self,
+        table: &str,
+    ) -> Result<Option<(TableStatus, Option<StreamViewType>)>, BackendError> {
         match self.client.describe_table().table_name(table).send().await {
-            Ok(out) => Ok(out.table().and_then(|t| t.table_status()).cloned()),
+            Ok(out) => Ok(out.table().and_then(|t| {
+                let stream = t
+                    .stream_specification()
+                    .filter(|s| s.stream_enabled())
+                    .and_then(|s| s.stream_view_type().cloned());
+                Some((t.table_status()?.clone(), stream))
+            })),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -193,7 +242,11 @@ impl DynamoCache {
         }
     }
 
-    async fn create_table(&self, table: &str) -> Result<Option<TableStatus>, BackendError> {
+    async fn create_table(
+        &self,
+        table: &str,
+        stream: bool,
+    ) -> Result<Option<TableStatus>, BackendError> {
         let definition = AttributeDefinition::builder()
             .attribute_name(KEY)
             .attribute_type(ScalarAttributeType::S)
@@ -211,6 +264,7 @@ impl DynamoCache {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(definition)
             .key_schema(schema)
+            .set_stream_specification(stream.then(|| stream_spec(table)).transpose()?)
             .send()
             .await;
         match created {
@@ -233,7 +287,7 @@ impl DynamoCache {
         let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
         let mut pause = Duration::from_millis(200);
         loop {
-            match self.table_status(table).await? {
+            match self.table_status(table).await?.map(|(s, _)| s) {
                 Some(TableStatus::Active) => return Ok(()),
                 Some(_) => {}
                 None => {

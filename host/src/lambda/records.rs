@@ -61,7 +61,13 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
                 .map(|mut e| {
                     e.source = match &logical {
                         EventSourceSpec::Queue(q) => EventSource::Queue(q.clone()),
-                        EventSourceSpec::Table(t) => EventSource::Table(t.clone()),
+                        EventSourceSpec::Table(t) => {
+                            // A cache store's change reads as it does on the local stream.
+                            if app.is_cache_store(t) {
+                                e.body = cache_change(t, &e.body).unwrap_or(e.body);
+                            }
+                            EventSource::Table(t.clone())
+                        }
                     };
                     e
                 })
@@ -181,6 +187,41 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
     failures(order.into_iter().find(|seq| failed.contains(seq)))
 }
 
+/// The body of a stream record of a cache store's table (an item of `key`
+/// and a binary `value`, see cache/dynamodb.rs) in the shape the local
+/// change stream gives: [`crate::stream::change_body`]. None when the
+/// record is not shaped like a cache item.
+fn cache_change(store: &str, raw: &str) -> Option<String> {
+    use base64::Engine as _;
+    let change: Value = serde_json::from_str(raw).ok()?;
+    let key = change.pointer("/keys/key")?.as_str()?;
+    let value = |image: &str| -> Option<Option<Vec<u8>>> {
+        match change.get(image)? {
+            Value::Null => Some(None),
+            item => {
+                let text = item.get("value")?.as_str()?;
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()
+                    .map(Some)
+            }
+        }
+    };
+    let (new, old) = (value("new_image"), value("old_image"));
+    if new.is_none() || old.is_none() {
+        tracing::warn!(
+            store,
+            "a stream record of a cache store is not shaped like a cache item; it is passed on as it came"
+        );
+    }
+    Some(crate::stream::change_body(
+        store,
+        key,
+        new?.as_deref(),
+        old?.as_deref(),
+    ))
+}
+
 /// S3 notifications for the components bucket: logged and acknowledged.
 pub fn s3(event: &Value) -> Value {
     for record in records(event) {
@@ -261,6 +302,25 @@ mod tests {
                 "arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"
             ),
             "Example-Table"
+        );
+    }
+
+    #[test]
+    fn cache_store_records_read_as_local_stream_changes() {
+        let raw = json!({
+            "keys": {"key": "e1"},
+            "new_image": {"key": "e1", "value": "eyJhIjoxfQ==", "expires_at": 5},
+            "old_image": null
+        });
+        let body: Value =
+            serde_json::from_str(&cache_change("events", &raw.to_string()).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"store": "events", "key": "e1", "value": "{\"a\":1}", "old_value": null})
+        );
+        assert_eq!(
+            cache_change("events", &json!({"keys": {"id": 1}}).to_string()),
+            None
         );
     }
 

@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod lambda;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -39,7 +41,7 @@ pub const WASM_PLACEHOLDER: &str = "{WASM}";
 const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
-     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p advising";
+     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -110,7 +112,7 @@ pub fn wasm(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p advising` ({BUILD_EVERYTHING})",
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection` ({BUILD_EVERYTHING})",
         path.display()
     );
     path
@@ -154,15 +156,15 @@ pub(crate) use on_both_backends;
 
 /// The PostgreSQL database and AWS name prefix of one host; the database is
 /// dropped with the host.
-struct AwsResources {
+pub struct AwsResources {
     /// The superuser URL of the test cluster.
     admin_url: String,
     /// The host's own database.
     database: String,
     /// Put before every DynamoDB table and SQS queue name.
-    prefix: String,
+    pub prefix: String,
     /// The moto endpoint.
-    moto_url: String,
+    pub moto_url: String,
 }
 
 /// A required environment variable of the AWS-side tests.
@@ -222,7 +224,7 @@ async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
 
 impl AwsResources {
     /// A fresh database and name prefix.
-    fn create() -> AwsResources {
+    pub fn create() -> AwsResources {
         let admin_url = service_env("CORRAL_TEST_PG_URL");
         let moto_url = service_env("CORRAL_TEST_MOTO_URL");
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -247,7 +249,7 @@ impl AwsResources {
     }
 
     /// The backends file for this database and prefix.
-    fn backends_file(&self) -> String {
+    pub fn backends_file(&self) -> String {
         let url = with_database(&self.admin_url, &self.database);
         let prefix = &self.prefix;
         format!(
@@ -257,9 +259,27 @@ impl AwsResources {
         )
     }
 
+    /// Gives `command` the emulator's AWS settings and nothing from the
+    /// caller's AWS configuration (profiles, tokens, per-service endpoints).
+    pub fn configure(&self, command: &mut Command) {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("AWS_ENDPOINT_URL", &self.moto_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    }
+
     /// Drops the database. The emulator's tables and queues stay: their
     /// names are unique, and the emulator lives only as long as the run.
-    fn remove(&self) {
+    pub fn remove(&self) {
         let (url, name) = (self.admin_url.clone(), self.database.clone());
         let dropped = run_async(async move {
             let mut admin = admin_connection(&url).await;
@@ -417,21 +437,7 @@ impl Host {
             .args(&self.extra_args)
             .env_remove("CORRAL_LOG");
         if let Some(aws) = &self.aws {
-            // Only the emulator's settings: nothing from the caller's AWS
-            // configuration (profiles, tokens, per-service endpoints).
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("AWS_") {
-                    command.env_remove(name);
-                }
-            }
-            command
-                .env("AWS_ENDPOINT_URL", &aws.moto_url)
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("AWS_CONFIG_FILE", "/dev/null")
-                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+            aws.configure(&mut command);
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -693,6 +699,16 @@ impl Host {
         }
     }
 
+    /// Replaces the manifest (with [`WASM_PLACEHOLDER`] as in [`Host::start`]);
+    /// it takes effect at the next [`Host::restart`].
+    pub fn set_manifest(&mut self, manifest_toml: &str) {
+        for name in component_names(manifest_toml) {
+            wasm(&name);
+        }
+        let text = manifest_toml.replace(WASM_PLACEHOLDER, &wasm_dir().display().to_string());
+        std::fs::write(&self.manifest, text).expect("writing the manifest");
+    }
+
     /// Stops the host (it must exit cleanly on SIGTERM) and starts it again
     /// on the same manifest, data directory, arguments and backends (the
     /// same PostgreSQL database and AWS names); the port changes.
@@ -793,7 +809,7 @@ pub fn foreign_token(sub: &str) -> String {
 }
 
 /// The component names a manifest uses through [`WASM_PLACEHOLDER`].
-fn component_names(manifest: &str) -> Vec<String> {
+pub fn component_names(manifest: &str) -> Vec<String> {
     let prefix = format!("{WASM_PLACEHOLDER}/");
     manifest
         .match_indices(&prefix)
