@@ -12,17 +12,30 @@ use common::{Backends, Host, Reply, enc, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The example manifest (`corral.toml`) as shipped, serving its components
-/// from the built ones; the advising section loads example data.
+/// The advising component's section of the example manifest (`corral.toml`)
+/// as shipped, serving the built component; it loads example data.
 fn example_manifest() -> String {
     let path = common::workspace_root().join("corral.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut section = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let header = line.trim_start_matches('[');
+        if line.starts_with('[') {
+            inside = header.starts_with("components.advising]")
+                || header.starts_with("components.advising.");
+        }
+        if inside {
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
     assert!(
-        text.contains("example_data = \"true\""),
-        "the example manifest loads example data"
+        section.contains("example_data = \"true\""),
+        "the example manifest mounts advising with example data:\n{section}"
     );
-    text.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
+    section.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
 }
 
 on_both_backends! {
