@@ -302,12 +302,25 @@ impl Cache for StreamedCache {
     }
 }
 
-/// Starts one consumer per (component, subscribed store).
+/// How often changes past retention are dropped while the host runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Starts one consumer per (component, subscribed store), and the pruning
+/// of changes past retention.
 pub fn spawn_consumers(
     runtime: Arc<Runtime>,
     log: Arc<ChangeLog>,
     consumers: Vec<(Arc<Loaded>, EventSpec)>,
 ) {
+    let pruned = log.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PRUNE_EVERY).await;
+            if let Err(e) = pruned.prune().await {
+                tracing::warn!(error = %e, "cannot drop old changes from the local change stream");
+            }
+        }
+    });
     for (component, spec) in consumers {
         if let EventSourceSpec::Table(store) = &spec.source {
             if !log.streams(store) {
