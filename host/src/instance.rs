@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::auth::Identity;
 use crate::bindings::GuestError;
@@ -62,6 +63,9 @@ pub struct HostState {
     pub limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// The `wasi:http` grant check, made on the first outbound request.
+    outbound: Option<crate::outbound::Outbound>,
 }
 
 impl HostState {
@@ -83,6 +87,8 @@ impl HostState {
             limits,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: None,
         }
     }
 
@@ -131,6 +137,21 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+/// Outbound HTTP goes through [`crate::outbound::Outbound`], which sends only
+/// to the hosts the manifest grants.
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let outbound = self.outbound.get_or_insert_with(|| {
+            crate::outbound::Outbound::new(self.component.clone(), self.request_id.clone())
+        });
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: outbound,
         }
     }
 }

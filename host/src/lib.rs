@@ -23,6 +23,7 @@ pub mod lambda;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod request;
 pub mod router;

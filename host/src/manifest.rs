@@ -74,6 +74,82 @@ pub struct Grants {
     pub caches: BTreeSet<String>,
     /// Queues.
     pub queues: BTreeSet<String>,
+    /// Hosts reachable through `wasi:http/outgoing-handler`.
+    pub hosts: Vec<HostGrant>,
+}
+
+/// One `hosts` entry: `[http://|https://]host[:port]`.
+///
+/// Without a scheme only HTTPS is allowed, except to a loopback host
+/// (`localhost`, `127.x.x.x`, `[::1]`), where plain HTTP never leaves the
+/// machine; `http://` allows plain HTTP to any host explicitly. Without a
+/// port, only the scheme's default port (443, 80) is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGrant {
+    /// `http` or `https` when the entry names one.
+    pub scheme: Option<String>,
+    /// The lower-case host name or IP literal (IPv6 in brackets).
+    pub host: String,
+    /// The one port allowed, when the entry names one.
+    pub port: Option<u16>,
+}
+
+impl HostGrant {
+    /// Parses a `hosts` entry.
+    pub fn parse(entry: &str) -> Result<HostGrant, String> {
+        let bad = |why: &str| format!("host \"{entry}\" {why}");
+        let (scheme, rest) = match entry.split_once("://") {
+            Some((s @ ("http" | "https"), rest)) => (Some(s.to_owned()), rest),
+            Some(_) => return Err(bad("may only use the scheme http or https")),
+            None => (None, entry),
+        };
+        let authority: http::uri::Authority = rest
+            .parse()
+            .map_err(|_| bad("is not a host name with an optional port"))?;
+        if authority.as_str() != rest || rest.contains('@') || rest.contains('*') {
+            return Err(bad(
+                "must be a plain host[:port], without path, user or wildcard",
+            ));
+        }
+        // `Authority` reads a port past 65535 as none; refuse it instead.
+        let port = match rest.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+            Some((_, p)) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| bad("has a port that is not 0 to 65535"))?,
+            ),
+            None => None,
+        };
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(bad("names no host"));
+        }
+        Ok(HostGrant { scheme, host, port })
+    }
+
+    /// Whether a request with this scheme, host and port (none: the
+    /// scheme's default) is allowed by this entry.
+    pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        let default_port = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => return false,
+        };
+        let scheme_ok = match &self.scheme {
+            Some(s) => s == scheme,
+            None => scheme == "https" || is_loopback(&self.host),
+        };
+        scheme_ok
+            && self.host.eq_ignore_ascii_case(host)
+            && port.unwrap_or(default_port) == self.port.unwrap_or(default_port)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Who may call a route.
@@ -439,6 +515,8 @@ struct RawComponent {
     #[serde(default)]
     queues: Vec<String>,
     #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
     config: BTreeMap<String, String>,
     #[serde(default)]
     events: Vec<RawEvent>,
@@ -512,6 +590,14 @@ impl Manifest {
                 tables: check_grants(&name, "table", c.tables)?,
                 caches: check_grants(&name, "cache", c.caches)?,
                 queues: check_grants(&name, "queue", c.queues)?,
+                hosts: c
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        HostGrant::parse(h)
+                            .map_err(|m| invalid(format!("component \"{name}\": {m}")))
+                    })
+                    .collect::<Result<_, _>>()?,
             };
             let config = c
                 .config
@@ -815,6 +901,48 @@ mod tests {
     }
 
     #[test]
+    fn host_grants_allow_https_by_default_and_http_on_loopback() {
+        let alma = HostGrant::parse("API-eu.hosted.exlibrisgroup.com").unwrap();
+        assert!(alma.allows("https", "api-eu.hosted.exlibrisgroup.com", None));
+        assert!(alma.allows("https", "api-eu.hosted.exlibrisgroup.com", Some(443)));
+        assert!(!alma.allows("https", "api-eu.hosted.exlibrisgroup.com", Some(8443)));
+        assert!(!alma.allows("http", "api-eu.hosted.exlibrisgroup.com", None));
+        assert!(!alma.allows("https", "api-na.hosted.exlibrisgroup.com", None));
+        assert!(!alma.allows("https", "hosted.exlibrisgroup.com", None));
+
+        let local = HostGrant::parse("127.0.0.1:4321").unwrap();
+        assert!(local.allows("http", "127.0.0.1", Some(4321)));
+        assert!(local.allows("https", "127.0.0.1", Some(4321)));
+        assert!(!local.allows("http", "127.0.0.1", None));
+        assert!(!local.allows("http", "127.0.0.1", Some(4322)));
+
+        let plain = HostGrant::parse("http://legacy.example.edu").unwrap();
+        assert!(plain.allows("http", "legacy.example.edu", Some(80)));
+        assert!(!plain.allows("https", "legacy.example.edu", None));
+        assert!(
+            HostGrant::parse("[::1]:80")
+                .unwrap()
+                .allows("http", "[::1]", None)
+        );
+        assert!(
+            !HostGrant::parse("10.0.0.1")
+                .unwrap()
+                .allows("http", "10.0.0.1", None)
+        );
+
+        for bad in [
+            "",
+            "ftp://x.org",
+            "x.org/path",
+            "user@x.org",
+            "*.x.org",
+            "x.org:99999",
+        ] {
+            assert!(HostGrant::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
     fn rejects_what_it_cannot_serve() {
         for (text, needle) in [
             ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
@@ -844,6 +972,10 @@ mod tests {
             (
                 "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
                 "exactly one",
+            ),
+            (
+                "[components.a]\nwasm='a'\nhosts=['x.org/api']",
+                "host \"x.org/api\"",
             ),
         ] {
             let err = parse(text).unwrap_err().to_string();

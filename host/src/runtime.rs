@@ -80,6 +80,9 @@ impl Runtime {
         let engine = engine(manifest, options)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Only the wasi:http interfaces: the rest of WASI p2 is already there.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());

@@ -46,6 +46,7 @@ pub mod bindings;
 mod ctx;
 mod error;
 mod fields;
+pub mod http;
 mod keys;
 mod records;
 mod request;

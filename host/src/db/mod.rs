@@ -97,11 +97,65 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
         {
             BackendError::Unavailable(db.message().to_owned())
         }
+        // Lost a race for a lock, not a fault of the statement: SQLite still
+        // busy after its busy timeout, PostgreSQL's serialization failure
+        // (40001) or deadlock victim (40P01). A retry may succeed.
+        sqlx::Error::Database(db) if lost_a_lock_race(db.as_ref()) => {
+            BackendError::Unavailable(format!("{}; retry the request", db.message()))
+        }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::Decode(_)
         | sqlx::Error::Encode(_) => BackendError::Invalid(e.to_string()),
         _ => BackendError::Unavailable(e.to_string()),
+    }
+}
+
+/// SQLITE_BUSY and SQLITE_LOCKED (with their extended codes), or
+/// PostgreSQL's serialization failure and deadlock.
+fn lost_a_lock_race(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+    } else {
+        matches!(code.as_ref(), "40001" | "40P01")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    use super::{BackendError, map_error};
+
+    #[tokio::test]
+    async fn a_busy_sqlite_database_is_unavailable_not_the_statements_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(Duration::ZERO);
+        let mut holder = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut other = SqliteConnection::connect_with(&options).await.unwrap();
+        let error = sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap_err();
+        match map_error(error) {
+            BackendError::Unavailable(message) => assert!(message.contains("locked"), "{message}"),
+            other => {
+                panic!("a busy database is the backend's trouble, not the statement's: {other:?}")
+            }
+        }
     }
 }

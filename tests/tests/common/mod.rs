@@ -41,7 +41,7 @@ pub const WASM_PLACEHOLDER: &str = "{WASM}";
 const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
-     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p events -p projection";
+     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -112,7 +112,7 @@ pub fn wasm(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p events -p projection` ({BUILD_EVERYTHING})",
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection` ({BUILD_EVERYTHING})",
         path.display()
     );
     path
@@ -570,6 +570,48 @@ impl Host {
     /// The data directory (database, signing key).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Runs `sql` directly on the host's database (its SQLite file, or its
+    /// PostgreSQL database) and returns every row, each column read as an
+    /// integer: a test's look at what really landed there.
+    pub fn sql_integers(&self, sql: &str) -> Vec<Vec<i64>> {
+        use sqlx::{Connection as _, Row as _};
+        let sql = sql.to_owned();
+        match &self.aws {
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.data_dir.join("corral.db"))
+                    .read_only(true);
+                run_async(async move {
+                    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                        .await
+                        .expect("opening the host's SQLite file");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("the test's SQL runs");
+                    rows.iter()
+                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
+                        .collect()
+                })
+            }
+            Some(aws) => {
+                let url = with_database(&aws.admin_url, &aws.database);
+                run_async(async move {
+                    let mut conn = sqlx::PgConnection::connect(&url)
+                        .await
+                        .expect("connecting to the host's database");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("the test's SQL runs");
+                    rows.iter()
+                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
+                        .collect()
+                })
+            }
+        }
     }
 
     /// A token for `sub` in `groups`, signed with this host's key.
