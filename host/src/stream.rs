@@ -31,6 +31,8 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The pause before a failed batch is delivered again, doubling up to the cap.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts at appending a committed write to the log.
+const APPEND_ATTEMPTS: u32 = 4;
 /// How long changes are kept (a DynamoDB stream keeps records 24 hours).
 const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -231,6 +233,18 @@ impl StreamedCache {
         old: Option<&[u8]>,
     ) -> Result<(), BackendError> {
         let body = change_body(store, key, value, old);
+        // A busy database is the likely cause: try a few times before giving up.
+        let mut pause = FIRST_BACKOFF;
+        for _ in 1..APPEND_ATTEMPTS {
+            match self.log.append(store, kind, body.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(store, key, kind, error = %e, "appending to the local change stream failed; trying again")
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
         self.log.append(store, kind, body).await.inspect_err(|e| {
             tracing::error!(store, key, kind, error = %e, "a committed cache write could not be added to the local change stream");
         })
@@ -302,12 +316,25 @@ impl Cache for StreamedCache {
     }
 }
 
-/// Starts one consumer per (component, subscribed store).
+/// How often changes past retention are dropped while the host runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Starts one consumer per (component, subscribed store), and the pruning
+/// of changes past retention.
 pub fn spawn_consumers(
     runtime: Arc<Runtime>,
     log: Arc<ChangeLog>,
     consumers: Vec<(Arc<Loaded>, EventSpec)>,
 ) {
+    let pruned = log.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PRUNE_EVERY).await;
+            if let Err(e) = pruned.prune().await {
+                tracing::warn!(error = %e, "cannot drop old changes from the local change stream");
+            }
+        }
+    });
     for (component, spec) in consumers {
         if let EventSourceSpec::Table(store) = &spec.source {
             if !log.streams(store) {
