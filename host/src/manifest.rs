@@ -813,7 +813,8 @@ fn normalize_mount(mount: &str) -> Option<String> {
     (mount.starts_with('/') && !mount.ends_with('/')).then(|| mount.to_owned())
 }
 
-/// Replaces each `${env:NAME}` with that environment variable.
+/// Replaces each `${env:NAME}` with that environment variable, and each
+/// `${env:NAME:-default}` with it or, when it is unset, the default.
 fn resolve_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
@@ -821,8 +822,12 @@ fn resolve_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<Str
         out.push_str(&rest[..start]);
         let after = &rest[start + 6..];
         let end = after.find('}').ok_or("unclosed \"${env:\"")?;
-        let name = &after[..end];
-        out.push_str(&env(name).ok_or_else(|| format!("environment variable {name} is not set"))?);
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&after[..end], None),
+        };
+        let value = env(name).or_else(|| default.map(str::to_owned));
+        out.push_str(&value.ok_or_else(|| format!("environment variable {name} is not set"))?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -849,7 +854,7 @@ mod tests {
             wasm = "crud.wasm"
             tables = ["students"]
             memory_mb = 32
-            config = { table = "students", home = "${env:HOME_DIR}/data" }
+            config = { table = "students", home = "${env:HOME_DIR}/data", mode = "${env:NOPE:-dev}", dir = "${env:HOME_DIR:-/tmp}" }
             [[components.students.routes]]
             path = "/students/{id}"
             methods = ["get", "PATCH"]
@@ -868,6 +873,8 @@ mod tests {
             }
         );
         assert_eq!(c.config["home"], "/home/x/data");
+        assert_eq!(c.config["mode"], "dev", "the default when unset");
+        assert_eq!(c.config["dir"], "/home/x", "the variable when set");
         assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
         assert_eq!(c.routes[0].access, Access::Public);
         assert!(c.grants.tables.contains("students"));
