@@ -59,28 +59,18 @@ fn build_release() -> anyhow::Result<(PathBuf, PathBuf)> {
         .current_dir(root())
         .status()
         .context("running cargo build")?;
-    ensure!(
-        status.success(),
-        "cargo build --release -p corral -p hello-lambda failed"
-    );
+    ensure!(status.success(), "cargo build --release -p corral -p hello-lambda failed");
     let release = target_dir().join("release");
     Ok((release.join("corral"), release.join("hello-lambda")))
 }
 
 /// The example manifest, its component paths made absolute for this target directory.
 fn example_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
-    let text =
-        std::fs::read_to_string(root().join("corral.toml")).context("reading corral.toml")?;
+    let text = std::fs::read_to_string(root().join("corral.toml")).context("reading corral.toml")?;
     let components = target_dir().join("wasm32-wasip2/component");
-    let text = text.replace(
-        "\"target/wasm32-wasip2/component/",
-        &format!("\"{}/", components.display()),
-    );
+    let text = text.replace("\"target/wasm32-wasip2/component/", &format!("\"{}/", components.display()));
     for line in text.lines().filter(|l| l.trim_start().starts_with("wasm")) {
-        let path = line
-            .split('"')
-            .nth(1)
-            .context("a wasm line without a quoted path")?;
+        let path = line.split('"').nth(1).context("a wasm line without a quoted path")?;
         ensure!(
             Path::new(path).is_file(),
             "{path} is missing: run scripts/bench (it builds the components)"
@@ -113,7 +103,15 @@ impl Drop for Process {
 fn start_emulator() -> anyhow::Result<(Process, u16)> {
     let port = free_port()?;
     let child = Command::new("cargo-lambda")
-        .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
         .current_dir(root())
         .process_group(0)
         .stdin(Stdio::null())
@@ -127,10 +125,7 @@ fn start_emulator() -> anyhow::Result<(Process, u16)> {
         if let Some(status) = emulator.0.try_wait()? {
             bail!("the emulator exited: {status}");
         }
-        ensure!(
-            Instant::now() < deadline,
-            "the emulator did not listen on port {port}"
-        );
+        ensure!(Instant::now() < deadline, "the emulator did not listen on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((emulator, port))
@@ -162,24 +157,12 @@ fn http_api_get_students() -> Value {
 }
 
 /// Starts `variant` and times process start to the first answered invocation.
-async fn cold_start(
-    client: &reqwest::Client,
-    port: u16,
-    manifest: &Path,
-    variant: &Variant,
-    event: &Value,
-) -> anyhow::Result<Duration> {
+async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, variant: &Variant, event: &Value) -> anyhow::Result<Duration> {
     let scratch = tempfile::tempdir()?;
-    let artifacts = variant
-        .artifacts
-        .clone()
-        .unwrap_or_else(|| scratch.path().join("artifacts"));
+    let artifacts = variant.artifacts.clone().unwrap_or_else(|| scratch.path().join("artifacts"));
     let mut command = Command::new(&variant.bin);
     command
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt"),
-        )
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
@@ -194,33 +177,20 @@ async fn cold_start(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut function = Process(
-        command
-            .spawn()
-            .with_context(|| format!("running {}", variant.bin.display()))?,
-    );
+    let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
     let answer = client
-        .post(format!(
-            "http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"
-        ))
+        .post(format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"))
         .json(event)
         .send()
         .await;
     let elapsed = started.elapsed();
     let answer = match answer {
-        Ok(response) => response
-            .json::<Value>()
-            .await
-            .context("the answer is not JSON")?,
+        Ok(response) => response.json::<Value>().await.context("the answer is not JSON")?,
         Err(e) => {
             let _ = function.0.kill();
             let mut log = String::new();
             if let Some(stderr) = function.0.stderr.take() {
-                for line in BufReader::new(stderr)
-                    .lines()
-                    .map_while(Result::ok)
-                    .take(40)
-                {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok).take(40) {
                     log.push_str(&line);
                     log.push('\n');
                 }
@@ -228,11 +198,7 @@ async fn cold_start(
             bail!("{}: no answer ({e}); it logged:\n{log}", variant.name);
         }
     };
-    ensure!(
-        (variant.expect)(&answer),
-        "{}: unexpected answer {answer}",
-        variant.name
-    );
+    ensure!((variant.expect)(&answer), "{}: unexpected answer {answer}", variant.name);
     drop(function);
     Ok(elapsed)
 }
@@ -277,9 +243,7 @@ fn main() -> anyhow::Result<()> {
         },
     ];
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = reqwest::Client::builder().timeout(INVOKE_TIMEOUT).build()?;
         // One unmeasured start of each: fills the page cache, and the warm artifact directory.
@@ -295,7 +259,10 @@ fn main() -> anyhow::Result<()> {
 
         println!("cold start: process start to the answer of the first invocation (GET /students as an HTTP API event)");
         println!("under cargo-lambda's runtime API emulator, {RUNS} runs each, release builds");
-        println!("{:<16} {:>10} {:>10} {:>10} {:>14}", "function", "median", "min", "max", "median ratio");
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>14}",
+            "function", "median", "min", "max", "median ratio"
+        );
         let mut medians = Vec::new();
         for times in &mut samples {
             medians.push(median(times));

@@ -29,11 +29,7 @@ const ITERATIONS: usize = 2_000;
 
 fn manifest(root: &std::path::Path, url: &str) -> anyhow::Result<Manifest> {
     let wasm = root.join("target/wasm32-wasip2/component/crud.wasm");
-    anyhow::ensure!(
-        wasm.exists(),
-        "{} is missing: run scripts/bench",
-        wasm.display()
-    );
+    anyhow::ensure!(wasm.exists(), "{} is missing: run scripts/bench", wasm.display());
     let text = format!(
         r#"
         [backends.db]
@@ -62,9 +58,7 @@ fn request(method: &str, path: &str, body: Option<&Value>) -> Request {
         method: method.into(),
         path: path.into(),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: body
-            .map(|b| serde_json::to_vec(b).expect("serializes").into())
-            .unwrap_or_default(),
+        body: body.map(|b| serde_json::to_vec(b).expect("serializes").into()).unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -77,19 +71,12 @@ async fn corral_cycle(app: &App) {
             Some(&json!({"name": "Ada", "email": "ada@example.edu"})),
         ))
         .await;
-    assert_eq!(
-        created.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
     let record: Value = serde_json::from_slice(&created.body).expect("a JSON record");
     let path = format!("/students/{}", record["uid"].as_str().expect("a uid"));
     assert_eq!(app.handle(request("GET", &path, None)).await.status, 200);
     assert_eq!(
-        app.handle(request("PATCH", &path, Some(&json!({"major": "math"}))))
-            .await
-            .status,
+        app.handle(request("PATCH", &path, Some(&json!({"major": "math"})))).await.status,
         200
     );
     assert_eq!(app.handle(request("DELETE", &path, None)).await.status, 204);
@@ -100,9 +87,7 @@ const COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updat
 async fn native_cycle(pool: &PgPool) {
     let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let uid = uuid::Uuid::now_v7().to_string();
-    let fields: Map<String, Value> =
-        serde_json::from_value(json!({"name": "Ada", "email": "ada@example.edu"}))
-            .expect("an object");
+    let fields: Map<String, Value> = serde_json::from_value(json!({"name": "Ada", "email": "ada@example.edu"})).expect("an object");
     let stamp = now();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO native_students ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -116,20 +101,18 @@ async fn native_cycle(pool: &PgPool) {
     .execute(pool)
     .await
     .expect("insert");
-    let row: (String, Json<Map<String, Value>>) =
-        sqlx::query_as("SELECT uid, data FROM native_students WHERE uid = $1")
-            .bind(&uid)
-            .fetch_one(pool)
-            .await
-            .expect("read");
+    let row: (String, Json<Map<String, Value>>) = sqlx::query_as("SELECT uid, data FROM native_students WHERE uid = $1")
+        .bind(&uid)
+        .fetch_one(pool)
+        .await
+        .expect("read");
     black_box(serde_json::to_vec(&row.1.0).expect("serializes"));
     let mut tx = pool.begin().await.expect("begin");
-    let (mut data,): (Json<Map<String, Value>>,) =
-        sqlx::query_as("SELECT data FROM native_students WHERE uid = $1 FOR UPDATE")
-            .bind(&uid)
-            .fetch_one(&mut *tx)
-            .await
-            .expect("lock");
+    let (mut data,): (Json<Map<String, Value>>,) = sqlx::query_as("SELECT data FROM native_students WHERE uid = $1 FOR UPDATE")
+        .bind(&uid)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("lock");
     data.0.insert("major".into(), "math".into());
     sqlx::query("UPDATE native_students SET last_updated_at = $1, last_updater_uid = $2, data = $3 WHERE uid = $4")
         .bind(now())
@@ -148,17 +131,14 @@ async fn native_cycle(pool: &PgPool) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let url = std::env::var("CORRAL_TEST_PG_URL")
-        .map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
+    let url = std::env::var("CORRAL_TEST_PG_URL").map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the workspace root")
         .to_owned();
     let manifest = manifest(&root, &url)?;
     let data = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let pool = PgPool::connect(&url).await?;
         sqlx::query(
@@ -167,7 +147,16 @@ fn main() -> anyhow::Result<()> {
         )
         .execute(&pool)
         .await?;
-        let app = App::start(&manifest, &AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4, local_stream: false }).await?;
+        let app = App::start(
+            &manifest,
+            &AppOptions {
+                data_dir: data.path().to_owned(),
+                artifact_dir: None,
+                concurrency: 4,
+                local_stream: false,
+            },
+        )
+        .await?;
 
         let native = measure(WARMUP, ITERATIONS, async || native_cycle(&pool).await).await;
         let corral = measure(WARMUP, ITERATIONS, async || corral_cycle(&app).await).await;
@@ -175,7 +164,13 @@ fn main() -> anyhow::Result<()> {
         println!("create + read + update + delete on PostgreSQL, {ITERATIONS} cycles after {WARMUP} warm-up");
         println!("{:<8} {:>10} {:>10} {:>10} {:>10}", "path", "p50", "p90", "p99", "p50 ratio");
         for (name, s) in [("native", &native), ("corral", &corral)] {
-            println!("{name:<8} {:>10.2?} {:>10.2?} {:>10.2?} {:>9.2}x", s.p50, s.p90, s.p99, s.p50.as_secs_f64() / native.p50.as_secs_f64());
+            println!(
+                "{name:<8} {:>10.2?} {:>10.2?} {:>10.2?} {:>9.2}x",
+                s.p50,
+                s.p90,
+                s.p99,
+                s.p50.as_secs_f64() / native.p50.as_secs_f64()
+            );
         }
         anyhow::Ok(())
     })

@@ -28,11 +28,7 @@ const WARMUP: usize = 2_000;
 const ITERATIONS: usize = 20_000;
 
 fn native_ping(request: Request) -> Response {
-    let action = request
-        .params
-        .iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.as_str());
+    let action = request.params.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str());
     if action == Some("ping") {
         Response {
             status: 200,
@@ -68,11 +64,7 @@ fn main() -> anyhow::Result<()> {
         .expect("the workspace root")
         .to_owned();
     let wasm = root.join("target/wasm32-wasip2/component/testbed.wasm");
-    anyhow::ensure!(
-        wasm.exists(),
-        "{} is missing: run scripts/bench",
-        wasm.display()
-    );
+    anyhow::ensure!(wasm.exists(), "{} is missing: run scripts/bench", wasm.display());
     let manifest = Manifest::parse(
         &format!(
             "[components.testbed]\nwasm = {:?}\n[[components.testbed.routes]]\npath = \"/testbed/{{action}}\"\nmethods = [\"GET\"]\nauth = \"public\"\n",
@@ -82,9 +74,7 @@ fn main() -> anyhow::Result<()> {
         |_| None,
     )?;
     let data = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let options = AppOptions {
             data_dir: data.path().to_owned(),
@@ -138,13 +128,7 @@ fn main() -> anyhow::Result<()> {
                 s.p50.as_secs_f64() / native.p50.as_secs_f64()
             );
         }
-        let names = [
-            "new store",
-            "instantiate",
-            "first call",
-            "second call",
-            "drop",
-        ];
+        let names = ["new store", "instantiate", "first call", "second call", "drop"];
         println!(
             "\ncomponent phases (mean): {}",
             names
@@ -166,33 +150,17 @@ async fn phases(app: &App, component: &corral::runtime::Loaded) -> [Duration; 5]
         let t0 = Instant::now();
         let mut store = runtime.new_store(component, "bench".into(), None);
         let t1 = Instant::now();
-        let instance = runtime
-            .instantiate(component, &mut store)
-            .await
-            .expect("instantiates");
+        let instance = runtime.instantiate(component, &mut store).await.expect("instantiates");
         let t2 = Instant::now();
         let handler = instance.corral_host_handler();
-        black_box(
-            handler
-                .call_handle_request(&mut store, &ping_request())
-                .await
-                .expect("first call"),
-        );
+        black_box(handler.call_handle_request(&mut store, &ping_request()).await.expect("first call"));
         let t3 = Instant::now();
-        black_box(
-            handler
-                .call_handle_request(&mut store, &ping_request())
-                .await
-                .expect("second call"),
-        );
+        black_box(handler.call_handle_request(&mut store, &ping_request()).await.expect("second call"));
         let t4 = Instant::now();
         drop(store);
         let t5 = Instant::now();
         if i >= WARMUP {
-            for (slot, d) in total
-                .iter_mut()
-                .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4])
-            {
+            for (slot, d) in total.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4]) {
                 *slot += d;
             }
         }

@@ -70,17 +70,11 @@ impl App {
     /// runs its `init`.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
-        let backends =
-            crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
+        let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
         let verifier: Arc<dyn Verifier> = match &manifest.backends.auth {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
-            AuthSpec::Cognito {
-                issuer,
-                clients,
-                jwks_url,
-            } => {
-                let verifier =
-                    CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
+            AuthSpec::Cognito { issuer, clients, jwks_url } => {
+                let verifier = CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
                 // Fetched now so the first request does not wait; a failure here
                 // is retried when a token arrives.
                 if let Err(e) = verifier.refresh().await {
@@ -96,34 +90,22 @@ impl App {
 
     /// Loads every component of the manifest over the given backends (without
     /// running `init`: [`App::start`] does).
-    pub fn new(
-        manifest: &Manifest,
-        backends: Arc<Backends>,
-        verifier: Arc<dyn Verifier>,
-        options: &AppOptions,
-    ) -> anyhow::Result<App> {
+    pub fn new(manifest: &Manifest, backends: Arc<Backends>, verifier: Arc<dyn Verifier>, options: &AppOptions) -> anyhow::Result<App> {
         let runtime_options = RuntimeOptions {
             concurrency: options.concurrency,
-            artifact_dir: options
-                .artifact_dir
-                .clone()
-                .unwrap_or_else(|| options.data_dir.join("artifacts")),
+            artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
         };
         let runtime = Runtime::new(manifest, backends, &runtime_options)?;
         let mut routes = Vec::new();
         for (name, spec) in &manifest.components {
-            let component = runtime
-                .component(name)
-                .expect("every manifest component is loaded")
-                .clone();
+            let component = runtime.component(name).expect("every manifest component is loaded").clone();
             for r in &spec.routes {
                 let full = if r.path == "/" && !spec.mount.is_empty() {
                     spec.mount.clone()
                 } else {
                     format!("{}{}", spec.mount, r.path)
                 };
-                let template = Template::parse(&full)
-                    .map_err(|e| anyhow::anyhow!("component \"{name}\": route \"{full}\": {e}"))?;
+                let template = Template::parse(&full).map_err(|e| anyhow::anyhow!("component \"{name}\": route \"{full}\": {e}"))?;
                 routes.push(Route {
                     template,
                     methods: r.methods.clone(),
@@ -143,13 +125,8 @@ impl App {
             .components
             .iter()
             .flat_map(|(name, spec)| {
-                let component = runtime
-                    .component(name)
-                    .expect("every manifest component is loaded")
-                    .clone();
-                spec.events
-                    .iter()
-                    .map(move |e| (component.clone(), e.clone()))
+                let component = runtime.component(name).expect("every manifest component is loaded").clone();
+                spec.events.iter().map(move |e| (component.clone(), e.clone()))
             })
             .collect();
         Ok(App {
@@ -159,11 +136,7 @@ impl App {
             consumers,
             verifier,
             max_body_bytes: manifest.max_body_bytes(),
-            cache_stores: manifest
-                .components
-                .values()
-                .flat_map(|c| c.grants.caches.iter().cloned())
-                .collect(),
+            cache_stores: manifest.components.values().flat_map(|c| c.grants.caches.iter().cloned()).collect(),
         })
     }
 
@@ -199,12 +172,8 @@ impl App {
         self.consumers
             .iter()
             .filter(|(component, spec)| match (&spec.source, source) {
-                (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => {
-                    names(component).resolve(q) == *deployed
-                }
-                (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => {
-                    names(component).resolve(t) == *deployed
-                }
+                (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => names(component).resolve(q) == *deployed,
+                (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
                 _ => false,
             })
             .map(|(component, spec)| (component.clone(), spec.source.clone()))
@@ -246,30 +215,19 @@ impl App {
         served_by: Option<(&str, &str)>,
         result: Result<Response, ApiError>,
     ) -> Response {
-        finish_response(
-            self.cors.as_ref(),
-            request,
-            request_id,
-            started,
-            served_by,
-            result,
-        )
+        finish_response(self.cors.as_ref(), request, request_id, started, served_by, result)
     }
 
     /// A browser's CORS preflight, answered by the host when `[cors]` is set.
     fn preflight(&self, request: &Request) -> Option<Result<Response, ApiError>> {
         let cors = self.cors.as_ref()?;
         let origin = request.header("origin")?;
-        if request.method != "OPTIONS" || request.header("access-control-request-method").is_none()
-        {
+        if request.method != "OPTIONS" || request.header("access-control-request-method").is_none() {
             return None;
         }
         let methods = self.router.methods_at(&request.path);
         if methods.is_empty() {
-            return Some(Err(ApiError::not_found(format!(
-                "no route for {}",
-                request.path
-            ))));
+            return Some(Err(ApiError::not_found(format!("no route for {}", request.path))));
         }
         Some(Ok(crate::cors::preflight(cors, origin, &methods)))
     }
@@ -277,13 +235,7 @@ impl App {
     /// Answers a request the edge refused before it could be handled (a body
     /// larger than any route accepts), with the same id and log line as any other.
     pub fn refuse(&self, request: &Request, error: ApiError) -> Response {
-        self.finish(
-            request,
-            &request_id(request),
-            Instant::now(),
-            None,
-            Err(error),
-        )
+        self.finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
     async fn dispatch<'a>(
@@ -295,27 +247,17 @@ impl App {
         let (route, params) = match self.router.find(&request.method, &request.path) {
             Match::Found(route, params) => (route, params),
             Match::NotFound => {
-                return Err(ApiError::not_found(format!(
-                    "no route for {} {}",
-                    request.method, request.path
-                )));
+                return Err(ApiError::not_found(format!("no route for {} {}", request.method, request.path)));
             }
             Match::MethodNotAllowed(allowed) => {
-                let mut r = ApiError::method_not_allowed(format!(
-                    "{} is not allowed here; use {}",
-                    request.method,
-                    allowed.join(", ")
-                ))
-                .into_response(request_id);
+                let mut r = ApiError::method_not_allowed(format!("{} is not allowed here; use {}", request.method, allowed.join(", ")))
+                    .into_response(request_id);
                 r.headers.push(("allow".into(), allowed.join(", ")));
                 return Ok(r);
             }
         };
         let target = &route.target;
-        *served_by = Some((
-            target.component.context.name.as_str(),
-            route.template.as_str(),
-        ));
+        *served_by = Some((target.component.context.name.as_str(), route.template.as_str()));
         if request.body.len() > target.max_body_bytes {
             return Err(ApiError::payload_too_large(format!(
                 "the body is larger than {} bytes",
@@ -330,58 +272,35 @@ impl App {
             mount: target.mount.clone(),
             route: target.route.clone(),
             params,
-            query: form_urlencoded::parse(request.query.as_bytes())
-                .into_owned()
-                .collect(),
-            headers: request
-                .headers
-                .iter()
-                .filter(|(k, _)| k != "authorization")
-                .cloned()
-                .collect(),
+            query: form_urlencoded::parse(request.query.as_bytes()).into_owned().collect(),
+            headers: request.headers.iter().filter(|(k, _)| k != "authorization").cloned().collect(),
             body: request.body.to_vec(),
             request_id: request_id.to_owned(),
         };
         let name = &target.component.context.name;
-        match self
-            .runtime
-            .handle_request(&target.component, wit_request, identity)
-            .await
-        {
+        match self.runtime.handle_request(&target.component, wit_request, identity).await {
             Ok(r) => response_from(r, name),
             Err(CallError::Timeout(ms)) => {
                 tracing::warn!(component = %name, request_id, limit_ms = ms, "component ran past its time limit");
-                Err(ApiError::timeout(format!(
-                    "the component did not answer within {ms} ms"
-                )))
+                Err(ApiError::timeout(format!("the component did not answer within {ms} ms")))
             }
             Err(CallError::MemoryLimit(mb)) => {
                 tracing::error!(component = %name, request_id, limit_mb = mb, "component exceeded its memory limit");
-                Err(ApiError::internal(
-                    "the component exceeded its memory limit",
-                ))
+                Err(ApiError::internal("the component exceeded its memory limit"))
             }
             Err(e) => {
                 tracing::error!(component = %name, request_id, error = %e, "component failed");
-                Err(ApiError::internal(
-                    "the component failed while handling the request",
-                ))
+                Err(ApiError::internal("the component failed while handling the request"))
             }
         }
     }
 
-    async fn authenticate(
-        &self,
-        request: &Request,
-        target: &Target,
-    ) -> Result<Option<Arc<Identity>>, ApiError> {
+    async fn authenticate(&self, request: &Request, target: &Target) -> Result<Option<Arc<Identity>>, ApiError> {
         let identity = match request.header("authorization") {
             _ if request.verified_caller.is_some() => request.verified_caller.clone().map(Arc::new),
             None => None,
             Some(value) => {
-                let token = bearer(value).ok_or_else(|| {
-                    ApiError::unauthorized("the authorization header must be \"Bearer <token>\"")
-                })?;
+                let token = bearer(value).ok_or_else(|| ApiError::unauthorized("the authorization header must be \"Bearer <token>\""))?;
                 let verified = self.verifier.verify(token).await.map_err(|e| match e {
                     AuthError::Invalid(_) => ApiError::unauthorized(e.to_string()),
                     AuthError::Unavailable(_) => {
@@ -417,9 +336,7 @@ fn finish_response(
     result: Result<Response, ApiError>,
 ) -> Response {
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
-    response
-        .headers
-        .push(("x-request-id".into(), request_id.to_owned()));
+    response.headers.push(("x-request-id".into(), request_id.to_owned()));
     if let (Some(cors), Some(origin)) = (cors, request.header("origin")) {
         crate::cors::decorate(cors, origin, &mut response);
     }
@@ -442,12 +359,7 @@ fn finish_response(
 
 /// The id from the edge, a valid `x-request-id` from the client, or a new one.
 fn request_id(request: &Request) -> String {
-    let valid = |s: &&str| {
-        !s.is_empty()
-            && s.len() <= 128
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    };
+    let valid = |s: &&str| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     request
         .request_id
         .as_deref()
@@ -462,12 +374,7 @@ fn check_json(request: &Request) -> Result<(), ApiError> {
     let is_json = request
         .header("content-type")
         .map(|ct| {
-            let mime = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             mime == "application/json" || mime.ends_with("+json")
         })
         .unwrap_or(false);
@@ -480,31 +387,20 @@ fn check_json(request: &Request) -> Result<(), ApiError> {
 
 fn below_mount(path: &str, mount: &str) -> String {
     let rest = path.strip_prefix(mount).unwrap_or(path);
-    if rest.is_empty() {
-        "/".into()
-    } else {
-        rest.into()
-    }
+    if rest.is_empty() { "/".into() } else { rest.into() }
 }
 
 /// Checks what a component returned before it reaches a client.
 fn response_from(r: handler::Response, component: &str) -> Result<Response, ApiError> {
     if !(100..=599).contains(&r.status) {
-        tracing::error!(
-            component,
-            status = r.status,
-            "component returned an invalid status"
-        );
-        return Err(ApiError::internal(
-            "the component returned an invalid response",
-        ));
+        tracing::error!(component, status = r.status, "component returned an invalid status");
+        return Err(ApiError::internal("the component returned an invalid response"));
     }
     let headers = r
         .headers
         .into_iter()
         .filter(|(k, v)| {
-            let ok = axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok()
-                && axum::http::HeaderValue::from_str(v).is_ok();
+            let ok = axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok() && axum::http::HeaderValue::from_str(v).is_ok();
             if !ok {
                 tracing::warn!(component, header = %k, "dropped an invalid response header");
             }
@@ -521,8 +417,6 @@ fn response_from(r: handler::Response, component: &str) -> Result<Response, ApiE
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("routes", &self.router.routes().len())
-            .finish()
+        f.debug_struct("App").field("routes", &self.router.routes().len()).finish()
     }
 }

@@ -25,11 +25,7 @@ use crate::stream::{ChangeLog, StreamedCache};
 /// Connects every backend `manifest` asks for. With `local_stream`, writes
 /// to the cache stores components subscribe to are also appended to the
 /// local change stream (in the data directory's SQLite file).
-pub async fn connect(
-    manifest: &Manifest,
-    data_dir: &Path,
-    local_stream: bool,
-) -> anyhow::Result<Backends> {
+pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<Backends> {
     let spec = &manifest.backends;
     let uses_secrets = manifest
         .components
@@ -93,10 +89,7 @@ pub async fn connect(
     let mut cache: Arc<dyn Cache> = match &spec.cache {
         CacheSpec::Embedded => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
         CacheSpec::Dynamodb(names) => {
-            let cache = DynamoCache::new(
-                aws.as_ref().expect("DynamoDB loads the AWS configuration"),
-                name_map(names),
-            );
+            let cache = DynamoCache::new(aws.as_ref().expect("DynamoDB loads the AWS configuration"), name_map(names));
             if names.create_missing {
                 let stores: BTreeSet<&str> = manifest
                     .components
@@ -114,12 +107,9 @@ pub async fn connect(
     };
 
     let change_log = if local_stream && !subscribed.is_empty() {
-        let log = ChangeLog::open(
-            local.pool().await?,
-            subscribed.iter().map(|s| s.to_string()).collect(),
-        )
-        .await
-        .context("opening the local change stream")?;
+        let log = ChangeLog::open(local.pool().await?, subscribed.iter().map(|s| s.to_string()).collect())
+            .await
+            .context("opening the local change stream")?;
         let log = Arc::new(log);
         cache = Arc::new(StreamedCache::new(cache, log.clone()));
         Some(log)
@@ -130,10 +120,7 @@ pub async fn connect(
     let queue: Arc<dyn Queue> = match &spec.queue {
         QueueSpec::Embedded => Arc::new(EmbeddedQueue::open(local.pool().await?).await?),
         QueueSpec::Sqs(names) => {
-            let queue = SqsQueue::new(
-                aws.as_ref().expect("SQS loads the AWS configuration"),
-                name_map(names),
-            );
+            let queue = SqsQueue::new(aws.as_ref().expect("SQS loads the AWS configuration"), name_map(names));
             if names.create_missing {
                 let queues: BTreeSet<&str> = manifest
                     .components
@@ -146,10 +133,7 @@ pub async fn connect(
                         c.grants.queues.iter().map(String::as_str).chain(consumed)
                     })
                     .collect();
-                queue
-                    .create_missing_queues(queues)
-                    .await
-                    .context("creating the queues")?;
+                queue.create_missing_queues(queues).await.context("creating the queues")?;
             }
             tracing::info!("queue: SQS");
             Arc::new(queue)
@@ -233,17 +217,12 @@ fn rds_auth(url: &str, region: Option<&str>, sdk: &SdkConfig) -> anyhow::Result<
         .or_else(|| sdk.region().map(|r| r.to_string()))
         .context("IAM database auth needs a region: set backends.db.region or AWS_REGION")?;
     let target = RdsTarget {
-        host: parsed
-            .host_str()
-            .context("the database URL has no host")?
-            .to_owned(),
+        host: parsed.host_str().context("the database URL has no host")?.to_owned(),
         port: parsed.port().unwrap_or(5432),
         user: parsed.username().to_owned(),
         region,
     };
     anyhow::ensure!(!target.user.is_empty(), "the database URL has no user name");
-    let credentials = sdk
-        .credentials_provider()
-        .context("IAM database auth needs AWS credentials")?;
+    let credentials = sdk.credentials_provider().context("IAM database auth needs AWS credentials")?;
     Ok(RdsIamAuth::new(target, credentials, RDS_TOKEN_LIFETIME))
 }

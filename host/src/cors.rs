@@ -27,17 +27,13 @@ pub fn preflight(spec: &CorsSpec, origin: &str, methods: &[String]) -> Response 
         let mut allowed = methods.to_vec();
         allowed.push("OPTIONS".into());
         allowed.dedup();
+        response.headers.push(("access-control-allow-methods".into(), allowed.join(", ")));
         response
             .headers
-            .push(("access-control-allow-methods".into(), allowed.join(", ")));
-        response.headers.push((
-            "access-control-allow-headers".into(),
-            spec.allow_headers.join(", "),
-        ));
-        response.headers.push((
-            "access-control-max-age".into(),
-            spec.max_age_seconds.to_string(),
-        ));
+            .push(("access-control-allow-headers".into(), spec.allow_headers.join(", ")));
+        response
+            .headers
+            .push(("access-control-max-age".into(), spec.max_age_seconds.to_string()));
     }
     decorate(spec, origin, &mut response);
     response
@@ -52,19 +48,14 @@ pub fn decorate(spec: &CorsSpec, origin: &str, response: &mut Response) {
         // The answer differs by origin: caches must keep them apart.
         response.headers.push(("vary".into(), "origin".into()));
     }
-    response
-        .headers
-        .push(("access-control-allow-origin".into(), allowed));
+    response.headers.push(("access-control-allow-origin".into(), allowed));
     if !spec.expose_headers.is_empty() {
-        response.headers.push((
-            "access-control-expose-headers".into(),
-            spec.expose_headers.join(", "),
-        ));
-    }
-    if spec.allow_credentials {
         response
             .headers
-            .push(("access-control-allow-credentials".into(), "true".into()));
+            .push(("access-control-expose-headers".into(), spec.expose_headers.join(", ")));
+    }
+    if spec.allow_credentials {
+        response.headers.push(("access-control-allow-credentials".into(), "true".into()));
     }
 }
 
@@ -90,20 +81,10 @@ mod tests {
             &["GET".into(), "POST".into()],
         );
         assert_eq!(r.status, 204);
-        assert_eq!(
-            r.header("access-control-allow-origin"),
-            Some("https://app.example")
-        );
-        assert_eq!(
-            r.header("access-control-allow-methods"),
-            Some("GET, POST, OPTIONS")
-        );
+        assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
+        assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
         assert_eq!(r.header("vary"), Some("origin"));
-        let refused = preflight(
-            &spec(&["https://app.example"]),
-            "https://evil.example",
-            &["GET".into()],
-        );
+        let refused = preflight(&spec(&["https://app.example"]), "https://evil.example", &["GET".into()]);
         assert_eq!(refused.header("access-control-allow-origin"), None);
         let mut any = Response {
             status: 200,
@@ -111,12 +92,6 @@ mod tests {
             body: Vec::new(),
         };
         decorate(&spec(&["*"]), "https://anyone.example", &mut any);
-        assert_eq!(
-            (
-                any.header("access-control-allow-origin"),
-                any.header("vary")
-            ),
-            (Some("*"), None)
-        );
+        assert_eq!((any.header("access-control-allow-origin"), any.header("vary")), (Some("*"), None));
     }
 }

@@ -25,18 +25,10 @@ pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Loaded>, Event
     }
 }
 
-async fn consume(
-    runtime: Arc<Runtime>,
-    component: Arc<Loaded>,
-    queue_name: String,
-    spec: EventSpec,
-) {
+async fn consume(runtime: Arc<Runtime>, component: Arc<Loaded>, queue_name: String, spec: EventSpec) {
     let queue = component.context.backends.queue.clone();
     loop {
-        match queue
-            .receive(&queue_name, spec.batch_size, spec.visibility_seconds)
-            .await
-        {
+        match queue.receive(&queue_name, spec.batch_size, spec.visibility_seconds).await {
             Ok(messages) if messages.is_empty() => tokio::time::sleep(IDLE_POLL).await,
             Ok(messages) => deliver(&runtime, &component, &queue_name, messages).await,
             Err(e) => {
@@ -47,12 +39,7 @@ async fn consume(
     }
 }
 
-async fn deliver(
-    runtime: &Runtime,
-    component: &Loaded,
-    queue_name: &str,
-    messages: Vec<ReceivedMessage>,
-) {
+async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, messages: Vec<ReceivedMessage>) {
     let started = Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
@@ -66,10 +53,7 @@ async fn deliver(
             attributes: m.attributes.clone(),
         })
         .collect();
-    let failed: HashSet<String> = match runtime
-        .handle_events(component, batch_id.clone(), events)
-        .await
-    {
+    let failed: HashSet<String> = match runtime.handle_events(component, batch_id.clone(), events).await {
         Ok(ids) => ids.into_iter().collect(),
         Err(e) => {
             tracing::error!(component = name, batch_id, error = %e, "event batch failed; every message will be delivered again");

@@ -71,11 +71,7 @@ pub struct HostState {
 impl HostState {
     /// Fresh state for one call. WASI is there because Rust's standard
     /// library imports it; it grants no files, sockets or environment.
-    pub fn new(
-        component: Arc<ComponentContext>,
-        request_id: String,
-        identity: Option<Arc<Identity>>,
-    ) -> HostState {
+    pub fn new(component: Arc<ComponentContext>, request_id: String, identity: Option<Arc<Identity>>) -> HostState {
         let limits = StoreLimitsBuilder::new()
             .memory_size(component.limits.memory_mb as usize * 1024 * 1024)
             .trap_on_grow_failure(true)
@@ -99,22 +95,14 @@ impl HostState {
 
     /// `Ok` when `name` is in the granted set; otherwise logs the refusal and
     /// returns the `not-granted` error for the component.
-    pub fn check_grant(
-        &self,
-        kind: &str,
-        granted: impl Fn(&Grants) -> &BTreeSet<String>,
-        name: &str,
-    ) -> Result<(), GuestError> {
+    pub fn check_grant(&self, kind: &str, granted: impl Fn(&Grants) -> &BTreeSet<String>, name: &str) -> Result<(), GuestError> {
         if granted(&self.component.grants).contains(name) {
             return Ok(());
         }
         Err(self.refuse(
             kind,
             name,
-            format!(
-                "{kind} \"{name}\" is not granted to component \"{}\"",
-                self.component.name
-            ),
+            format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name),
         ))
     }
 
@@ -145,9 +133,9 @@ impl WasiView for HostState {
 /// to the hosts the manifest grants.
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        let outbound = self.outbound.get_or_insert_with(|| {
-            crate::outbound::Outbound::new(self.component.clone(), self.request_id.clone())
-        });
+        let outbound = self
+            .outbound
+            .get_or_insert_with(|| crate::outbound::Outbound::new(self.component.clone(), self.request_id.clone()));
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,

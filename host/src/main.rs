@@ -15,11 +15,7 @@ use corral::manifest::{Access, BackendsSpec};
 use corral::{App, AppOptions, Manifest};
 
 #[derive(Parser)]
-#[command(
-    name = "corral",
-    version,
-    about = "Hosts REST resources written as WebAssembly components"
-)]
+#[command(name = "corral", version, about = "Hosts REST resources written as WebAssembly components")]
 struct Cli {
     /// Without a command, a process started by the Lambda runtime runs `lambda`.
     #[command(subcommand)]
@@ -89,11 +85,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let command = match Cli::parse().command {
         Some(command) => command,
-        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
-            Cli::parse_from(["corral", "lambda"])
-                .command
-                .expect("lambda")
-        }
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => Cli::parse_from(["corral", "lambda"]).command.expect("lambda"),
         None => {
             Cli::parse_from(["corral", "--help"]);
             unreachable!("--help exits")
@@ -121,8 +113,7 @@ fn main() -> anyhow::Result<()> {
             ttl,
             data_dir,
         } => {
-            let keys = DevKeys::load_or_create(&data_dir)
-                .with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
+            let keys = DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
             println!("{}", keys.issue(&sub, username.as_deref(), &groups, ttl));
             Ok(())
         }
@@ -131,22 +122,14 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads the manifest (and backends file), connects the backends and loads
 /// every component: the work done once per process.
-async fn load(
-    host: &HostArgs,
-    default_data_dir: &str,
-    default_concurrency: u32,
-    local_stream: bool,
-) -> anyhow::Result<Arc<App>> {
+async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32, local_stream: bool) -> anyhow::Result<Arc<App>> {
     let env = |k: &str| std::env::var(k).ok();
     let mut manifest = Manifest::load(&host.manifest, env)?;
     if let Some(path) = &host.backends {
         manifest.backends = BackendsSpec::load(path, env)?;
     }
     let options = AppOptions {
-        data_dir: host
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| default_data_dir.into()),
+        data_dir: host.data_dir.clone().unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
         concurrency: host.concurrency.unwrap_or(default_concurrency),
         local_stream,
@@ -163,11 +146,7 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("corral listening on http://{addr}");
     for (methods, path, component, access) in app.routes() {
-        let who = if access == Access::Public {
-            "public"
-        } else {
-            "caller"
-        };
+        let who = if access == Access::Public { "public" } else { "caller" };
         println!("  {methods:<22} {path:<32} -> {component} ({who})");
     }
     corral::server::serve(listener, app, shutdown_signal()).await?;
@@ -177,8 +156,7 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},

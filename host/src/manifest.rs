@@ -103,20 +103,13 @@ impl HostGrant {
             Some(_) => return Err(bad("may only use the scheme http or https")),
             None => (None, entry),
         };
-        let authority: http::uri::Authority = rest
-            .parse()
-            .map_err(|_| bad("is not a host name with an optional port"))?;
+        let authority: http::uri::Authority = rest.parse().map_err(|_| bad("is not a host name with an optional port"))?;
         if authority.as_str() != rest || rest.contains('@') || rest.contains('*') {
-            return Err(bad(
-                "must be a plain host[:port], without path, user or wildcard",
-            ));
+            return Err(bad("must be a plain host[:port], without path, user or wildcard"));
         }
         // `Authority` reads a port past 65535 as none; refuse it instead.
         let port = match rest.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
-            Some((_, p)) => Some(
-                p.parse::<u16>()
-                    .map_err(|_| bad("has a port that is not 0 to 65535"))?,
-            ),
+            Some((_, p)) => Some(p.parse::<u16>().map_err(|_| bad("has a port that is not 0 to 65535"))?),
             None => None,
         };
         let host = authority.host().to_ascii_lowercase();
@@ -138,18 +131,12 @@ impl HostGrant {
             Some(s) => s == scheme,
             None => scheme == "https" || is_loopback(&self.host),
         };
-        scheme_ok
-            && self.host.eq_ignore_ascii_case(host)
-            && port.unwrap_or(default_port) == self.port.unwrap_or(default_port)
+        scheme_ok && self.host.eq_ignore_ascii_case(host) && port.unwrap_or(default_port) == self.port.unwrap_or(default_port)
     }
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Who may call a route.
@@ -361,10 +348,7 @@ pub enum QueueSpec {
 
 impl BackendsSpec {
     /// Reads a backends file: a `[backends]` table written as in a manifest.
-    pub fn load(
-        path: &Path,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<BackendsSpec, ManifestError> {
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct File {
@@ -390,10 +374,7 @@ impl BackendsSpec {
     }
 
     /// Resolves `${env:NAME}` in the values that may hold deployment details.
-    fn resolve(
-        mut self,
-        env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<BackendsSpec, ManifestError> {
+    fn resolve(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
         let fix = |what: &str, v: &mut String| -> Result<(), ManifestError> {
             *v = resolve_env(v, env).map_err(|m| invalid(format!("backends: {what}: {m}")))?;
             Ok(())
@@ -410,17 +391,10 @@ impl BackendsSpec {
                 fix("db region", r)?;
             }
             if *max_connections == 0 {
-                return Err(invalid(
-                    "backends: db max_connections must be at least 1".into(),
-                ));
+                return Err(invalid("backends: db max_connections must be at least 1".into()));
             }
         }
-        if let AuthSpec::Cognito {
-            issuer,
-            clients,
-            jwks_url,
-        } = &mut self.auth
-        {
+        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
             fix("auth issuer", issuer)?;
             for c in clients.iter_mut() {
                 fix("auth clients", c)?;
@@ -429,9 +403,7 @@ impl BackendsSpec {
                 fix("auth jwks_url", url)?;
             }
             if clients.is_empty() {
-                return Err(invalid(
-                    "backends: auth clients must name at least one app client".into(),
-                ));
+                return Err(invalid("backends: auth clients must name at least one app client".into()));
             }
         }
         for names in [
@@ -540,10 +512,7 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 impl Manifest {
     /// Reads and validates the manifest at `path`; relative `wasm` paths are
     /// taken from the manifest's folder, `${env:NAME}` from `env`.
-    pub fn load(
-        path: &Path,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Manifest, ManifestError> {
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
             path: path.to_owned(),
             source,
@@ -559,11 +528,7 @@ impl Manifest {
     }
 
     /// Parses manifest text; see [`Manifest::load`].
-    pub fn parse(
-        text: &str,
-        base: &Path,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Manifest, ManifestError> {
+    pub fn parse(text: &str, base: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax {
             path: PathBuf::new(),
             message: e.to_string(),
@@ -581,11 +546,7 @@ impl Manifest {
                     c.mount
                 ))
             })?;
-            let routes = c
-                .routes
-                .into_iter()
-                .map(|r| check_route(&name, r))
-                .collect::<Result<Vec<_>, _>>()?;
+            let routes = c.routes.into_iter().map(|r| check_route(&name, r)).collect::<Result<Vec<_>, _>>()?;
             let grants = Grants {
                 tables: check_grants(&name, "table", c.tables)?,
                 caches: check_grants(&name, "cache", c.caches)?,
@@ -593,10 +554,7 @@ impl Manifest {
                 hosts: c
                     .hosts
                     .iter()
-                    .map(|h| {
-                        HostGrant::parse(h)
-                            .map_err(|m| invalid(format!("component \"{name}\": {m}")))
-                    })
+                    .map(|h| HostGrant::parse(h).map_err(|m| invalid(format!("component \"{name}\": {m}"))))
                     .collect::<Result<_, _>>()?,
             };
             let config = c
@@ -605,22 +563,12 @@ impl Manifest {
                 .map(|(k, v)| {
                     Ok((
                         k.clone(),
-                        resolve_env(&v, &env).map_err(|m| {
-                            invalid(format!("component \"{name}\": config key \"{k}\": {m}"))
-                        })?,
+                        resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?,
                     ))
                 })
                 .collect::<Result<_, ManifestError>>()?;
-            let events = c
-                .events
-                .into_iter()
-                .map(|e| check_event(&name, e))
-                .collect::<Result<Vec<_>, _>>()?;
-            let wasm = if c.wasm.is_absolute() {
-                c.wasm
-            } else {
-                base.join(c.wasm)
-            };
+            let events = c.events.into_iter().map(|e| check_event(&name, e)).collect::<Result<Vec<_>, _>>()?;
+            let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
             components.insert(
                 name.clone(),
                 ComponentSpec {
@@ -638,14 +586,10 @@ impl Manifest {
         let backends = raw.backends.resolve(&env)?;
         if let Some(cors) = &raw.cors {
             if cors.allow_origins.is_empty() {
-                return Err(invalid(
-                    "cors: allow_origins must name at least one origin, or \"*\"".into(),
-                ));
+                return Err(invalid("cors: allow_origins must name at least one origin, or \"*\"".into()));
             }
             if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
-                return Err(invalid(
-                    "cors: allow_credentials cannot be used with the origin \"*\"".into(),
-                ));
+                return Err(invalid("cors: allow_credentials cannot be used with the origin \"*\"".into()));
             }
         }
         Ok(Manifest {
@@ -693,16 +637,10 @@ fn invalid(message: String) -> ManifestError {
 
 fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
     if !(1..=4096).contains(&l.memory_mb) {
-        return Err(invalid(format!(
-            "{what}: memory_mb must be 1 to 4096, not {}",
-            l.memory_mb
-        )));
+        return Err(invalid(format!("{what}: memory_mb must be 1 to 4096, not {}", l.memory_mb)));
     }
     if !(1..=900_000).contains(&l.timeout_ms) {
-        return Err(invalid(format!(
-            "{what}: timeout_ms must be 1 to 900000, not {}",
-            l.timeout_ms
-        )));
+        return Err(invalid(format!("{what}: timeout_ms must be 1 to 900000, not {}", l.timeout_ms)));
     }
     if l.max_body_bytes == 0 || l.max_body_bytes > 64 * 1024 * 1024 {
         return Err(invalid(format!(
@@ -731,17 +669,11 @@ fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     }
 }
 
-fn check_grants(
-    component: &str,
-    what: &str,
-    names: Vec<String>,
-) -> Result<BTreeSet<String>, ManifestError> {
+fn check_grants(component: &str, what: &str, names: Vec<String>) -> Result<BTreeSet<String>, ManifestError> {
     let mut set = BTreeSet::new();
     for n in names {
         check_name(&n, what).map_err(|e| invalid(format!("component \"{component}\": {e}")))?;
-        if what == "table"
-            && (n.contains('-') || n.starts_with("corral_") || n.starts_with("sqlite_"))
-        {
+        if what == "table" && (n.contains('-') || n.starts_with("corral_") || n.starts_with("sqlite_")) {
             return Err(invalid(format!(
                 "component \"{component}\": table \"{n}\" may not contain '-' or start with \"corral_\" or \"sqlite_\""
             )));
@@ -752,12 +684,7 @@ fn check_grants(
 }
 
 fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError> {
-    let bad = |m: String| {
-        invalid(format!(
-            "component \"{component}\": route \"{}\": {m}",
-            r.path
-        ))
-    };
+    let bad = |m: String| invalid(format!("component \"{component}\": route \"{}\": {m}", r.path));
     crate::router::Template::parse(&r.path).map_err(bad)?;
     if r.methods.is_empty() {
         return Err(bad("needs at least one method".into()));
@@ -795,9 +722,7 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
         _ => return Err(bad("each entry names exactly one of queue or table".into())),
     };
     if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
-        return Err(bad(
-            "batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into(),
-        ));
+        return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
     }
     Ok(EventSpec {
         source,
@@ -839,9 +764,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        Manifest::parse(text, Path::new("/app"), |k| {
-            (k == "HOME_DIR").then(|| "/home/x".to_owned())
-        })
+        Manifest::parse(text, Path::new("/app"), |k| (k == "HOME_DIR").then(|| "/home/x".to_owned()))
     }
 
     #[test]
@@ -896,12 +819,8 @@ mod tests {
         )
         .unwrap();
         assert!(m.backends.uses_aws());
-        assert!(
-            matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db")
-        );
-        assert!(
-            matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod")
-        );
+        assert!(matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db"));
+        assert!(matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod"));
         assert_eq!(m.backends.queue, QueueSpec::Embedded);
         assert!(parse("[backends.db]\nkind = 'mysql'").is_err());
         assert!(!parse("").unwrap().backends.uses_aws());
@@ -926,25 +845,10 @@ mod tests {
         let plain = HostGrant::parse("http://legacy.example.edu").unwrap();
         assert!(plain.allows("http", "legacy.example.edu", Some(80)));
         assert!(!plain.allows("https", "legacy.example.edu", None));
-        assert!(
-            HostGrant::parse("[::1]:80")
-                .unwrap()
-                .allows("http", "[::1]", None)
-        );
-        assert!(
-            !HostGrant::parse("10.0.0.1")
-                .unwrap()
-                .allows("http", "10.0.0.1", None)
-        );
+        assert!(HostGrant::parse("[::1]:80").unwrap().allows("http", "[::1]", None));
+        assert!(!HostGrant::parse("10.0.0.1").unwrap().allows("http", "10.0.0.1", None));
 
-        for bad in [
-            "",
-            "ftp://x.org",
-            "x.org/path",
-            "user@x.org",
-            "*.x.org",
-            "x.org:99999",
-        ] {
+        for bad in ["", "ftp://x.org", "x.org/path", "user@x.org", "*.x.org", "x.org:99999"] {
             assert!(HostGrant::parse(bad).is_err(), "{bad:?} parsed");
         }
     }
@@ -954,14 +858,8 @@ mod tests {
         for (text, needle) in [
             ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
             ("[components.A]\nwasm='a'", "component name"),
-            (
-                "[components.a]\nwasm='a'\ntables=['corral_queue']",
-                "corral_",
-            ),
-            (
-                "[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}",
-                "NOPE is not set",
-            ),
+            ("[components.a]\nwasm='a'\ntables=['corral_queue']", "corral_"),
+            ("[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}", "NOPE is not set"),
             ("[components.a]\nwasm='a'\nmount='/x/'", "mount"),
             (
                 "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']",
@@ -980,10 +878,7 @@ mod tests {
                 "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
                 "exactly one",
             ),
-            (
-                "[components.a]\nwasm='a'\nhosts=['x.org/api']",
-                "host \"x.org/api\"",
-            ),
+            ("[components.a]\nwasm='a'\nhosts=['x.org/api']", "host \"x.org/api\""),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

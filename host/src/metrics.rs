@@ -18,12 +18,7 @@ pub fn record_request(component: &str, status: u16, duration_ms: f64) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let line = request_line(
-        component,
-        status,
-        duration_ms,
-        chrono::Utc::now().timestamp_millis(),
-    );
+    let line = request_line(component, status, duration_ms, chrono::Utc::now().timestamp_millis());
     // One write per line, so concurrent lines never interleave.
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
@@ -57,8 +52,7 @@ mod tests {
 
     #[test]
     fn lines_follow_the_embedded_metric_format() {
-        let line: serde_json::Value =
-            serde_json::from_str(&request_line("students", 503, 12.5, 1_700_000_000_000)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&request_line("students", 503, 12.5, 1_700_000_000_000)).unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "corral");
         assert_eq!(directive["Dimensions"][0][0], "component");
@@ -69,11 +63,7 @@ mod tests {
             );
         }
         assert_eq!(
-            (
-                line["component"].as_str(),
-                line["Errors"].as_u64(),
-                line["Duration"].as_f64()
-            ),
+            (line["component"].as_str(), line["Errors"].as_u64(), line["Duration"].as_f64()),
             (Some("students"), Some(1), Some(12.5))
         );
     }

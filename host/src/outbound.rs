@@ -22,25 +22,12 @@ pub struct Outbound {
     request_id: String,
 }
 
-type Sent = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
+type Sent = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>> + Send>;
 
 impl Outbound {
     /// Hooks for one call of `component`.
     pub fn new(component: Arc<ComponentContext>, request_id: String) -> Outbound {
-        Outbound {
-            component,
-            request_id,
-        }
+        Outbound { component, request_id }
     }
 
     /// Whether the manifest grants the request's scheme, host and port.
@@ -48,11 +35,7 @@ impl Outbound {
         let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
             return false;
         };
-        self.component
-            .grants
-            .hosts
-            .iter()
-            .any(|g| g.allows(scheme, host, uri.port_u16()))
+        self.component.grants.hosts.iter().any(|g| g.allows(scheme, host, uri.port_u16()))
     }
 }
 
@@ -81,10 +64,7 @@ impl WasiHttpHooks for Outbound {
     ) -> Sent {
         drop(fut);
         if !self.granted(request.uri()) {
-            let target = request
-                .uri()
-                .authority()
-                .map_or_else(String::new, |a| a.to_string());
+            let target = request.uri().authority().map_or_else(String::new, |a| a.to_string());
             tracing::warn!(
                 component = %self.component.name,
                 request_id = %self.request_id,
@@ -100,8 +80,7 @@ impl WasiHttpHooks for Outbound {
         let options = timeouts(options, crate::backend::deadline());
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,

@@ -31,23 +31,16 @@ impl Template {
         for (i, &seg) in parts.iter().enumerate() {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
                 if i + 1 != parts.len() {
-                    return Err(format!(
-                        "the greedy parameter \"{{{name}+}}\" must be the last segment"
-                    ));
+                    return Err(format!("the greedy parameter \"{{{name}+}}\" must be the last segment"));
                 }
-                if name.is_empty()
-                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    || names.contains(&name)
-                {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || names.contains(&name) {
                     return Err(format!("bad parameter \"{{{name}+}}\""));
                 }
                 names.push(name);
                 segments.push(Segment::Rest(name.to_owned()));
             } else if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!(
-                        "bad parameter \"{{{name}}}\": use letters, digits and '_'"
-                    ));
+                    return Err(format!("bad parameter \"{{{name}}}\": use letters, digits and '_'"));
                 }
                 if names.contains(&name) {
                     return Err(format!("parameter \"{name}\" appears twice"));
@@ -88,19 +81,11 @@ impl Template {
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Param(name) => params.push((
-                    name.clone(),
-                    percent_decode_str(part).decode_utf8().ok()?.into_owned(),
-                )),
+                Segment::Param(name) => params.push((name.clone(), percent_decode_str(part).decode_utf8().ok()?.into_owned())),
                 Segment::Rest(name) => {
                     let rest = path_segments[i..]
                         .iter()
-                        .map(|p| {
-                            percent_decode_str(p)
-                                .decode_utf8()
-                                .ok()
-                                .map(|v| v.into_owned())
-                        })
+                        .map(|p| percent_decode_str(p).decode_utf8().ok().map(|v| v.into_owned()))
                         .collect::<Option<Vec<_>>>()?;
                     params.push((name.clone(), rest.join("/")));
                 }
@@ -167,26 +152,14 @@ impl<T> Router<T> {
     pub fn new(mut routes: Vec<Route<T>>) -> Result<Router<T>, String> {
         for (i, a) in routes.iter().enumerate() {
             for b in &routes[i + 1..] {
-                let same_shape =
-                    a.template.segments.len() == b.template.segments.len()
-                        && a.template.segments.iter().zip(&b.template.segments).all(
-                            |(x, y)| match (x, y) {
-                                (Segment::Literal(p), Segment::Literal(q)) => p == q,
-                                (Segment::Param(_), Segment::Param(_))
-                                | (Segment::Rest(_), Segment::Rest(_)) => true,
-                                _ => false,
-                            },
-                        );
-                if let Some(m) = a
-                    .methods
-                    .iter()
-                    .find(|m| b.methods.contains(m))
-                    .filter(|_| same_shape)
-                {
-                    return Err(format!(
-                        "routes \"{}\" and \"{}\" both serve {m}",
-                        a.template.text, b.template.text
-                    ));
+                let same_shape = a.template.segments.len() == b.template.segments.len()
+                    && a.template.segments.iter().zip(&b.template.segments).all(|(x, y)| match (x, y) {
+                        (Segment::Literal(p), Segment::Literal(q)) => p == q,
+                        (Segment::Param(_), Segment::Param(_)) | (Segment::Rest(_), Segment::Rest(_)) => true,
+                        _ => false,
+                    });
+                if let Some(m) = a.methods.iter().find(|m| b.methods.contains(m)).filter(|_| same_shape) {
+                    return Err(format!("routes \"{}\" and \"{}\" both serve {m}", a.template.text, b.template.text));
                 }
             }
         }
@@ -271,10 +244,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            r.find("GET", "/"),
-            Match::Found(Route { target: 4, .. }, _)
-        ));
+        assert!(matches!(r.find("GET", "/"), Match::Found(Route { target: 4, .. }, _)));
     }
 
     #[test]
@@ -286,20 +256,11 @@ mod tests {
         ])
         .unwrap();
         match r.find("GET", "/files/a/b%20c/d") {
-            Match::Found(route, params) => assert_eq!(
-                (route.target, params),
-                (1, vec![("path".to_string(), "a/b c/d".to_string())])
-            ),
+            Match::Found(route, params) => assert_eq!((route.target, params), (1, vec![("path".to_string(), "a/b c/d".to_string())])),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            r.find("GET", "/files/one"),
-            Match::Found(Route { target: 2, .. }, _)
-        ));
-        assert!(matches!(
-            r.find("GET", "/anything/else"),
-            Match::Found(Route { target: 3, .. }, _)
-        ));
+        assert!(matches!(r.find("GET", "/files/one"), Match::Found(Route { target: 2, .. }, _)));
+        assert!(matches!(r.find("GET", "/anything/else"), Match::Found(Route { target: 3, .. }, _)));
         assert!(matches!(r.find("GET", "/"), Match::NotFound));
         assert!(Template::parse("/a/{rest+}/b").is_err());
     }
@@ -308,10 +269,7 @@ mod tests {
     fn tells_not_found_from_wrong_method() {
         let r = router();
         assert!(matches!(r.find("GET", "/teachers"), Match::NotFound));
-        assert!(matches!(
-            r.find("GET", "/students/1/extra"),
-            Match::NotFound
-        ));
+        assert!(matches!(r.find("GET", "/students/1/extra"), Match::NotFound));
         match r.find("DELETE", "/students/1") {
             Match::MethodNotAllowed(m) => assert_eq!(m, ["GET", "PATCH"]),
             other => panic!("{other:?}"),
@@ -320,20 +278,8 @@ mod tests {
 
     #[test]
     fn refuses_overlapping_routes_and_bad_templates() {
-        assert!(
-            Router::new(vec![
-                route("/a/{x}", &["GET"], 1),
-                route("/a/{y}", &["GET"], 2)
-            ])
-            .is_err()
-        );
-        assert!(
-            Router::new(vec![
-                route("/a/{x}", &["GET"], 1),
-                route("/a/{y}", &["POST"], 2)
-            ])
-            .is_ok()
-        );
+        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["GET"], 2)]).is_err());
+        assert!(Router::new(vec![route("/a/{x}", &["GET"], 1), route("/a/{y}", &["POST"], 2)]).is_ok());
         assert!(Template::parse("/a/{x}/{x}").is_err());
         assert!(Template::parse("/a/b{x}").is_err());
         assert!(Template::parse("a").is_err());

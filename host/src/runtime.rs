@@ -72,40 +72,25 @@ impl Runtime {
     /// Builds the engine, then compiles (or loads from cache) and
     /// pre-instantiates every component of the manifest. Any failure names
     /// the component.
-    pub fn new(
-        manifest: &Manifest,
-        backends: Arc<Backends>,
-        options: &RuntimeOptions,
-    ) -> anyhow::Result<Runtime> {
+    pub fn new(manifest: &Manifest, backends: Arc<Backends>, options: &RuntimeOptions) -> anyhow::Result<Runtime> {
         let engine = engine(manifest, options)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Only the wasi:http interfaces: the rest of WASI p2 is already there.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
         let mut components = BTreeMap::new();
         for (name, spec) in &manifest.components {
             let started = std::time::Instant::now();
-            let bytes = std::fs::read(&spec.wasm).with_context(|| {
-                format!("component \"{name}\": cannot read {}", spec.wasm.display())
-            })?;
-            let (component, digest) = cache.load(&engine, &bytes).with_context(|| {
-                format!(
-                    "component \"{name}\": {} is not a valid component",
-                    spec.wasm.display()
-                )
-            })?;
+            let bytes = std::fs::read(&spec.wasm).with_context(|| format!("component \"{name}\": cannot read {}", spec.wasm.display()))?;
+            let (component, digest) = cache
+                .load(&engine, &bytes)
+                .with_context(|| format!("component \"{name}\": {} is not a valid component", spec.wasm.display()))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(ServicePre::new)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "component \"{name}\" does not fit the corral:host world: {e:?}"
-                    )
-                })?;
+                .map_err(|e| anyhow::anyhow!("component \"{name}\" does not fit the corral:host world: {e:?}"))?;
             let context = Arc::new(ComponentContext {
                 name: name.clone(),
                 grants: spec.grants.clone(),
@@ -114,14 +99,7 @@ impl Runtime {
                 backends: backends.clone(),
             });
             tracing::info!(component = %name, digest = %&digest[..12], ms = started.elapsed().as_millis() as u64, "component ready");
-            components.insert(
-                name.clone(),
-                Arc::new(Loaded {
-                    context,
-                    digest,
-                    pre,
-                }),
-            );
+            components.insert(name.clone(), Arc::new(Loaded { context, digest, pre }));
         }
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
@@ -161,9 +139,9 @@ impl Runtime {
     pub async fn init_all(&self) -> anyhow::Result<()> {
         for (name, component) in &self.components {
             let started = std::time::Instant::now();
-            self.init(component).await.map_err(|message| {
-                anyhow::anyhow!("component \"{name}\" refused to start: {message}")
-            })?;
+            self.init(component)
+                .await
+                .map_err(|message| anyhow::anyhow!("component \"{name}\" refused to start: {message}"))?;
             tracing::debug!(component = %name, ms = started.elapsed().as_millis() as u64, "component initialized");
         }
         Ok(())
@@ -178,62 +156,32 @@ impl Runtime {
     ) -> Result<Response, CallError> {
         let request_id = request.request_id.clone();
         self.run(component, request_id, identity, async |store, bindings| {
-            bindings
-                .corral_host_handler()
-                .call_handle_request(store, &request)
-                .await
+            bindings.corral_host_handler().call_handle_request(store, &request).await
         })
         .await
     }
 
     /// Runs `handle-events` in a fresh instance of `component`; returns the ids that failed.
-    pub async fn handle_events(
-        &self,
-        component: &Loaded,
-        batch_id: String,
-        events: Vec<Event>,
-    ) -> Result<Vec<String>, CallError> {
+    pub async fn handle_events(&self, component: &Loaded, batch_id: String, events: Vec<Event>) -> Result<Vec<String>, CallError> {
         self.run(component, batch_id, None, async |store, bindings| {
-            bindings
-                .corral_host_handler()
-                .call_handle_events(store, &events)
-                .await
+            bindings.corral_host_handler().call_handle_events(store, &events).await
         })
         .await
     }
 
     /// A fresh store for one call of `component`, with its memory cap and
     /// time limit set.
-    pub fn new_store(
-        &self,
-        component: &Loaded,
-        request_id: String,
-        identity: Option<Arc<Identity>>,
-    ) -> Store<HostState> {
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(component.context.clone(), request_id, identity),
-        );
+    pub fn new_store(&self, component: &Loaded, request_id: String, identity: Option<Arc<Identity>>) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(component.context.clone(), request_id, identity));
         store.limiter(|s| &mut s.limits);
         // The deadline counts from now; without it the first call would trap.
-        store.set_epoch_deadline(
-            component
-                .context
-                .limits
-                .timeout_ms
-                .div_ceil(EPOCH_TICK.as_millis() as u64)
-                + 1,
-        );
+        store.set_epoch_deadline(component.context.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1);
         store.epoch_deadline_trap();
         store
     }
 
     /// A new instance of `component` in `store`.
-    pub async fn instantiate(
-        &self,
-        component: &Loaded,
-        store: &mut Store<HostState>,
-    ) -> Result<Service, CallError> {
+    pub async fn instantiate(&self, component: &Loaded, store: &mut Store<HostState>) -> Result<Service, CallError> {
         component
             .pre
             .instantiate_async(store)
@@ -248,25 +196,18 @@ impl Runtime {
         identity: Option<Arc<Identity>>,
         call: impl AsyncFnOnce(&mut Store<HostState>, &Service) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let limit_ms = component.context.limits.timeout_ms;
         let mut store = self.new_store(component, request_id, identity);
         let work = async {
             let bindings = self.instantiate(component, &mut store).await?;
-            call(&mut store, &bindings)
-                .await
-                .map_err(|e| classify(e, &component.context))
+            call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context))
         };
         // The epoch stops a guest that spins; the timeout stops one waiting on
         // a slow host call, and the deadline stops the backend statements.
         let limit = Duration::from_millis(limit_ms);
         let started = std::time::Instant::now();
-        let outcome =
-            tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await;
+        let outcome = tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await;
         // Whatever finished at the deadline (a statement stopped there, say)
         // finished too late: the answer is a timeout either way.
         match outcome {

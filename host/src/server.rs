@@ -12,21 +12,12 @@ use crate::error::ApiError;
 use crate::request::{Request, Response};
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let router = axum::Router::new().fallback(handle).with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
-async fn handle(
-    State(app): State<Arc<App>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
+async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> axum::response::Response {
     let (parts, body) = request.into_parts();
     let headers = parts
         .headers
@@ -59,10 +50,7 @@ fn into_axum(r: Response) -> axum::response::Response {
     let mut out = axum::response::Response::new(Body::from(r.body));
     *out.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in r.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(&v),
-        ) {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
             out.headers_mut().append(k, v);
         }
     }

@@ -52,12 +52,7 @@ pub struct Change {
 /// `old_value` are the stored bytes as UTF-8 text, or null when absent.
 /// Bytes that are not UTF-8 come as base64 in `value_base64` /
 /// `old_value_base64` instead (and the text field is null).
-pub fn change_body(
-    store: &str,
-    key: &str,
-    value: Option<&[u8]>,
-    old_value: Option<&[u8]>,
-) -> String {
+pub fn change_body(store: &str, key: &str, value: Option<&[u8]>, old_value: Option<&[u8]>) -> String {
     let mut body = serde_json::Map::new();
     body.insert("store".into(), store.into());
     body.insert("key".into(), key.into());
@@ -100,21 +95,16 @@ fn now_ms() -> i64 {
 
 impl ChangeLog {
     /// Creates the log's tables if needed and drops changes past retention.
-    pub async fn open(
-        pool: SqlitePool,
-        stores: BTreeSet<String>,
-    ) -> Result<ChangeLog, sqlx::Error> {
+    pub async fn open(pool: SqlitePool, stores: BTreeSet<String>) -> Result<ChangeLog, sqlx::Error> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS corral_stream (seq INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL, \
              kind TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)",
         )
         .execute(&pool)
         .await?;
-        sqlx::query(
-            "CREATE INDEX IF NOT EXISTS corral_stream_by_store ON corral_stream (store, seq)",
-        )
-        .execute(&pool)
-        .await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS corral_stream_by_store ON corral_stream (store, seq)")
+            .execute(&pool)
+            .await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS corral_stream_cursor (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
             .execute(&pool)
             .await?;
@@ -146,12 +136,7 @@ impl ChangeLog {
     }
 
     /// Up to `limit` changes of `store` after position `after`, oldest first.
-    pub async fn read(
-        &self,
-        store: &str,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Change>, BackendError> {
+    pub async fn read(&self, store: &str, after: i64, limit: u32) -> Result<Vec<Change>, BackendError> {
         let rows = sqlx::query("SELECT seq, kind, body FROM corral_stream WHERE store = ? AND seq > ? ORDER BY seq LIMIT ?")
             .bind(store)
             .bind(after)
@@ -183,12 +168,14 @@ impl ChangeLog {
 
     /// Records that `consumer` has handled everything up to `seq`.
     pub async fn advance(&self, consumer: &str, seq: i64) -> Result<(), BackendError> {
-        sqlx::query("INSERT INTO corral_stream_cursor (consumer, seq) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq")
-            .bind(consumer)
-            .bind(seq)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO corral_stream_cursor (consumer, seq) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(consumer)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
@@ -224,14 +211,7 @@ impl StreamedCache {
 
     /// Appends a committed change. The write itself cannot be undone, so a
     /// failure to record it is logged loudly and reported to the caller.
-    async fn record(
-        &self,
-        store: &str,
-        kind: &str,
-        key: &str,
-        value: Option<&[u8]>,
-        old: Option<&[u8]>,
-    ) -> Result<(), BackendError> {
+    async fn record(&self, store: &str, kind: &str, key: &str, value: Option<&[u8]>, old: Option<&[u8]>) -> Result<(), BackendError> {
         let body = change_body(store, key, value, old);
         // A busy database is the likely cause: try a few times before giving up.
         let mut pause = FIRST_BACKOFF;
@@ -257,21 +237,11 @@ impl Cache for StreamedCache {
         self.inner.get(store, key).await
     }
 
-    async fn get_many(
-        &self,
-        store: &str,
-        keys: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
         self.inner.get_many(store, keys).await
     }
 
-    async fn set(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), BackendError> {
+    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
         if !self.log.streams(store) {
             return self.inner.set(store, key, value, ttl).await;
         }
@@ -279,17 +249,10 @@ impl Cache for StreamedCache {
         let old = self.inner.get(store, key).await?;
         self.inner.set(store, key, value, ttl).await?;
         let kind = if old.is_some() { "MODIFY" } else { "INSERT" };
-        self.record(store, kind, key, Some(value), old.as_deref())
-            .await
+        self.record(store, kind, key, Some(value), old.as_deref()).await
     }
 
-    async fn add(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, BackendError> {
+    async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
         if !self.log.streams(store) {
             return self.inner.add(store, key, value, ttl).await;
         }
@@ -321,11 +284,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Starts one consumer per (component, subscribed store), and the pruning
 /// of changes past retention.
-pub fn spawn_consumers(
-    runtime: Arc<Runtime>,
-    log: Arc<ChangeLog>,
-    consumers: Vec<(Arc<Loaded>, EventSpec)>,
-) {
+pub fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Vec<(Arc<Loaded>, EventSpec)>) {
     let pruned = log.clone();
     tokio::spawn(async move {
         loop {
@@ -341,24 +300,12 @@ pub fn spawn_consumers(
                 continue;
             }
             tracing::info!(component = %component.context.name, store = %store, "consuming the local change stream");
-            tokio::spawn(consume(
-                runtime.clone(),
-                log.clone(),
-                component,
-                store.clone(),
-                spec.batch_size,
-            ));
+            tokio::spawn(consume(runtime.clone(), log.clone(), component, store.clone(), spec.batch_size));
         }
     }
 }
 
-async fn consume(
-    runtime: Arc<Runtime>,
-    log: Arc<ChangeLog>,
-    component: Arc<Loaded>,
-    store: String,
-    batch_size: u32,
-) {
+async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Loaded>, store: String, batch_size: u32) {
     let name = component.context.name.clone();
     let consumer = format!("{name}:{store}");
     let mut backoff = FIRST_BACKOFF;
@@ -419,12 +366,7 @@ async fn consume(
 }
 
 /// Delivers one batch; returns the index of the first change that failed.
-async fn deliver(
-    runtime: &Runtime,
-    component: &Loaded,
-    store: &str,
-    batch: &[Change],
-) -> Option<usize> {
+async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, batch: &[Change]) -> Option<usize> {
     let started = std::time::Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
@@ -438,19 +380,14 @@ async fn deliver(
             attributes: Vec::new(),
         })
         .collect();
-    let failed: HashSet<String> = match runtime
-        .handle_events(component, batch_id.clone(), events)
-        .await
-    {
+    let failed: HashSet<String> = match runtime.handle_events(component, batch_id.clone(), events).await {
         Ok(ids) => ids.into_iter().collect(),
         Err(e) => {
             tracing::error!(component = name, batch_id, error = %e, "change batch failed; it will be delivered again");
             batch.iter().map(|c| c.seq.to_string()).collect()
         }
     };
-    let first_failed = batch
-        .iter()
-        .position(|c| failed.contains(&c.seq.to_string()));
+    let first_failed = batch.iter().position(|c| failed.contains(&c.seq.to_string()));
     tracing::info!(
         target: "corral::events",
         component = name,
@@ -471,14 +408,12 @@ mod tests {
 
     #[test]
     fn bodies_carry_text_values_and_base64_for_other_bytes() {
-        let body: Value =
-            serde_json::from_str(&change_body("events", "k", Some(b"{\"a\":1}"), None)).unwrap();
+        let body: Value = serde_json::from_str(&change_body("events", "k", Some(b"{\"a\":1}"), None)).unwrap();
         assert_eq!(
             body,
             json!({"store": "events", "key": "k", "value": "{\"a\":1}", "old_value": null})
         );
-        let body: Value =
-            serde_json::from_str(&change_body("s", "k", None, Some(&[0xff, 0x00]))).unwrap();
+        let body: Value = serde_json::from_str(&change_body("s", "k", None, Some(&[0xff, 0x00]))).unwrap();
         assert_eq!(
             body,
             json!({"store": "s", "key": "k", "value": null, "old_value": null, "old_value_base64": "/wA="})
@@ -488,20 +423,10 @@ mod tests {
     #[tokio::test]
     async fn writes_to_subscribed_stores_are_logged_in_commit_order() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Sqlite::open(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let db = crate::db::Sqlite::open(&dir.path().join("t.db")).await.unwrap();
         let pool = db.pool().clone();
-        let inner: Arc<dyn Cache> = Arc::new(
-            crate::cache::EmbeddedCache::open(pool.clone())
-                .await
-                .unwrap(),
-        );
-        let log = Arc::new(
-            ChangeLog::open(pool, BTreeSet::from(["events".to_owned()]))
-                .await
-                .unwrap(),
-        );
+        let inner: Arc<dyn Cache> = Arc::new(crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap());
+        let log = Arc::new(ChangeLog::open(pool, BTreeSet::from(["events".to_owned()])).await.unwrap());
         let cache = StreamedCache::new(inner, log.clone());
         assert!(cache.add("events", "a", b"1", None).await.unwrap());
         assert!(!cache.add("events", "a", b"2", None).await.unwrap());
@@ -513,17 +438,11 @@ mod tests {
         let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
         assert_eq!(kinds, ["INSERT", "MODIFY", "REMOVE"]);
         let last: Value = serde_json::from_str(&changes[2].body).unwrap();
-        assert_eq!(
-            last,
-            json!({"store": "events", "key": "a", "value": null, "old_value": "3"})
-        );
+        assert_eq!(last, json!({"store": "events", "key": "a", "value": null, "old_value": "3"}));
         assert!(log.read("other", 0, 10).await.unwrap().is_empty());
         // Cursors persist per consumer.
         log.advance("p:events", changes[1].seq).await.unwrap();
         assert_eq!(log.cursor("p:events").await.unwrap(), changes[1].seq);
-        assert_eq!(
-            log.read("events", changes[1].seq, 10).await.unwrap(),
-            changes[2..]
-        );
+        assert_eq!(log.read("events", changes[1].seq, 10).await.unwrap(), changes[2..]);
     }
 }

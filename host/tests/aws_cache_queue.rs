@@ -12,9 +12,8 @@ use corral::cache::{Cache, DynamoCache};
 use corral::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 
 async fn sdk_config() -> SdkConfig {
-    let url = std::env::var("CORRAL_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it")
-    });
+    let url = std::env::var("CORRAL_TEST_MOTO_URL")
+        .unwrap_or_else(|_| panic!("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it"));
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(url)
         .region(Region::new("us-east-1"))
@@ -43,10 +42,7 @@ async fn cache(stores: &[&str]) -> (DynamoCache, NameMap) {
 
 async fn queue(queues: &[&str]) -> SqsQueue {
     let queue = SqsQueue::new(&sdk_config().await, names());
-    queue
-        .create_missing_queues(queues.iter().copied())
-        .await
-        .expect("queues created");
+    queue.create_missing_queues(queues.iter().copied()).await.expect("queues created");
     queue
 }
 
@@ -58,12 +54,7 @@ fn message(body: &str) -> OutgoingMessage {
 }
 
 /// Receives until `count` messages arrived or a few receives come back empty.
-async fn receive_all(
-    queue: &SqsQueue,
-    name: &str,
-    count: usize,
-    visibility: u32,
-) -> Vec<ReceivedMessage> {
+async fn receive_all(queue: &SqsQueue, name: &str, count: usize, visibility: u32) -> Vec<ReceivedMessage> {
     let mut got = Vec::new();
     let mut empty = 0;
     while got.len() < count && empty < 3 {
@@ -79,12 +70,7 @@ async fn receive_all(
 /// The stream view of a table, if its stream is on.
 async fn stream_view(table: &str) -> Option<String> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let described = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .expect("describe");
+    let described = client.describe_table().table_name(table).send().await.expect("describe");
     let spec = described.table()?.stream_specification()?;
     spec.stream_enabled()
         .then(|| spec.stream_view_type().map(|v| v.as_str().to_owned()))?
@@ -109,10 +95,7 @@ async fn subscribed_stores_get_a_stream_of_new_and_old_images() {
     }
     assert_eq!(stream_view(&names.resolve("plain")).await, None);
     // Again: nothing changes.
-    cache
-        .create_missing_tables(["events"], &streamed)
-        .await
-        .expect("idempotent");
+    cache.create_missing_tables(["events"], &streamed).await.expect("idempotent");
 }
 
 #[tokio::test]
@@ -132,23 +115,14 @@ async fn cache_set_get_delete() {
         .await
         .expect("replace");
     assert_eq!(cache.get("sessions", "a").await, Ok(Some(b"two".to_vec())));
-    cache
-        .set("sessions", "empty", b"", None)
-        .await
-        .expect("empty value");
+    cache.set("sessions", "empty", b"", None).await.expect("empty value");
     assert_eq!(cache.get("sessions", "empty").await, Ok(Some(Vec::new())));
 
     cache.delete("sessions", "a").await.expect("delete");
     assert_eq!(cache.get("sessions", "a").await, Ok(None));
-    cache
-        .delete("sessions", "a")
-        .await
-        .expect("deleting an absent key is not an error");
+    cache.delete("sessions", "a").await.expect("deleting an absent key is not an error");
 
-    assert!(matches!(
-        cache.get("sessions", "").await,
-        Err(BackendError::Invalid(_))
-    ));
+    assert!(matches!(cache.get("sessions", "").await, Err(BackendError::Invalid(_))));
 
     // An explicit name wins over the prefix.
     let aliased = NameMap {
@@ -162,10 +136,7 @@ async fn cache_set_get_delete() {
 #[tokio::test]
 async fn cache_values_expire_before_ttl_deletes_them() {
     let (cache, names) = cache(&["short"]).await;
-    cache
-        .set("short", "k", b"v", Some(Duration::from_secs(1)))
-        .await
-        .expect("set");
+    cache.set("short", "k", b"v", Some(Duration::from_secs(1))).await.expect("set");
     cache
         .set("short", "stays", b"v", Some(Duration::from_secs(600)))
         .await
@@ -175,17 +146,8 @@ async fn cache_values_expire_before_ttl_deletes_them() {
 
     // The item is still stored; only the reads hide it.
     let raw = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let stored = raw
-        .scan()
-        .table_name(format!("{}short", names.prefix))
-        .send()
-        .await
-        .expect("scan");
-    assert_eq!(
-        stored.count(),
-        2,
-        "moto has deleted the expired item, so this test proves nothing"
-    );
+    let stored = raw.scan().table_name(format!("{}short", names.prefix)).send().await.expect("scan");
+    assert_eq!(stored.count(), 2, "moto has deleted the expired item, so this test proves nothing");
     let ttl = raw
         .describe_time_to_live()
         .table_name(names.resolve("short"))
@@ -193,10 +155,7 @@ async fn cache_values_expire_before_ttl_deletes_them() {
         .await
         .expect("describe TTL");
     let ttl = ttl.time_to_live_description().expect("TTL description");
-    assert_eq!(
-        ttl.time_to_live_status(),
-        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
-    );
+    assert_eq!(ttl.time_to_live_status(), Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 
     assert_eq!(cache.get("short", "k").await, Ok(None));
@@ -214,10 +173,7 @@ async fn cache_get_many_crosses_batches_and_keeps_order() {
     let keys: Vec<String> = (0..130).rev().map(|i| format!("key-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
         if i % 7 != 0 {
-            cache
-                .set("many", key, key.as_bytes(), None)
-                .await
-                .expect("set");
+            cache.set("many", key, key.as_bytes(), None).await.expect("set");
         }
     }
     let got = cache.get_many("many", &keys).await.expect("get_many");
@@ -238,18 +194,9 @@ async fn cache_get_many_with_duplicate_keys() {
     let (cache, _) = cache(&["dups"]).await;
     cache.set("dups", "a", b"A", None).await.expect("set");
     cache.set("dups", "b", b"B", None).await.expect("set");
-    let keys: Vec<String> = ["b", "a", "b", "missing", "a"]
-        .iter()
-        .map(|k| k.to_string())
-        .collect();
+    let keys: Vec<String> = ["b", "a", "b", "missing", "a"].iter().map(|k| k.to_string()).collect();
     let got = cache.get_many("dups", &keys).await.expect("get_many");
-    assert_eq!(
-        got,
-        vec![
-            ("b".to_string(), b"B".to_vec()),
-            ("a".to_string(), b"A".to_vec())
-        ]
-    );
+    assert_eq!(got, vec![("b".to_string(), b"B".to_vec()), ("a".to_string(), b"A".to_vec())]);
 }
 
 #[tokio::test]
@@ -272,10 +219,7 @@ async fn cache_missing_table_is_unavailable() {
 #[tokio::test]
 async fn queue_send_receive_redeliver_delete() {
     let queue = queue(&["jobs"]).await;
-    queue
-        .create_missing_queues(["jobs"])
-        .await
-        .expect("idempotent");
+    queue.create_missing_queues(["jobs"]).await.expect("idempotent");
 
     let messages: Vec<OutgoingMessage> = (0..25).map(|i| message(&format!("job {i}"))).collect();
     let ids: Vec<String> = queue
@@ -297,14 +241,7 @@ async fn queue_send_receive_redeliver_delete() {
     let bodies: HashSet<String> = first.iter().map(|m| m.body.clone()).collect();
     assert_eq!(bodies, (0..25).map(|i| format!("job {i}")).collect());
     assert!(first.iter().all(|m| m.receive_count == 1));
-    assert!(
-        queue
-            .receive("jobs", 10, 3)
-            .await
-            .expect("receive")
-            .is_empty(),
-        "all are hidden"
-    );
+    assert!(queue.receive("jobs", 10, 3).await.expect("receive").is_empty(), "all are hidden");
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let second = receive_all(&queue, "jobs", 25, 30).await;
@@ -314,55 +251,31 @@ async fn queue_send_receive_redeliver_delete() {
     for m in &second {
         queue.delete("jobs", &m.receipt).await.expect("delete");
     }
-    assert!(matches!(
-        queue.delete("jobs", "not-a-receipt").await,
-        Err(BackendError::Invalid(_))
-    ));
-    assert!(matches!(
-        queue.delete("jobs", "").await,
-        Err(BackendError::Invalid(_))
-    ));
-    assert!(matches!(
-        queue.receive("jobs", 0, 1).await,
-        Err(BackendError::Invalid(_))
-    ));
-    assert!(matches!(
-        queue.receive("jobs", 11, 1).await,
-        Err(BackendError::Invalid(_))
-    ));
+    assert!(matches!(queue.delete("jobs", "not-a-receipt").await, Err(BackendError::Invalid(_))));
+    assert!(matches!(queue.delete("jobs", "").await, Err(BackendError::Invalid(_))));
+    assert!(matches!(queue.receive("jobs", 0, 1).await, Err(BackendError::Invalid(_))));
+    assert!(matches!(queue.receive("jobs", 11, 1).await, Err(BackendError::Invalid(_))));
 }
 
 #[tokio::test]
 async fn queue_delete_removes_for_good() {
     let queue = queue(&["once"]).await;
-    queue
-        .send("once", &[message("a"), message("b")])
-        .await
-        .expect("send");
+    queue.send("once", &[message("a"), message("b")]).await.expect("send");
     let got = receive_all(&queue, "once", 2, 1).await;
     assert_eq!(got.len(), 2);
     let kept = got.iter().find(|m| m.body == "b").expect("b received");
     let deleted = got.iter().find(|m| m.body == "a").expect("a received");
-    queue
-        .delete("once", &deleted.receipt)
-        .await
-        .expect("delete");
+    queue.delete("once", &deleted.receipt).await.expect("delete");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let again = receive_all(&queue, "once", 2, 30).await;
-    assert_eq!(
-        again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-        vec![kept.id.as_str()]
-    );
+    assert_eq!(again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![kept.id.as_str()]);
 }
 
 #[tokio::test]
 async fn queue_attributes_round_trip() {
     let queue = queue(&["attrs"]).await;
     let sent = OutgoingMessage {
-        attributes: vec![
-            ("trace".into(), "abc-123".into()),
-            ("kind".into(), "order.created".into()),
-        ],
+        attributes: vec![("trace".into(), "abc-123".into()), ("kind".into(), "order.created".into())],
         ..message("{\"id\":1}")
     };
     let results = queue.send("attrs", &[sent]).await.expect("send");
@@ -391,18 +304,13 @@ async fn queue_bad_messages_fail_alone() {
         ..message("late")
     };
     let results = queue
-        .send(
-            "mixed",
-            &[message("ok 1"), twice, late, message(""), message("ok 2")],
-        )
+        .send("mixed", &[message("ok 1"), twice, late, message(""), message("ok 2")])
         .await
         .expect("send");
     assert_eq!(results.len(), 5);
     assert!(results[0].is_ok() && results[4].is_ok(), "{results:?}");
     assert!(
-        results[1..4]
-            .iter()
-            .all(|r| matches!(r, Err(BackendError::Invalid(_)))),
+        results[1..4].iter().all(|r| matches!(r, Err(BackendError::Invalid(_)))),
         "{results:?}"
     );
     let got = receive_all(&queue, "mixed", 2, 30).await;
@@ -427,32 +335,18 @@ async fn fifo_queue_groups_and_deduplication() {
     let results = queue
         .send(
             "orders.fifo",
-            &[
-                grouped("first", "d-1"),
-                message("no group"),
-                delayed,
-                grouped("second", "d-2"),
-            ],
+            &[grouped("first", "d-1"), message("no group"), delayed, grouped("second", "d-2")],
         )
         .await
         .expect("send");
     assert_eq!(results.len(), 4);
     assert!(results[0].is_ok(), "{results:?}");
-    assert!(
-        matches!(results[1], Err(BackendError::Invalid(_))),
-        "{results:?}"
-    );
-    assert!(
-        matches!(results[2], Err(BackendError::Invalid(_))),
-        "{results:?}"
-    );
+    assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
+    assert!(matches!(results[2], Err(BackendError::Invalid(_))), "{results:?}");
     assert!(results[3].is_ok(), "{results:?}");
 
     // The same deduplication id again: accepted, not queued twice.
-    let again = queue
-        .send("orders.fifo", &[grouped("first, again", "d-1")])
-        .await
-        .expect("send");
+    let again = queue.send("orders.fifo", &[grouped("first, again", "d-1")]).await.expect("send");
     assert!(again[0].is_ok(), "{again:?}");
 
     // No deduplication id, and the queue has no content-based
@@ -462,31 +356,18 @@ async fn fifo_queue_groups_and_deduplication() {
         ..message("no dedup id")
     };
     let results = queue
-        .send(
-            "orders.fifo",
-            &[
-                grouped("third", "d-3"),
-                undeduplicated,
-                grouped("fourth", "d-4"),
-            ],
-        )
+        .send("orders.fifo", &[grouped("third", "d-3"), undeduplicated, grouped("fourth", "d-4")])
         .await
         .expect("send");
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
-    assert!(
-        matches!(results[1], Err(BackendError::Invalid(_))),
-        "{results:?}"
-    );
+    assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
 
     let got = receive_all(&queue, "orders.fifo", 4, 30).await;
     assert_eq!(
         got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
         vec!["first", "second", "third", "fourth"]
     );
-    queue
-        .create_missing_queues(["orders.fifo"])
-        .await
-        .expect("idempotent");
+    queue.create_missing_queues(["orders.fifo"]).await.expect("idempotent");
 }
 
 #[tokio::test]

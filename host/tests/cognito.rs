@@ -10,8 +10,7 @@ use serde_json::Value;
 
 /// A user pool with an app client and a user in group "advisors"; its tokens.
 fn pool() -> Value {
-    let url = std::env::var("CORRAL_TEST_MOTO_URL")
-        .expect("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it");
+    let url = std::env::var("CORRAL_TEST_MOTO_URL").expect("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it");
     let script = r#"
 import boto3, json, sys, uuid
 c = boto3.client("cognito-idp", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -61,11 +60,7 @@ async fn id_and_access_tokens_of_the_pool_verify() {
             .await
             .unwrap_or_else(|e| panic!("{kind} token: {e}"));
         assert!(!identity.subject.is_empty());
-        assert!(
-            identity.in_group("advisors"),
-            "{kind} token groups: {:?}",
-            identity.groups
-        );
+        assert!(identity.in_group("advisors"), "{kind} token groups: {:?}", identity.groups);
     }
 }
 
@@ -73,19 +68,14 @@ async fn id_and_access_tokens_of_the_pool_verify() {
 async fn tokens_for_another_client_or_tampered_are_refused() {
     let p = pool();
     let other = verifier(&p, &["some-other-client"]);
-    assert!(
-        matches!(other.verify(p["id"].as_str().unwrap()).await, Err(AuthError::Invalid(m)) if m.contains("app client"))
-    );
+    assert!(matches!(other.verify(p["id"].as_str().unwrap()).await, Err(AuthError::Invalid(m)) if m.contains("app client")));
 
     let v = verifier(&p, &[p["client"].as_str().unwrap()]);
     let token = p["id"].as_str().unwrap();
     let (head, signature) = token.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{head}.{flipped}{}", &signature[1..]);
-    assert!(matches!(
-        v.verify(&tampered).await,
-        Err(AuthError::Invalid(_))
-    ));
+    assert!(matches!(v.verify(&tampered).await, Err(AuthError::Invalid(_))));
 
     // A token of the right pool's shape from another issuer.
     let wrong_issuer = CognitoVerifier::new(
@@ -93,10 +83,7 @@ async fn tokens_for_another_client_or_tampered_are_refused() {
         vec![p["client"].as_str().unwrap().into()],
         Some(p["jwks"].as_str().unwrap().into()),
     );
-    assert!(matches!(
-        wrong_issuer.verify(token).await,
-        Err(AuthError::Invalid(_))
-    ));
+    assert!(matches!(wrong_issuer.verify(token).await, Err(AuthError::Invalid(_))));
 }
 
 #[tokio::test]
@@ -107,8 +94,5 @@ async fn an_unreachable_jwks_is_unavailable_not_invalid() {
         vec![p["client"].as_str().unwrap().into()],
         Some("http://127.0.0.1:9/jwks.json".into()),
     );
-    assert!(matches!(
-        v.verify(p["id"].as_str().unwrap()).await,
-        Err(AuthError::Unavailable(_))
-    ));
+    assert!(matches!(v.verify(p["id"].as_str().unwrap()).await, Err(AuthError::Unavailable(_))));
 }

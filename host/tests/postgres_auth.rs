@@ -35,19 +35,16 @@ impl PasswordSource for Rotating {
 }
 
 fn admin_url() -> String {
-    std::env::var("CORRAL_TEST_PG_URL")
-        .expect("CORRAL_TEST_PG_URL is not set: run scripts/test, which starts PostgreSQL")
+    std::env::var("CORRAL_TEST_PG_URL").expect("CORRAL_TEST_PG_URL is not set: run scripts/test, which starts PostgreSQL")
 }
 
 /// A login role with password `p0`, and a URL for it without a password.
 async fn role(admin: &PgPool) -> (String, String) {
     let name = format!("rotating_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!(
-        "CREATE ROLE {name} LOGIN PASSWORD 'p0'"
-    )))
-    .execute(admin)
-    .await
-    .unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE ROLE {name} LOGIN PASSWORD 'p0'")))
+        .execute(admin)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin_url()).unwrap();
     url.set_username(&name).unwrap();
     url.set_password(None).unwrap();
@@ -57,12 +54,10 @@ async fn role(admin: &PgPool) -> (String, String) {
 /// Changes the role's password and ends its sessions, as the pool's
 /// connections would be recycled after the old token expired.
 async fn rotate(admin: &PgPool, role: &str, password: &str) {
-    sqlx::query(AssertSqlSafe(format!(
-        "ALTER ROLE {role} PASSWORD '{password}'"
-    )))
-    .execute(admin)
-    .await
-    .unwrap();
+    sqlx::query(AssertSqlSafe(format!("ALTER ROLE {role} PASSWORD '{password}'")))
+        .execute(admin)
+        .await
+        .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
         .bind(role)
         .execute(admin)
@@ -91,9 +86,7 @@ async fn whoami(db: &Postgres) -> Result<String, BackendError> {
 
 #[tokio::test]
 async fn new_connections_log_in_with_a_fresh_password() {
-    let admin = PgPool::connect(&admin_url())
-        .await
-        .expect("the test cluster is up");
+    let admin = PgPool::connect(&admin_url()).await.expect("the test cluster is up");
     let (name, url) = role(&admin).await;
     let source = Arc::new(Rotating {
         current: Mutex::new("p0".into()),
@@ -110,18 +103,10 @@ async fn new_connections_log_in_with_a_fresh_password() {
         // before the pool opens a connection.
         tokio::time::sleep(source.lifetime).await;
         for _ in 0..5 {
-            assert_eq!(
-                whoami(&db)
-                    .await
-                    .expect("no request fails across a rotation"),
-                name
-            );
+            assert_eq!(whoami(&db).await.expect("no request fails across a rotation"), name);
         }
     }
-    assert!(
-        source.made.load(Ordering::SeqCst) >= 4,
-        "a fresh password was made for each round"
-    );
+    assert!(source.made.load(Ordering::SeqCst) >= 4, "a fresh password was made for each round");
 }
 
 /// The control: without a refresh (a lifetime longer than the test), the
@@ -129,9 +114,7 @@ async fn new_connections_log_in_with_a_fresh_password() {
 /// only pass because of the refresh.
 #[tokio::test]
 async fn a_stale_password_is_refused() {
-    let admin = PgPool::connect(&admin_url())
-        .await
-        .expect("the test cluster is up");
+    let admin = PgPool::connect(&admin_url()).await.expect("the test cluster is up");
     let (name, url) = role(&admin).await;
     let source = Arc::new(Rotating {
         current: Mutex::new("p0".into()),
@@ -142,8 +125,6 @@ async fn a_stale_password_is_refused() {
     assert_eq!(whoami(&db).await.unwrap(), name);
     rotate(&admin, &name, "p1").await;
     *source.current.lock().unwrap() = "p1".into();
-    let err = whoami(&db)
-        .await
-        .expect_err("the old password no longer logs in");
+    let err = whoami(&db).await.expect_err("the old password no longer logs in");
     assert!(matches!(err, BackendError::Unavailable(_)), "{err:?}");
 }

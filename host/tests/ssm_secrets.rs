@@ -12,8 +12,7 @@ use corral::backend::BackendError;
 use corral::config::Secrets;
 
 async fn client() -> aws_sdk_ssm::Client {
-    let url = std::env::var("CORRAL_TEST_MOTO_URL")
-        .expect("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it");
+    let url = std::env::var("CORRAL_TEST_MOTO_URL").expect("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it");
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(url)
         .region("us-east-1")

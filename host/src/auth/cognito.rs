@@ -32,8 +32,7 @@ impl CognitoVerifier {
     /// of these app clients; the JWKS is `issuer/.well-known/jwks.json`
     /// unless `jwks_url` says otherwise.
     pub fn new(issuer: String, clients: Vec<String>, jwks_url: Option<String>) -> CognitoVerifier {
-        let jwks_url = jwks_url
-            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+        let jwks_url = jwks_url.unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -55,14 +54,10 @@ impl CognitoVerifier {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| {
-                AuthError::Unavailable(format!("cannot fetch the JWKS at {}: {e}", self.jwks_url))
-            })?
+            .map_err(|e| AuthError::Unavailable(format!("cannot fetch the JWKS at {}: {e}", self.jwks_url)))?
             .json()
             .await
-            .map_err(|e| {
-                AuthError::Unavailable(format!("the JWKS at {} is not valid: {e}", self.jwks_url))
-            })?;
+            .map_err(|e| AuthError::Unavailable(format!("the JWKS at {} is not valid: {e}", self.jwks_url)))?;
         *self.keys.write().await = (set, Some(Instant::now()));
         Ok(())
     }
@@ -90,17 +85,14 @@ impl CognitoVerifier {
 #[async_trait]
 impl Verifier for CognitoVerifier {
     async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Invalid(format!(
                 "tokens must be signed with RS256, not {:?}",
                 header.alg
             )));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Invalid("the token names no key".into()))?;
+        let kid = header.kid.ok_or_else(|| AuthError::Invalid("the token names no key".into()))?;
         let key = self.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
@@ -114,9 +106,7 @@ impl Verifier for CognitoVerifier {
             Some("id") => claims.get("aud"),
             Some("access") => claims.get("client_id"),
             other => {
-                return Err(AuthError::Invalid(format!(
-                    "token_use must be \"id\" or \"access\", not {other:?}"
-                )));
+                return Err(AuthError::Invalid(format!("token_use must be \"id\" or \"access\", not {other:?}")));
             }
         };
         let client = client.and_then(Value::as_str).unwrap_or_default();

@@ -32,12 +32,8 @@ impl DevKeys {
             }
             Err(e) => return Err(e),
         };
-        let secret = hex::decode(&hex_key).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
+        let secret =
+            hex::decode(&hex_key).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
         Ok(DevKeys::from_secret(secret))
     }
 
@@ -52,13 +48,7 @@ impl DevKeys {
     }
 
     /// Signs a token for `subject` with these groups, valid for `ttl_seconds`.
-    pub fn issue(
-        &self,
-        subject: &str,
-        username: Option<&str>,
-        groups: &[String],
-        ttl_seconds: u64,
-    ) -> String {
+    pub fn issue(&self, subject: &str, username: Option<&str>, groups: &[String], ttl_seconds: u64) -> String {
         let now = chrono::Utc::now().timestamp();
         let mut claims = json!({
             "sub": subject,
@@ -75,23 +65,14 @@ impl DevKeys {
 }
 
 fn sign(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).expect("HS256 signing cannot fail")
 }
 
 #[async_trait::async_trait]
 impl Verifier for DevKeys {
     async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &DecodingKey::from_secret(&self.secret),
-            &self.validation,
-        )
-        .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(&self.secret), &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         Identity::from_claims(data.claims)
     }
 }
@@ -125,19 +106,11 @@ mod tests {
         assert_eq!(id.subject, "alice");
         assert_eq!(id.username.as_deref(), Some("Alice"));
         assert!(id.in_group("advisors"));
-        assert!(
-            DevKeys::from_secret(b"k2".to_vec())
-                .verify(&token)
-                .await
-                .is_err()
-        );
+        assert!(DevKeys::from_secret(b"k2".to_vec()).verify(&token).await.is_err());
         assert!(keys.verify("not.a.token").await.is_err());
         let past = chrono::Utc::now().timestamp() - 100;
         let expired = sign(b"k1", &json!({"sub": "bob", "iss": ISSUER, "exp": past}));
-        assert!(matches!(
-            keys.verify(&expired).await,
-            Err(AuthError::Invalid(_))
-        ));
+        assert!(matches!(keys.verify(&expired).await, Err(AuthError::Invalid(_))));
         let no_issuer = sign(b"k1", &json!({"sub": "bob", "exp": past + 1000}));
         assert!(keys.verify(&no_issuer).await.is_err());
     }

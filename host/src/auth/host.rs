@@ -20,18 +20,11 @@ impl Host for HostState {
         Ok(self.identity.as_deref().map(to_wit))
     }
 
-    async fn require_group(
-        &mut self,
-        group: String,
-    ) -> wasmtime::Result<Result<WitIdentity, GuestError>> {
+    async fn require_group(&mut self, group: String) -> wasmtime::Result<Result<WitIdentity, GuestError>> {
         Ok(match self.identity.as_deref() {
-            None => Err(GuestError::Unauthenticated(
-                "this needs a signed-in caller".into(),
-            )),
+            None => Err(GuestError::Unauthenticated("this needs a signed-in caller".into())),
             Some(id) if id.in_group(&group) => Ok(to_wit(id)),
-            Some(_) => Err(GuestError::Forbidden(format!(
-                "the caller is not in group \"{group}\""
-            ))),
+            Some(_) => Err(GuestError::Forbidden(format!("the caller is not in group \"{group}\""))),
         })
     }
 }

@@ -41,11 +41,7 @@ impl Identity {
             .iter()
             .find_map(|k| claims.get(*k))
             .map(|v| match v {
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
+                Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 // API Gateway hands list claims over as text: "a,b" (REST) or "[a b]" (HTTP API).
                 Value::String(s) => s
                     .trim_matches(['[', ']'])

@@ -14,9 +14,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use super::{Cache, MAX_BATCH};
@@ -61,9 +60,7 @@ where
             let code = service.err().code().unwrap_or("UnknownError");
             let status = service.raw().status().as_u16();
             match code {
-                "ResourceNotFoundException" => {
-                    BackendError::Unavailable(format!("cache table {table} does not exist"))
-                }
+                "ResourceNotFoundException" => BackendError::Unavailable(format!("cache table {table} does not exist")),
                 "ValidationException" => BackendError::Invalid(format!(
                     "DynamoDB {operation} on cache table {table} refused the request: {}",
                     service.err().message().unwrap_or(code)
@@ -85,9 +82,7 @@ where
 }
 
 fn build_error(table: &str, err: BuildError) -> BackendError {
-    BackendError::Invalid(format!(
-        "request for cache table {table} is not valid: {err}"
-    ))
+    BackendError::Invalid(format!("request for cache table {table} is not valid: {err}"))
 }
 
 /// DynamoDB refuses empty and oversized key values; say so plainly.
@@ -114,10 +109,7 @@ fn value_item(key: &str, value: &[u8], ttl: Option<Duration>) -> HashMap<String,
         // Rounded up, so TTL never deletes an item before reads stop returning it.
         let at_s = at_ms / 1000 + i64::from(at_ms % 1000 != 0);
         item.insert(EXPIRES_AT.to_string(), AttributeValue::N(at_s.to_string()));
-        item.insert(
-            EXPIRES_AT_MS.to_string(),
-            AttributeValue::N(at_ms.to_string()),
-        );
+        item.insert(EXPIRES_AT_MS.to_string(), AttributeValue::N(at_ms.to_string()));
     }
     item
 }
@@ -133,19 +125,12 @@ fn stream_spec(table: &str) -> Result<StreamSpecification, BackendError> {
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     let text = item.get(name)?.as_n().ok()?;
     // Another writer may store a number in exponent or decimal form.
-    text.parse::<i64>()
-        .ok()
-        .or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
+    text.parse::<i64>().ok().or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
 }
 
 /// The value of `item`, or none when it has expired by `now`.
-fn live_value(
-    table: &str,
-    item: &HashMap<String, AttributeValue>,
-    now: i64,
-) -> Result<Option<Vec<u8>>, BackendError> {
-    let expires = number(item, EXPIRES_AT_MS)
-        .or_else(|| number(item, EXPIRES_AT).map(|s| s.saturating_mul(1000)));
+fn live_value(table: &str, item: &HashMap<String, AttributeValue>, now: i64) -> Result<Option<Vec<u8>>, BackendError> {
+    let expires = number(item, EXPIRES_AT_MS).or_else(|| number(item, EXPIRES_AT).map(|s| s.saturating_mul(1000)));
     if expires.is_some_and(|at| at <= now) {
         return Ok(None);
     }
@@ -177,11 +162,7 @@ impl DynamoCache {
         stores: impl IntoIterator<Item = &'a str>,
         streamed: &BTreeSet<&'a str>,
     ) -> Result<(), BackendError> {
-        for store in stores
-            .into_iter()
-            .chain(streamed.iter().copied())
-            .collect::<BTreeSet<_>>()
-        {
+        for store in stores.into_iter().chain(streamed.iter().copied()).collect::<BTreeSet<_>>() {
             let table = self.tables.resolve(store);
             let stream = streamed.contains(store);
             let mut status = self.table_status(&table).await?.map(|(s, _)| s);
@@ -220,10 +201,7 @@ impl DynamoCache {
     }
 
     /// The table's status and stream view, or none when it does not exist.
-    async fn table_status(
-        &self,
-        table: &str,
-    ) -> Result<Option<(TableStatus, Option<StreamViewType>)>, BackendError> {
+    async fn table_status(&self, table: &str) -> Result<Option<(TableStatus, Option<StreamViewType>)>, BackendError> {
         match self.client.describe_table().table_name(table).send().await {
             Ok(out) => Ok(out.table().and_then(|t| {
                 let stream = t
@@ -232,21 +210,12 @@ impl DynamoCache {
                     .and_then(|s| s.stream_view_type().cloned());
                 Some((t.table_status()?.clone(), stream))
             })),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
             Err(e) => Err(sdk_error("DescribeTable", table, e)),
         }
     }
 
-    async fn create_table(
-        &self,
-        table: &str,
-        stream: bool,
-    ) -> Result<Option<TableStatus>, BackendError> {
+    async fn create_table(&self, table: &str, stream: bool) -> Result<Option<TableStatus>, BackendError> {
         let definition = AttributeDefinition::builder()
             .attribute_name(KEY)
             .attribute_type(ScalarAttributeType::S)
@@ -268,17 +237,9 @@ impl DynamoCache {
             .send()
             .await;
         match created {
-            Ok(out) => Ok(out
-                .table_description()
-                .and_then(|t| t.table_status())
-                .cloned()),
+            Ok(out) => Ok(out.table_description().and_then(|t| t.table_status()).cloned()),
             // Another process is creating it at the same moment.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(None),
             Err(e) => Err(sdk_error("CreateTable", table, e)),
         }
     }
@@ -318,17 +279,11 @@ impl DynamoCache {
         let status = description.and_then(|d| d.time_to_live_status());
         let attribute = description.and_then(|d| d.attribute_name());
         match status {
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-                if attribute == Some(EXPIRES_AT) =>
-            {
-                Ok(())
-            }
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
-                Err(BackendError::Invalid(format!(
-                    "cache table {table} expires items by `{}`, not `{EXPIRES_AT}`",
-                    attribute.unwrap_or_default()
-                )))
-            }
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) if attribute == Some(EXPIRES_AT) => Ok(()),
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => Err(BackendError::Invalid(format!(
+                "cache table {table} expires items by `{}`, not `{EXPIRES_AT}`",
+                attribute.unwrap_or_default()
+            ))),
             // DynamoDB refuses to enable TTL until disabling has finished.
             Some(TimeToLiveStatus::Disabling) => Err(BackendError::Unavailable(format!(
                 "TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later"
@@ -353,12 +308,7 @@ impl DynamoCache {
 
     /// Reads up to 100 distinct keys into `found`, asking again for the keys
     /// DynamoDB leaves unprocessed (throttling, or the 16 MB response limit).
-    async fn batch_get(
-        &self,
-        table: &str,
-        keys: &[&str],
-        found: &mut HashMap<String, Vec<u8>>,
-    ) -> Result<(), BackendError> {
+    async fn batch_get(&self, table: &str, keys: &[&str], found: &mut HashMap<String, Vec<u8>>) -> Result<(), BackendError> {
         let mut pending: Vec<_> = keys.iter().map(|k| key_item(k)).collect();
         let mut pause = FIRST_BACKOFF;
         for attempt in 0..BATCH_ATTEMPTS {
@@ -379,12 +329,7 @@ impl DynamoCache {
                 .await
                 .map_err(|e| sdk_error("BatchGetItem", table, e))?;
             let now = now_ms();
-            for item in out
-                .responses()
-                .and_then(|r| r.get(table))
-                .into_iter()
-                .flatten()
-            {
+            for item in out.responses().and_then(|r| r.get(table)).into_iter().flatten() {
                 let Some(Ok(key)) = item.get(KEY).map(AttributeValue::as_s) else {
                     return Err(BackendError::Invalid(format!(
                         "an item in cache table {table} has no string `{KEY}` attribute"
@@ -430,11 +375,7 @@ impl Cache for DynamoCache {
         }
     }
 
-    async fn get_many(
-        &self,
-        store: &str,
-        keys: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
         // BatchGetItem rejects a request that names the same key twice.
         let mut seen = HashSet::new();
         let mut distinct = Vec::new();
@@ -450,19 +391,10 @@ impl Cache for DynamoCache {
             self.batch_get(&table, chunk, &mut found).await?;
         }
         // Like the embedded cache, a key asked twice is answered once.
-        Ok(keys
-            .iter()
-            .filter_map(|k| found.remove(k).map(|v| (k.clone(), v)))
-            .collect())
+        Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
     }
 
-    async fn set(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), BackendError> {
+    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);
         let item = value_item(key, value, ttl);
@@ -476,13 +408,7 @@ impl Cache for DynamoCache {
         Ok(())
     }
 
-    async fn add(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, BackendError> {
+    async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);
         let item = value_item(key, value, ttl);
@@ -500,12 +426,7 @@ impl Cache for DynamoCache {
             .await;
         match put {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(sdk_error("PutItem", &table, e)),
         }
     }
@@ -528,10 +449,7 @@ impl Cache for DynamoCache {
 mod tests {
     use super::*;
 
-    fn item(
-        expires_at: Option<i64>,
-        expires_at_ms: Option<i64>,
-    ) -> HashMap<String, AttributeValue> {
+    fn item(expires_at: Option<i64>, expires_at_ms: Option<i64>) -> HashMap<String, AttributeValue> {
         let mut item = key_item("k");
         item.insert(VALUE.into(), AttributeValue::B(Blob::new(b"v".to_vec())));
         if let Some(s) = expires_at {
@@ -546,19 +464,10 @@ mod tests {
     #[test]
     fn expiry_is_checked_in_milliseconds() {
         let now = 1_000_000_500;
-        assert_eq!(
-            live_value("t", &item(None, None), now),
-            Ok(Some(b"v".to_vec()))
-        );
-        assert_eq!(
-            live_value("t", &item(Some(1_000_001), Some(now + 1)), now),
-            Ok(Some(b"v".to_vec()))
-        );
+        assert_eq!(live_value("t", &item(None, None), now), Ok(Some(b"v".to_vec())));
+        assert_eq!(live_value("t", &item(Some(1_000_001), Some(now + 1)), now), Ok(Some(b"v".to_vec())));
         // Expired by milliseconds although the whole second has not passed.
-        assert_eq!(
-            live_value("t", &item(Some(1_000_001), Some(now)), now),
-            Ok(None)
-        );
+        assert_eq!(live_value("t", &item(Some(1_000_001), Some(now)), now), Ok(None));
         // Items written without milliseconds fall back to seconds.
         assert_eq!(live_value("t", &item(Some(1_000_000), None), now), Ok(None));
     }
@@ -567,10 +476,7 @@ mod tests {
     fn a_missing_value_is_invalid_data() {
         let mut bad = item(None, None);
         bad.insert(VALUE.into(), AttributeValue::S("text".into()));
-        assert!(matches!(
-            live_value("t", &bad, 0),
-            Err(BackendError::Invalid(_))
-        ));
+        assert!(matches!(live_value("t", &bad, 0), Err(BackendError::Invalid(_))));
     }
 
     #[test]

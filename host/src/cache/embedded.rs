@@ -45,16 +45,10 @@ impl Cache for EmbeddedCache {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| r.try_get("value"))
-            .transpose()
-            .map_err(unavailable)
+        row.map(|r| r.try_get("value")).transpose().map_err(unavailable)
     }
 
-    async fn get_many(
-        &self,
-        store: &str,
-        keys: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -76,19 +70,10 @@ impl Cache for EmbeddedCache {
                 row.try_get::<Vec<u8>, _>("value").map_err(unavailable)?,
             );
         }
-        Ok(keys
-            .iter()
-            .filter_map(|k| found.remove(k).map(|v| (k.clone(), v)))
-            .collect())
+        Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
     }
 
-    async fn set(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), BackendError> {
+    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
         sqlx::query(
             "INSERT INTO corral_cache (store, key, value, expires_at) VALUES (?, ?, ?, ?) \
@@ -104,13 +89,7 @@ impl Cache for EmbeddedCache {
         Ok(())
     }
 
-    async fn add(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, BackendError> {
+    async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
         let now = now_ms();
         let expires_at = ttl.map(|t| now + t.as_millis() as i64);
         // An expired value counts as absent: it is replaced in the same statement.

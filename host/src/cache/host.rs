@@ -25,11 +25,7 @@ impl Host for HostState {
         Ok(cache.get(&store, &key).await.map_err(Into::into))
     }
 
-    async fn get_many(
-        &mut self,
-        store: String,
-        keys: Vec<String>,
-    ) -> Answer<Vec<(String, Vec<u8>)>> {
+    async fn get_many(&mut self, store: String, keys: Vec<String>) -> Answer<Vec<(String, Vec<u8>)>> {
         let cache = guest_try!(self.cache_for(&store));
         if keys.len() > MAX_BATCH {
             return Ok(Err(GuestError::Invalid(format!(
@@ -40,34 +36,16 @@ impl Host for HostState {
         Ok(cache.get_many(&store, &keys).await.map_err(Into::into))
     }
 
-    async fn set(
-        &mut self,
-        store: String,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u32>,
-    ) -> Answer<()> {
+    async fn set(&mut self, store: String, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Answer<()> {
         let cache = guest_try!(self.cache_for(&store));
         let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
-        Ok(cache
-            .set(&store, &key, &value, ttl)
-            .await
-            .map_err(Into::into))
+        Ok(cache.set(&store, &key, &value, ttl).await.map_err(Into::into))
     }
 
-    async fn add(
-        &mut self,
-        store: String,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u32>,
-    ) -> Answer<bool> {
+    async fn add(&mut self, store: String, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Answer<bool> {
         let cache = guest_try!(self.cache_for(&store));
         let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
-        Ok(cache
-            .add(&store, &key, &value, ttl)
-            .await
-            .map_err(Into::into))
+        Ok(cache.add(&store, &key, &value, ttl).await.map_err(Into::into))
     }
 
     async fn delete(&mut self, store: String, key: String) -> Answer<()> {

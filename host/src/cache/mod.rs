@@ -23,28 +23,12 @@ pub trait Cache: Send + Sync {
     /// The unexpired value of `key`.
     async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
     /// The unexpired values among `keys`, in the order asked.
-    async fn get_many(
-        &self,
-        store: &str,
-        keys: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, BackendError>;
+    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError>;
     /// Stores `value`, expiring after `ttl` when given.
-    async fn set(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), BackendError>;
+    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError>;
     /// Stores `value` under `key` only when no unexpired value is there;
     /// true when it was stored.
-    async fn add(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, BackendError>;
+    async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError>;
     /// Removes `key`.
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError>;
 }

@@ -14,10 +14,7 @@ use crate::instance::HostState;
 
 /// The SSM parameter a config value refers to, if it is a reference.
 pub fn secret_name(value: &str) -> Option<&str> {
-    value
-        .strip_prefix("${ssm:")?
-        .strip_suffix('}')
-        .filter(|n| !n.is_empty())
+    value.strip_prefix("${ssm:")?.strip_suffix('}').filter(|n| !n.is_empty())
 }
 
 impl Host for HostState {

@@ -46,19 +46,14 @@ impl Secrets {
                     BackendError::Invalid(format!("SSM parameter {name} does not exist"))
                 } else {
                     // The message names the parameter, never its value.
-                    BackendError::Unavailable(format!(
-                        "cannot read SSM parameter {name}: {}",
-                        e.meta().code().unwrap_or("error")
-                    ))
+                    BackendError::Unavailable(format!("cannot read SSM parameter {name}: {}", e.meta().code().unwrap_or("error")))
                 }
             })?;
-        let value = out.parameter.and_then(|p| p.value).ok_or_else(|| {
-            BackendError::Unavailable(format!("SSM parameter {name} has no value"))
-        })?;
-        self.cache
-            .lock()
-            .await
-            .insert(name.to_owned(), (Instant::now(), value.clone()));
+        let value = out
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| BackendError::Unavailable(format!("SSM parameter {name} has no value")))?;
+        self.cache.lock().await.insert(name.to_owned(), (Instant::now(), value.clone()));
         Ok(value)
     }
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind,
-    SetExpr, Statement, Visit, Visitor,
+    AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor,
 };
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -97,12 +96,9 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     // The statement is checked as the backend will run it: PostgreSQL gets `$n`.
     let sql = match dialect {
         SqlDialect::Sqlite => std::borrow::Cow::Borrowed(sql),
-        SqlDialect::Postgres => {
-            std::borrow::Cow::Owned(super::placeholders::number_placeholders(sql))
-        }
+        SqlDialect::Postgres => std::borrow::Cow::Owned(super::placeholders::number_placeholders(sql)),
     };
-    let mut statements =
-        Parser::parse_sql(d, &sql).map_err(|e| GuardError::Syntax(e.to_string()))?;
+    let mut statements = Parser::parse_sql(d, &sql).map_err(|e| GuardError::Syntax(e.to_string()))?;
     let statement = match (statements.pop(), statements.is_empty()) {
         (Some(s), true) => s,
         (None, _) => return Err(GuardError::Syntax("no statement".into())),
@@ -111,10 +107,7 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     let mut names = Names::default();
     let mut touches = Touches::default();
     match &statement {
-        Statement::Query(_)
-        | Statement::Insert(_)
-        | Statement::Update(_)
-        | Statement::Delete(_) => {}
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {}
         Statement::CreateTable(_) => touches.changes_schema = true,
         Statement::CreateIndex(ci) => {
             names.add(&ci.table_name);
@@ -147,11 +140,7 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         }
         other => {
             let text = other.to_string();
-            let kind = text
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let kind = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
             return Err(GuardError::Kind(kind));
         }
     }
@@ -166,19 +155,12 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         Statement::Query(q)
             if matches!(
                 *q.body,
-                SetExpr::Select(_)
-                    | SetExpr::Query(_)
-                    | SetExpr::SetOperation { .. }
-                    | SetExpr::Values(_)
+                SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::SetOperation { .. } | SetExpr::Values(_)
             ) =>
         {
             q.with
                 .iter()
-                .flat_map(|w| {
-                    w.cte_tables
-                        .iter()
-                        .map(|c| c.alias.name.value.to_lowercase())
-                })
+                .flat_map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()))
                 .collect()
         }
         _ => BTreeSet::new(),
@@ -186,9 +168,7 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     touches.tables = names
         .relations
         .into_iter()
-        .filter(|(name, qualified)| {
-            *qualified || !(ctes.contains(name) || PURE_TABLE_FUNCTIONS.contains(&name.as_str()))
-        })
+        .filter(|(name, qualified)| *qualified || !(ctes.contains(name) || PURE_TABLE_FUNCTIONS.contains(&name.as_str())))
         .map(|(name, _)| name)
         .collect();
     Ok(touches)
@@ -249,25 +229,16 @@ mod tests {
     use super::*;
 
     fn tables(sql: &str) -> Vec<String> {
-        inspect(sql, SqlDialect::Sqlite)
-            .unwrap()
-            .tables
-            .into_iter()
-            .collect()
+        inspect(sql, SqlDialect::Sqlite).unwrap().tables.into_iter().collect()
     }
 
     #[test]
     fn finds_every_table_a_statement_touches() {
         assert_eq!(
-            tables(
-                "SELECT * FROM notes n JOIN tags t ON t.id = n.tag WHERE n.id IN (SELECT id FROM secrets)"
-            ),
+            tables("SELECT * FROM notes n JOIN tags t ON t.id = n.tag WHERE n.id IN (SELECT id FROM secrets)"),
             ["notes", "secrets", "tags"]
         );
-        assert_eq!(
-            tables("INSERT INTO notes (body) SELECT body FROM drafts"),
-            ["drafts", "notes"]
-        );
+        assert_eq!(tables("INSERT INTO notes (body) SELECT body FROM drafts"), ["drafts", "notes"]);
         assert_eq!(tables("UPDATE notes SET body = ? WHERE id = ?"), ["notes"]);
         assert_eq!(tables("DELETE FROM main.notes WHERE id = ?"), ["notes"]);
         assert_eq!(
@@ -276,40 +247,25 @@ mod tests {
         );
         assert_eq!(tables("CREATE INDEX notes_body ON notes (body)"), ["notes"]);
         assert_eq!(tables("DROP TABLE notes"), ["notes"]);
-        assert_eq!(
-            tables("WITH recent AS (SELECT * FROM notes) SELECT * FROM recent"),
-            ["notes"]
-        );
-        assert_eq!(
-            tables("SELECT value FROM notes, json_each(notes.tags)"),
-            ["notes"]
-        );
+        assert_eq!(tables("WITH recent AS (SELECT * FROM notes) SELECT * FROM recent"), ["notes"]);
+        assert_eq!(tables("SELECT value FROM notes, json_each(notes.tags)"), ["notes"]);
         assert_eq!(tables("SELECT * FROM other.notes"), ["other.notes"]);
         assert_eq!(tables("SELECT name FROM sqlite_master"), ["sqlite_master"]);
         assert_eq!(tables("SELECT 1"), Vec::<String>::new());
-        assert_eq!(
-            tables("ALTER TABLE notes RENAME TO planted"),
-            ["notes", "planted"]
-        );
+        assert_eq!(tables("ALTER TABLE notes RENAME TO planted"), ["notes", "planted"]);
     }
 
     #[test]
     fn a_with_name_never_hides_a_real_table() {
         // Qualified names are tables whatever a WITH calls itself.
-        assert_eq!(
-            tables("WITH secrets AS (SELECT 1) SELECT * FROM main.secrets"),
-            ["secrets"]
-        );
+        assert_eq!(tables("WITH secrets AS (SELECT 1) SELECT * FROM main.secrets"), ["secrets"]);
         // A nested WITH is not in scope outside its subquery.
         assert_eq!(
             tables("SELECT * FROM (WITH secrets AS (SELECT 1) SELECT * FROM secrets), secrets"),
             ["secrets"]
         );
         // A DELETE target is a table even when a WITH shares its name.
-        assert_eq!(
-            tables("WITH secrets AS (SELECT 1) DELETE FROM secrets"),
-            ["secrets"]
-        );
+        assert_eq!(tables("WITH secrets AS (SELECT 1) DELETE FROM secrets"), ["secrets"]);
         assert_eq!(
             tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"),
             ["json_each"]
@@ -334,34 +290,18 @@ mod tests {
             "SELECT lo_import('/etc/passwd')",
             "SELECT * FROM notes WHERE body = (SELECT current_setting('is_superuser'))",
         ] {
-            assert!(
-                matches!(
-                    inspect(sql, SqlDialect::Postgres),
-                    Err(GuardError::Function(_))
-                ),
-                "{sql}"
-            );
+            assert!(matches!(inspect(sql, SqlDialect::Postgres), Err(GuardError::Function(_))), "{sql}");
         }
         assert!(matches!(
             inspect("SELECT load_extension('x')", SqlDialect::Sqlite),
             Err(GuardError::Function(_))
         ));
-        assert!(
-            inspect(
-                "SELECT count(*), lower(body), coalesce(n, 0) FROM notes",
-                SqlDialect::Postgres
-            )
-            .is_ok()
-        );
+        assert!(inspect("SELECT count(*), lower(body), coalesce(n, 0) FROM notes", SqlDialect::Postgres).is_ok());
     }
 
     #[test]
     fn reports_indexes_and_schema_changes() {
-        let t = inspect(
-            "CREATE INDEX notes_body ON notes (body)",
-            SqlDialect::Sqlite,
-        )
-        .unwrap();
+        let t = inspect("CREATE INDEX notes_body ON notes (body)", SqlDialect::Sqlite).unwrap();
         assert_eq!(
             (t.indexes.into_iter().collect::<Vec<_>>(), t.changes_schema),
             (vec!["notes_body".to_string()], true)
@@ -371,11 +311,7 @@ mod tests {
             (t.tables.len(), t.indexes.into_iter().collect::<Vec<_>>()),
             (0, vec!["secrets_pw".to_string()])
         );
-        assert!(
-            !inspect("SELECT * FROM notes", SqlDialect::Sqlite)
-                .unwrap()
-                .changes_schema
-        );
+        assert!(!inspect("SELECT * FROM notes", SqlDialect::Sqlite).unwrap().changes_schema);
     }
 
     #[test]

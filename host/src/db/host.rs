@@ -8,14 +8,10 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::records::{check_limit, decode_cursor, encode_cursor, parse_object};
-use super::{
-    Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect,
-};
+use super::{Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
 use crate::backend::guest_try;
 use crate::bindings::GuestError;
-use crate::bindings::corral::host::db::{
-    Filter as WitFilter, Host, HostTransaction, ListQuery, Page, SqlDialect as WitDialect,
-};
+use crate::bindings::corral::host::db::{Filter as WitFilter, Host, HostTransaction, ListQuery, Page, SqlDialect as WitDialect};
 use crate::instance::HostState;
 
 type Answer<T> = wasmtime::Result<Result<T, GuestError>>;
@@ -32,19 +28,13 @@ impl HostState {
     /// the table its name starts with (`notes_by_body` to `notes`), so a
     /// component names, and drops, only its own tables' indexes.
     fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
-        let touches = inspect(sql, self.component.backends.dialect)
-            .map_err(|e| GuestError::Invalid(e.to_string()))?;
+        let touches = inspect(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
         touches
             .tables
             .iter()
             .try_for_each(|t| self.check_grant("table", |g| &g.tables, t))?;
         for index in &touches.indexes {
-            let owned = self
-                .component
-                .grants
-                .tables
-                .iter()
-                .any(|t| index.starts_with(&format!("{t}_")));
+            let owned = self.component.grants.tables.iter().any(|t| index.starts_with(&format!("{t}_")));
             if !owned {
                 let message = format!(
                     "index \"{index}\" does not start with the name of a table granted to component \"{}\" (name it <table>_...)",
@@ -74,32 +64,16 @@ fn json_text(record: &StoredRecord) -> String {
 impl Host for HostState {
     async fn insert(&mut self, table: String, fields: String) -> Answer<String> {
         let db = guest_try!(self.db_for(&table));
-        let record = StoredRecord::new(
-            guest_try!(parse_object(&fields, "the record")),
-            &self.stamp(),
-        );
-        Ok(db
-            .insert(&table, &record)
-            .await
-            .map(|()| json_text(&record))
-            .map_err(Into::into))
+        let record = StoredRecord::new(guest_try!(parse_object(&fields, "the record")), &self.stamp());
+        Ok(db.insert(&table, &record).await.map(|()| json_text(&record)).map_err(Into::into))
     }
 
     async fn get(&mut self, table: String, uid: String) -> Answer<Option<String>> {
         let db = guest_try!(self.db_for(&table));
-        Ok(db
-            .get(&table, &uid)
-            .await
-            .map(|r| r.as_ref().map(json_text))
-            .map_err(Into::into))
+        Ok(db.get(&table, &uid).await.map(|r| r.as_ref().map(json_text)).map_err(Into::into))
     }
 
-    async fn update(
-        &mut self,
-        table: String,
-        uid: String,
-        changes: String,
-    ) -> Answer<Option<String>> {
+    async fn update(&mut self, table: String, uid: String, changes: String) -> Answer<Option<String>> {
         let db = guest_try!(self.db_for(&table));
         let changes = guest_try!(parse_object(&changes, "the changes"));
         let stamp = self.stamp();
@@ -119,9 +93,7 @@ impl Host for HostState {
         let db = guest_try!(self.db_for(&table));
         let filters = guest_try!(filters(filter_list));
         if filters.is_empty() {
-            return Ok(Err(GuestError::Invalid(
-                "delete-where needs at least one filter".into(),
-            )));
+            return Ok(Err(GuestError::Invalid("delete-where needs at least one filter".into())));
         }
         Ok(db.delete_where(&table, &filters).await.map_err(Into::into))
     }
@@ -135,11 +107,7 @@ impl Host for HostState {
         let mut found = guest_try!(db.list(&table, &filters, limit + 1, after.as_deref()).await);
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
-        let next = if more {
-            found.last().map(|r| encode_cursor(&r.uid))
-        } else {
-            None
-        };
+        let next = if more { found.last().map(|r| encode_cursor(&r.uid)) } else { None };
         Ok(Ok(Page {
             records: found.iter().map(json_text).collect(),
             next,
@@ -181,12 +149,7 @@ impl Host for HostState {
 }
 
 impl HostTransaction for HostState {
-    async fn query(
-        &mut self,
-        tx: Resource<TransactionHandle>,
-        sql: String,
-        params: Vec<Value>,
-    ) -> Answer<Rows> {
+    async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.backends.db.clone();
         let handle = self.table().get_mut(&tx)?;
@@ -197,12 +160,7 @@ impl HostTransaction for HostState {
         Ok(result.map_err(Into::into))
     }
 
-    async fn execute(
-        &mut self,
-        tx: Resource<TransactionHandle>,
-        sql: String,
-        params: Vec<Value>,
-    ) -> Answer<u64> {
+    async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.backends.db.clone();
         let handle = self.table().get_mut(&tx)?;

@@ -7,9 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{
-    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
-};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
@@ -41,12 +39,7 @@ pub struct RdsTarget {
 }
 
 /// Signs an RDS auth token with explicit credentials at `time`.
-pub fn rds_auth_token(
-    target: &RdsTarget,
-    credentials: Credentials,
-    time: SystemTime,
-    lifetime: Duration,
-) -> Result<String, BackendError> {
+pub fn rds_auth_token(target: &RdsTarget, credentials: Credentials, time: SystemTime, lifetime: Duration) -> Result<String, BackendError> {
     let identity: Identity = credentials.into();
     let mut settings = SigningSettings::default();
     settings.expires_in = Some(lifetime.min(RDS_TOKEN_LIFETIME));
@@ -65,18 +58,12 @@ pub fn rds_auth_token(
         url::form_urlencoded::byte_serialize(target.user.as_bytes()).collect::<String>()
     );
     let unsigned = format!("https://{host_port}/?{action}");
-    let request = SignableRequest::new(
-        "GET",
-        &unsigned,
-        std::iter::empty(),
-        SignableBody::Bytes(&[]),
-    )
-    .map_err(|e| BackendError::Unavailable(format!("cannot sign the RDS auth token: {e}")))?;
+    let request = SignableRequest::new("GET", &unsigned, std::iter::empty(), SignableBody::Bytes(&[]))
+        .map_err(|e| BackendError::Unavailable(format!("cannot sign the RDS auth token: {e}")))?;
     let (instructions, _) = sign(request, &params.into())
         .map_err(|e| BackendError::Unavailable(format!("cannot sign the RDS auth token: {e}")))?
         .into_parts();
-    let mut url = url::Url::parse(&unsigned)
-        .map_err(|e| BackendError::Invalid(format!("bad database host: {e}")))?;
+    let mut url = url::Url::parse(&unsigned).map_err(|e| BackendError::Invalid(format!("bad database host: {e}")))?;
     for (name, value) in instructions.params() {
         url.query_pairs_mut().append_pair(name, value);
     }
@@ -94,11 +81,7 @@ pub struct RdsIamAuth {
 impl RdsIamAuth {
     /// Tokens for `target`, signed with `credentials`, valid for `lifetime`
     /// (at most 15 minutes).
-    pub fn new(
-        target: RdsTarget,
-        credentials: SharedCredentialsProvider,
-        lifetime: Duration,
-    ) -> RdsIamAuth {
+    pub fn new(target: RdsTarget, credentials: SharedCredentialsProvider, lifetime: Duration) -> RdsIamAuth {
         RdsIamAuth {
             target,
             credentials,
@@ -110,9 +93,11 @@ impl RdsIamAuth {
 #[async_trait]
 impl PasswordSource for RdsIamAuth {
     async fn password(&self) -> Result<String, BackendError> {
-        let credentials = self.credentials.provide_credentials().await.map_err(|e| {
-            BackendError::Unavailable(format!("no AWS credentials for the RDS auth token: {e}"))
-        })?;
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| BackendError::Unavailable(format!("no AWS credentials for the RDS auth token: {e}")))?;
         rds_auth_token(&self.target, credentials, SystemTime::now(), self.lifetime)
     }
 
@@ -135,13 +120,7 @@ mod tests {
             user: "corral_app".into(),
             region: "eu-west-1".into(),
         };
-        let credentials = Credentials::new(
-            "AKIDEXAMPLE",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            None,
-            None,
-            "test",
-        );
+        let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "test");
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_593_600); // 2026-11-25T08:00:00Z
         let token = rds_auth_token(&target, credentials, at, RDS_TOKEN_LIFETIME).unwrap();
         assert_eq!(

@@ -39,13 +39,7 @@ pub trait Database: Send + Sync {
     /// Deletes all records matching every filter.
     async fn delete_where(&self, table: &str, filters: &[Filter]) -> Result<u64, BackendError>;
     /// Up to `limit` records matching every filter with a uid after `after`, by uid.
-    async fn list(
-        &self,
-        table: &str,
-        filters: &[Filter],
-        limit: u32,
-        after: Option<&str>,
-    ) -> Result<Vec<StoredRecord>, BackendError>;
+    async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError>;
     /// Runs a statement that returns rows.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, BackendError>;
     /// Runs a statement and returns the rows changed.
@@ -83,17 +77,15 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
         }
         // Stopped at the request's deadline: SQLite's progress handler
         // interrupts, PostgreSQL cancels (57014, query_canceled).
-        sqlx::Error::Database(db)
-            if db.message() == "interrupted" || db.code().as_deref() == Some("57014") =>
-        {
+        sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
             BackendError::Unavailable("the statement ran past the request's time limit".into())
         }
         // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
         // is the backend's trouble, not the statement's.
         sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| {
-                c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")
-            }) =>
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) =>
         {
             BackendError::Unavailable(db.message().to_owned())
         }
@@ -104,10 +96,9 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
             BackendError::Unavailable(format!("{}; retry the request", db.message()))
         }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::Encode(_) => BackendError::Invalid(e.to_string()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => {
+            BackendError::Invalid(e.to_string())
+        }
         _ => BackendError::Unavailable(e.to_string()),
     }
 }
@@ -142,15 +133,9 @@ mod tests {
             .create_if_missing(true)
             .busy_timeout(Duration::ZERO);
         let mut holder = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut holder)
-            .await
-            .unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
         let mut other = SqliteConnection::connect_with(&options).await.unwrap();
-        let error = sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut other)
-            .await
-            .unwrap_err();
+        let error = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await.unwrap_err();
         match map_error(error) {
             BackendError::Unavailable(message) => assert!(message.contains("locked"), "{message}"),
             other => {

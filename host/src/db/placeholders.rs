@@ -59,9 +59,7 @@ pub fn number_placeholders(sql: &str) -> String {
 
 fn has_dollar_placeholder(sql: &str) -> bool {
     let bytes = sql.as_bytes();
-    bytes
-        .windows(2)
-        .any(|w| w[0] == b'$' && w[1].is_ascii_digit())
+    bytes.windows(2).any(|w| w[0] == b'$' && w[1].is_ascii_digit())
 }
 
 #[cfg(test)]

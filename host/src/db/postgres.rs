@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
 use sqlx::postgres::types::Oid;
-use sqlx::postgres::{
-    PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef,
-};
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::types::Json as SqlJson;
 use sqlx::{AssertSqlSafe, Column, PgPool, Postgres as Pg, Row, TypeInfo, ValueRef};
 use tokio::sync::Mutex;
@@ -22,19 +20,15 @@ use tokio::sync::Mutex;
 use super::iam::PasswordSource;
 use super::placeholders::number_placeholders;
 use super::records::{Condition, JsonKind};
-use super::{
-    BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error,
-};
+use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 type Query<'q> = sqlx::query::Query<'q, Pg, PgArguments>;
 
-const RECORD_COLUMNS: &str =
-    "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
+const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
 
 /// Records are read with their document as text: `json` keeps the text as
 /// written (field order, `-0.0`), which `jsonb` would normalize.
-const SELECT_COLUMNS: &str =
-    "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data::text AS data";
+const SELECT_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data::text AS data";
 
 /// How to reach the database.
 pub struct PostgresOptions {
@@ -98,8 +92,7 @@ impl Postgres {
             let mut made = self.password_made.lock().await;
             if made.elapsed() >= source.lifetime() * 2 / 3 {
                 let password = source.password().await?;
-                self.pool
-                    .set_connect_options(self.base_options.clone().password(&password));
+                self.pool.set_connect_options(self.base_options.clone().password(&password));
                 *made = Instant::now();
                 tracing::debug!("database auth token refreshed");
             }
@@ -120,15 +113,9 @@ impl Postgres {
         // catalog; the second attempt then finds it.
         if let Err(e) = sqlx::query(AssertSqlSafe(ddl.clone())).execute(pool).await {
             tracing::debug!(table, error = %e, "retrying table creation");
-            sqlx::query(AssertSqlSafe(ddl))
-                .execute(pool)
-                .await
-                .map_err(map_error)?;
+            sqlx::query(AssertSqlSafe(ddl)).execute(pool).await.map_err(map_error)?;
         }
-        self.ensured
-            .lock()
-            .expect("not poisoned")
-            .insert(table.to_owned());
+        self.ensured.lock().expect("not poisoned").insert(table.to_owned());
         Ok(pool)
     }
 }
@@ -144,10 +131,7 @@ impl sqlx::Type<Pg> for UntypedNull {
 }
 
 impl sqlx::Encode<'_, Pg> for UntypedNull {
-    fn encode_by_ref(
-        &self,
-        _: &mut PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+    fn encode_by_ref(&self, _: &mut PgArgumentBuffer) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
         Ok(sqlx::encode::IsNull::Yes)
     }
 }
@@ -174,19 +158,12 @@ fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<FilterParam>) 
         let n = first + params.len();
         if f.is_audit_field() {
             match f.condition() {
-                Condition::Null { negated } => sql.push_str(&format!(
-                    " AND {} IS {}NULL",
-                    f.field,
-                    if negated { "NOT " } else { "" }
-                )),
+                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
                 _ => {
                     sql.push_str(&format!(" AND {} {} ${n}", f.field, f.operator()));
                     // Audit columns are text; compare with the value as text.
                     params.push(FilterParam::Text(
-                        f.value
-                            .as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| f.value.to_string()),
+                        f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string()),
                     ));
                 }
             }
@@ -199,18 +176,13 @@ fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<FilterParam>) 
             JsonKind::Boolean => format!("jsonb_typeof({value}) = 'boolean'"),
         };
         match f.condition() {
-            Condition::Null { negated } => sql.push_str(&format!(
-                " AND {value} IS {}NULL",
-                if negated { "NOT " } else { "" }
-            )),
+            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
             Condition::Compare { operator } => {
                 sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ${n})"));
                 params.push(FilterParam::Json(f.value.clone()));
             }
             Condition::NotEqual => {
-                sql.push_str(&format!(
-                    " AND ({value} IS NOT NULL AND NOT ({same_kind} AND {value} = ${n}))"
-                ));
+                sql.push_str(&format!(" AND ({value} IS NOT NULL AND NOT ({same_kind} AND {value} = ${n}))"));
                 params.push(FilterParam::Json(f.value.clone()));
             }
         }
@@ -235,8 +207,8 @@ fn bind_filters<'q>(mut q: Query<'q>, params: Vec<FilterParam>) -> Query<'q> {
 
 fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
     let data: String = row.try_get("data").map_err(map_error)?;
-    let data: Map<String, Json> = serde_json::from_str(&data)
-        .map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
+    let data: Map<String, Json> =
+        serde_json::from_str(&data).map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
     Ok(StoredRecord {
         uid: row.try_get("uid").map_err(map_error)?,
         created_at: row.try_get("created_at").map_err(map_error)?,
@@ -249,11 +221,7 @@ fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
 
 /// Runs a query on one connection; with no rows, the column names come from
 /// the prepared statement instead.
-async fn query_rows(
-    conn: &mut sqlx::PgConnection,
-    sql: &str,
-    params: &[Value],
-) -> Result<Rows, BackendError> {
+async fn query_rows(conn: &mut sqlx::PgConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
     let sql = number_placeholders(sql);
     let rows = bind(sqlx::query(AssertSqlSafe(sql.clone())), params)
         .fetch_all(&mut *conn)
@@ -262,25 +230,15 @@ async fn query_rows(
     let columns = match rows.first() {
         Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
         None => {
-            let statement = sqlx::Executor::prepare(
-                &mut *conn,
-                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql)),
-            )
-            .await
-            .map_err(map_error)?;
-            sqlx::Statement::columns(&statement)
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect()
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql)))
+                .await
+                .map_err(map_error)?;
+            sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
         }
     };
     let rows = rows
         .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| column_value(row, i))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|row| (0..row.len()).map(|i| column_value(row, i)).collect::<Result<Vec<_>, _>>())
         .collect::<Result<_, _>>()?;
     Ok(Rows { columns, rows })
 }
@@ -299,16 +257,9 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
         "INT8" => Value::Integer(row.try_get(i).map_err(get)?),
         "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(get)?.into()),
         "FLOAT8" => Value::Float(row.try_get(i).map_err(get)?),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" => {
-            Value::Text(row.try_get(i).map_err(get)?)
-        }
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" => Value::Text(row.try_get(i).map_err(get)?),
         "BYTEA" => Value::Blob(row.try_get(i).map_err(get)?),
-        "JSON" | "JSONB" => Value::Text(
-            row.try_get::<SqlJson<Json>, _>(i)
-                .map_err(get)?
-                .0
-                .to_string(),
-        ),
+        "JSON" | "JSONB" => Value::Text(row.try_get::<SqlJson<Json>, _>(i).map_err(get)?.0.to_string()),
         "UUID" => Value::Text(row.try_get::<uuid::Uuid, _>(i).map_err(get)?.to_string()),
         "TIMESTAMPTZ" => Value::Text(
             row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
@@ -321,11 +272,7 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
                 .format("%Y-%m-%dT%H:%M:%S%.f")
                 .to_string(),
         ),
-        "DATE" => Value::Text(
-            row.try_get::<chrono::NaiveDate, _>(i)
-                .map_err(get)?
-                .to_string(),
-        ),
+        "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(i).map_err(get)?.to_string()),
         other => {
             return Err(BackendError::Invalid(format!(
                 "column \"{}\" has type {other}, which corral does not read; cast it to text or float8",
@@ -339,9 +286,7 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
 impl Database for Postgres {
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!(
-            "INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::json)"
-        );
+        let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::json)");
         sqlx::query(AssertSqlSafe(sql))
             .bind(&r.uid)
             .bind(&r.created_at)
@@ -387,9 +332,7 @@ impl Database for Postgres {
         };
         let mut record = record_from_row(&row)?;
         record.apply(changes, stamp);
-        let update = format!(
-            "UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = $3::json WHERE uid = $4"
-        );
+        let update = format!("UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = $3::json WHERE uid = $4");
         sqlx::query(AssertSqlSafe(update))
             .bind(&record.last_updated_at)
             .bind(&record.last_updater_uid)
@@ -405,11 +348,7 @@ impl Database for Postgres {
     async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
         let pool = self.ensure_records_table(table).await?;
         let sql = format!("DELETE FROM \"{table}\" WHERE uid = $1");
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(uid)
-            .execute(pool)
-            .await
-            .map_err(map_error)?;
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(uid).execute(pool).await.map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -424,13 +363,7 @@ impl Database for Postgres {
         Ok(done.rows_affected())
     }
 
-    async fn list(
-        &self,
-        table: &str,
-        filters: &[Filter],
-        limit: u32,
-        after: Option<&str>,
-    ) -> Result<Vec<StoredRecord>, BackendError> {
+    async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
         let (mut cond, params) = where_clause(filters, 1);
         let mut next = params.len() + 1;
@@ -438,18 +371,12 @@ impl Database for Postgres {
             cond.push_str(&format!(" AND uid > ${next}"));
             next += 1;
         }
-        let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ${next}"
-        );
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ${next}");
         let mut q = bind_filters(sqlx::query(AssertSqlSafe(sql)), params);
         if let Some(after) = after {
             q = q.bind(after.to_owned());
         }
-        let rows = q
-            .bind(limit as i64)
-            .fetch_all(pool)
-            .await
-            .map_err(map_error)?;
+        let rows = q.bind(limit as i64).fetch_all(pool).await.map_err(map_error)?;
         rows.iter().map(record_from_row).collect()
     }
 

@@ -8,13 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::{BackendError, Comparison};
 
 /// The fields the host owns on every record.
-pub const AUDIT_FIELDS: [&str; 5] = [
-    "uid",
-    "created_at",
-    "last_updated_at",
-    "creator_uid",
-    "last_updater_uid",
-];
+pub const AUDIT_FIELDS: [&str; 5] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid"];
 
 /// A record as a backend keeps it: the audit columns and the other fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,15 +64,9 @@ impl StoredRecord {
         let mut out = Map::new();
         out.insert("uid".into(), self.uid.clone().into());
         out.insert("created_at".into(), self.created_at.clone().into());
-        out.insert(
-            "last_updated_at".into(),
-            self.last_updated_at.clone().into(),
-        );
+        out.insert("last_updated_at".into(), self.last_updated_at.clone().into());
         out.insert("creator_uid".into(), self.creator_uid.clone().into());
-        out.insert(
-            "last_updater_uid".into(),
-            self.last_updater_uid.clone().into(),
-        );
+        out.insert("last_updater_uid".into(), self.last_updater_uid.clone().into());
         out.extend(self.data.clone());
         Json::Object(out)
     }
@@ -112,18 +100,12 @@ fn without_audit_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
 /// refused: PostgreSQL cannot process it, and every backend must agree.
 pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
     match serde_json::from_str(text) {
-        Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => {
-            Err(BackendError::Invalid(format!(
-                "{what} holds a string with the NUL character (\\u0000), which cannot be stored"
-            )))
-        }
+        Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => Err(BackendError::Invalid(format!(
+            "{what} holds a string with the NUL character (\\u0000), which cannot be stored"
+        ))),
         Ok(Json::Object(map)) => Ok(map),
-        Ok(_) => Err(BackendError::Invalid(format!(
-            "{what} must be a JSON object"
-        ))),
-        Err(e) => Err(BackendError::Invalid(format!(
-            "{what} is not valid JSON: {e}"
-        ))),
+        Ok(_) => Err(BackendError::Invalid(format!("{what} must be a JSON object"))),
+        Err(e) => Err(BackendError::Invalid(format!("{what} is not valid JSON: {e}"))),
     }
 }
 
@@ -151,19 +133,14 @@ impl Filter {
     /// Checks a filter from a component.
     pub fn parse(field: &str, comparison: Comparison, value: &str) -> Result<Filter, BackendError> {
         check_field(field)?;
-        let value: Json = serde_json::from_str(value).map_err(|e| {
-            BackendError::Invalid(format!(
-                "filter on \"{field}\": value is not valid JSON: {e}"
-            ))
-        })?;
+        let value: Json = serde_json::from_str(value)
+            .map_err(|e| BackendError::Invalid(format!("filter on \"{field}\": value is not valid JSON: {e}")))?;
         if value.is_array() || value.is_object() || has_nul(&value) {
             return Err(BackendError::Invalid(format!(
                 "filter on \"{field}\": value must be a string (without NUL), number, boolean or null"
             )));
         }
-        if (value.is_null() || value.is_boolean())
-            && !matches!(comparison, Comparison::Eq | Comparison::Ne)
-        {
+        if (value.is_null() || value.is_boolean()) && !matches!(comparison, Comparison::Eq | Comparison::Ne) {
             return Err(BackendError::Invalid(format!(
                 "filter on \"{field}\": null and booleans compare only with eq or ne"
             )));
@@ -190,9 +167,7 @@ impl Filter {
                 negated: c == Comparison::Ne,
             },
             (_, Comparison::Ne) => Condition::NotEqual,
-            _ => Condition::Compare {
-                operator: self.operator(),
-            },
+            _ => Condition::Compare { operator: self.operator() },
         }
     }
 
@@ -257,9 +232,7 @@ pub fn check_field(field: &str) -> Result<(), BackendError> {
     if ok {
         Ok(())
     } else {
-        Err(BackendError::Invalid(format!(
-            "\"{field}\" is not a valid field name"
-        )))
+        Err(BackendError::Invalid(format!("\"{field}\" is not a valid field name")))
     }
 }
 
@@ -268,9 +241,7 @@ pub fn check_limit(limit: u32) -> Result<u32, BackendError> {
     if (1..=1000).contains(&limit) {
         Ok(limit)
     } else {
-        Err(BackendError::Invalid(format!(
-            "limit must be 1 to 1000, not {limit}"
-        )))
+        Err(BackendError::Invalid(format!("limit must be 1 to 1000, not {limit}")))
     }
 }
 
@@ -311,10 +282,7 @@ mod tests {
             now: "2030-01-01T00:00:00.000Z".into(),
             caller: Some("bob".into()),
         };
-        r.apply(
-            &obj(json!({"name": null, "age": 3, "creator_uid": "mallory"})),
-            &later,
-        );
+        r.apply(&obj(json!({"name": null, "age": 3, "creator_uid": "mallory"})), &later);
         assert_eq!(r.data, obj(json!({"age": 3})));
         assert_eq!(
             (r.creator_uid.as_deref(), r.last_updater_uid.as_deref()),
@@ -338,12 +306,7 @@ mod tests {
         assert!(Filter::parse("name", Comparison::Eq, "[1]").is_err());
         assert!(Filter::parse("name", Comparison::Lt, "null").is_err());
         assert!(Filter::parse("active", Comparison::Gt, "true").is_err());
-        assert_eq!(
-            Filter::parse("name", Comparison::Ne, "null")
-                .unwrap()
-                .operator(),
-            "IS NOT"
-        );
+        assert_eq!(Filter::parse("name", Comparison::Ne, "null").unwrap().operator(), "IS NOT");
         let uid = uuid::Uuid::now_v7().to_string();
         assert_eq!(decode_cursor(&encode_cursor(&uid)).unwrap(), uid);
         assert!(decode_cursor("not-a-cursor").is_err());

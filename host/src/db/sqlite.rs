@@ -8,16 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column, Row, SqlitePool, TypeInfo, ValueRef};
 
 use super::records::{Condition, JsonKind};
-use super::{
-    BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error,
-};
+use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 /// SQLite behind the [`Database`] trait.
 pub struct Sqlite {
@@ -28,8 +23,7 @@ pub struct Sqlite {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>;
 
-const RECORD_COLUMNS: &str =
-    "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
+const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
 
 impl Sqlite {
     /// Opens (creating if needed) the database file at `path`.
@@ -45,9 +39,7 @@ impl Sqlite {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| Box::pin(bound_statements(conn)))
-            .before_acquire(|conn, _| {
-                Box::pin(async move { bound_statements(conn).await.map(|()| true) })
-            })
+            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.map(|()| true) }))
             .connect_with(options)
             .await?;
         Ok(Sqlite {
@@ -69,14 +61,8 @@ impl Sqlite {
             "CREATE TABLE IF NOT EXISTS \"{table}\" (uid TEXT PRIMARY KEY, created_at TEXT NOT NULL, \
              last_updated_at TEXT NOT NULL, creator_uid TEXT, last_updater_uid TEXT, data TEXT NOT NULL)"
         );
-        sqlx::query(AssertSqlSafe(ddl))
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-        self.ensured
-            .lock()
-            .expect("not poisoned")
-            .insert(table.to_owned());
+        sqlx::query(AssertSqlSafe(ddl)).execute(&self.pool).await.map_err(map_error)?;
+        self.ensured.lock().expect("not poisoned").insert(table.to_owned());
         Ok(())
     }
 }
@@ -88,9 +74,7 @@ impl Sqlite {
 async fn bound_statements(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     match crate::backend::deadline() {
-        Some(deadline) => {
-            handle.set_progress_handler(1000, move || std::time::Instant::now() < deadline)
-        }
+        Some(deadline) => handle.set_progress_handler(1000, move || std::time::Instant::now() < deadline),
         None => handle.remove_progress_handler(),
     }
     Ok(())
@@ -112,11 +96,7 @@ fn where_clause(filters: &[Filter]) -> (String, Vec<Value>) {
         };
         if f.is_audit_field() {
             match f.condition() {
-                Condition::Null { negated } => sql.push_str(&format!(
-                    " AND {} IS {}NULL",
-                    f.field,
-                    if negated { "NOT " } else { "" }
-                )),
+                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
                 _ => {
                     sql.push_str(&format!(" AND {} {} ?", f.field, f.operator()));
                     params.push(param);
@@ -132,18 +112,13 @@ fn where_clause(filters: &[Filter]) -> (String, Vec<Value>) {
             JsonKind::Boolean => format!("{kind} IN ('true', 'false')"),
         };
         match f.condition() {
-            Condition::Null { negated } => sql.push_str(&format!(
-                " AND {value} IS {}NULL",
-                if negated { "NOT " } else { "" }
-            )),
+            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
             Condition::Compare { operator } => {
                 sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ?)"));
                 params.push(param);
             }
             Condition::NotEqual => {
-                sql.push_str(&format!(
-                    " AND ({kind} IS NOT NULL AND NOT ({same_kind} AND {value} = ?))"
-                ));
+                sql.push_str(&format!(" AND ({kind} IS NOT NULL AND NOT ({same_kind} AND {value} = ?))"));
                 params.push(param);
             }
         }
@@ -168,8 +143,8 @@ fn bind<'q>(mut q: Query<'q>, params: &[Value]) -> Query<'q> {
 fn record_from_row(row: &SqliteRow) -> Result<StoredRecord, BackendError> {
     let get = |name: &str| row.try_get::<Option<String>, _>(name).map_err(map_error);
     let data: String = row.try_get("data").map_err(map_error)?;
-    let data: Map<String, Json> = serde_json::from_str(&data)
-        .map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
+    let data: Map<String, Json> =
+        serde_json::from_str(&data).map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
     Ok(StoredRecord {
         uid: get("uid")?.unwrap_or_default(),
         created_at: get("created_at")?.unwrap_or_default(),
@@ -182,11 +157,7 @@ fn record_from_row(row: &SqliteRow) -> Result<StoredRecord, BackendError> {
 
 /// Runs a query on one connection; with no rows, the column names come from
 /// the prepared statement instead.
-async fn query_rows(
-    conn: &mut sqlx::SqliteConnection,
-    sql: &str,
-    params: &[Value],
-) -> Result<Rows, BackendError> {
+async fn query_rows(conn: &mut sqlx::SqliteConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
     let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params)
         .fetch_all(&mut *conn)
         .await
@@ -194,25 +165,15 @@ async fn query_rows(
     let columns = match rows.first() {
         Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
         None => {
-            let statement = sqlx::Executor::prepare(
-                &mut *conn,
-                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned())),
-            )
-            .await
-            .map_err(map_error)?;
-            sqlx::Statement::columns(&statement)
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect()
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned())))
+                .await
+                .map_err(map_error)?;
+            sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
         }
     };
     let rows = rows
         .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| column_value(row, i))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|row| (0..row.len()).map(|i| column_value(row, i)).collect::<Result<Vec<_>, _>>())
         .collect::<Result<_, _>>()?;
     Ok(Rows { columns, rows })
 }
@@ -276,11 +237,7 @@ impl Database for Sqlite {
     ) -> Result<Option<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
         // IMMEDIATE takes the write lock up front, so the read below cannot go stale.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
         let select = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = ?");
         let Some(row) = sqlx::query(AssertSqlSafe(select))
             .bind(uid)
@@ -292,9 +249,7 @@ impl Database for Sqlite {
         };
         let mut record = record_from_row(&row)?;
         record.apply(changes, stamp);
-        let update = format!(
-            "UPDATE \"{table}\" SET last_updated_at = ?, last_updater_uid = ?, data = ? WHERE uid = ?"
-        );
+        let update = format!("UPDATE \"{table}\" SET last_updated_at = ?, last_updater_uid = ?, data = ? WHERE uid = ?");
         sqlx::query(AssertSqlSafe(update))
             .bind(&record.last_updated_at)
             .bind(&record.last_updater_uid)
@@ -329,13 +284,7 @@ impl Database for Sqlite {
         Ok(done.rows_affected())
     }
 
-    async fn list(
-        &self,
-        table: &str,
-        filters: &[Filter],
-        limit: u32,
-        after: Option<&str>,
-    ) -> Result<Vec<StoredRecord>, BackendError> {
+    async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
         let (mut cond, mut params) = where_clause(filters);
         if let Some(after) = after {
@@ -343,8 +292,7 @@ impl Database for Sqlite {
             params.push(Value::Text(after.to_owned()));
         }
         params.push(Value::Integer(limit as i64));
-        let sql =
-            format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ?");
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ?");
         let rows = bind(sqlx::query(AssertSqlSafe(sql)), &params)
             .fetch_all(&self.pool)
             .await
@@ -372,11 +320,7 @@ impl Database for Sqlite {
     async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError> {
         // IMMEDIATE: a deferred transaction that later writes can fail with
         // SQLITE_BUSY instead of waiting for the lock.
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_error)?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
         Ok(Box::new(SqliteTransaction(tx)))
     }
 }

@@ -36,11 +36,7 @@ fn str_at<'a>(event: &'a Value, pointer: &str) -> Option<&'a str> {
 
 fn body_of(event: &Value) -> Result<bytes::Bytes, String> {
     let body = event.get("body").and_then(Value::as_str).unwrap_or("");
-    if event
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
+    if event.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
         STANDARD
             .decode(body)
             .map(Into::into)
@@ -69,36 +65,18 @@ fn from_v1(event: &Value) -> Result<Request, String> {
         .and_then(Value::as_str)
         .ok_or("the event has no httpMethod")?
         .to_ascii_uppercase();
-    let path = event
-        .get("path")
-        .and_then(Value::as_str)
-        .unwrap_or("/")
-        .to_owned();
+    let path = event.get("path").and_then(Value::as_str).unwrap_or("/").to_owned();
     let mut headers = Vec::new();
-    match event
-        .get("multiValueHeaders")
-        .and_then(Value::as_object)
-        .filter(|m| !m.is_empty())
-    {
+    match event.get("multiValueHeaders").and_then(Value::as_object).filter(|m| !m.is_empty()) {
         Some(multi) => {
             for (name, values) in multi {
-                for v in values
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
+                for v in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
                     headers.push((name.to_ascii_lowercase(), v.to_owned()));
                 }
             }
         }
         None => {
-            for (name, v) in event
-                .get("headers")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
+            for (name, v) in event.get("headers").and_then(Value::as_object).into_iter().flatten() {
                 if let Some(v) = v.as_str() {
                     headers.push((name.to_ascii_lowercase(), v.to_owned()));
                 }
@@ -114,23 +92,13 @@ fn from_v1(event: &Value) -> Result<Request, String> {
     {
         Some(multi) => {
             for (name, values) in multi {
-                for v in values
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
+                for v in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
                     query.append_pair(name, v);
                 }
             }
         }
         None => {
-            for (name, v) in event
-                .get("queryStringParameters")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
+            for (name, v) in event.get("queryStringParameters").and_then(Value::as_object).into_iter().flatten() {
                 if let Some(v) = v.as_str() {
                     query.append_pair(name, v);
                 }
@@ -176,11 +144,7 @@ fn from_v2(event: &Value) -> Result<Request, String> {
     Ok(Request {
         method,
         path,
-        query: event
-            .get("rawQueryString")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        query: event.get("rawQueryString").and_then(Value::as_str).unwrap_or("").to_owned(),
         headers,
         body: body_of(event)?,
         request_id: None,
@@ -195,10 +159,7 @@ fn without_stage(raw_path: &str, stage: Option<&str>) -> String {
         if raw_path == prefix {
             return "/".into();
         }
-        if let Some(rest) = raw_path
-            .strip_prefix(&prefix)
-            .filter(|r| r.starts_with('/'))
-        {
+        if let Some(rest) = raw_path.strip_prefix(&prefix).filter(|r| r.starts_with('/')) {
             return rest.to_owned();
         }
     }
@@ -282,10 +243,7 @@ mod tests {
         assert_eq!(&r.body[..], br#"{"a":1}"#);
         assert_eq!(r.headers.iter().filter(|(k, _)| k == "x-multi").count(), 2);
         let caller = r.verified_caller.unwrap();
-        assert_eq!(
-            (caller.subject.as_str(), caller.username.as_deref()),
-            ("u-1", Some("ada"))
-        );
+        assert_eq!((caller.subject.as_str(), caller.username.as_deref()), ("u-1", Some("ada")));
         assert!(caller.in_group("advisors") && caller.in_group("staff"));
     }
 
@@ -302,10 +260,7 @@ mod tests {
             (r.method.as_str(), r.path.as_str(), r.query.as_str()),
             ("GET", "/students/1", "a=1&b=x%20y")
         );
-        assert!(
-            r.headers
-                .contains(&("cookie".into(), "c1=v1; c2=v2".into()))
-        );
+        assert!(r.headers.contains(&("cookie".into(), "c1=v1; c2=v2".into())));
         let caller = r.verified_caller.unwrap();
         assert!(caller.in_group("admins") && caller.in_group("advisors"));
         assert_eq!(without_stage("/students", Some("$default")), "/students");
@@ -327,11 +282,7 @@ mod tests {
         };
         let v2 = to_v2(response.clone());
         assert_eq!(
-            (
-                v2["statusCode"].as_u64(),
-                v2["body"].as_str(),
-                v2["isBase64Encoded"].as_bool()
-            ),
+            (v2["statusCode"].as_u64(), v2["body"].as_str(), v2["isBase64Encoded"].as_bool()),
             (Some(201), Some(r#"{"ok":true}"#), Some(false))
         );
         assert_eq!(v2["headers"]["vary"], "origin, accept");

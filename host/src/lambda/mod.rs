@@ -31,16 +31,11 @@ enum Kind {
 fn classify(event: &Value) -> Kind {
     let source = event.get("source").and_then(Value::as_str);
     if source == Some("serverless-plugin-warmup")
-        || (source == Some("aws.events")
-            && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
+        || (source == Some("aws.events") && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
     {
         return Kind::WarmUp;
     }
-    if let Some(first) = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .and_then(|r| r.first())
-    {
+    if let Some(first) = event.get("Records").and_then(Value::as_array).and_then(|r| r.first()) {
         let source = first
             .get("eventSource")
             .or_else(|| first.get("EventSource"))
@@ -52,9 +47,7 @@ fn classify(event: &Value) -> Kind {
             _ => Kind::Unknown,
         };
     }
-    if event.get("version").and_then(Value::as_str) == Some("2.0")
-        && event.pointer("/requestContext/http").is_some()
-    {
+    if event.get("version").and_then(Value::as_str) == Some("2.0") && event.pointer("/requestContext/http").is_some() {
         return Kind::ApiGatewayV2;
     }
     if event.get("httpMethod").is_some() && event.get("requestContext").is_some() {
@@ -83,22 +76,12 @@ async fn handle(app: &App, event: LambdaEvent<Value>, cold_start: bool) -> Value
     let kind = classify(&payload);
     let span = tracing::info_span!("invocation", lambda_request_id = %context.request_id, cold_start, kind = ?kind);
     // The span must follow the future across awaits, not stay on one thread.
-    answer(app, kind, payload, context.request_id)
-        .instrument(span)
-        .await
+    answer(app, kind, payload, context.request_id).instrument(span).await
 }
 
 async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String) -> Value {
     match kind {
-        Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => {
-            http::handle(
-                app,
-                &payload,
-                &lambda_request_id,
-                kind == Kind::ApiGatewayV2,
-            )
-            .await
-        }
+        Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => http::handle(app, &payload, &lambda_request_id, kind == Kind::ApiGatewayV2).await,
         Kind::Sqs => records::sqs(app, &payload).await,
         Kind::DynamoDbStream => records::dynamodb(app, &payload).await,
         Kind::S3 => records::s3(&payload),
@@ -126,32 +109,19 @@ mod tests {
 
     #[test]
     fn tells_event_kinds_apart() {
+        assert_eq!(classify(&json!({"source": "serverless-plugin-warmup"})), Kind::WarmUp);
         assert_eq!(
-            classify(&json!({"source": "serverless-plugin-warmup"})),
+            classify(&json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})),
             Kind::WarmUp
         );
-        assert_eq!(
-            classify(
-                &json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
-            ),
-            Kind::WarmUp
-        );
-        assert_eq!(
-            classify(&json!({"Records": [{"eventSource": "aws:sqs"}]})),
-            Kind::Sqs
-        );
+        assert_eq!(classify(&json!({"Records": [{"eventSource": "aws:sqs"}]})), Kind::Sqs);
         assert_eq!(
             classify(&json!({"Records": [{"eventSource": "aws:dynamodb"}]})),
             Kind::DynamoDbStream
         );
+        assert_eq!(classify(&json!({"Records": [{"eventSource": "aws:s3"}]})), Kind::S3);
         assert_eq!(
-            classify(&json!({"Records": [{"eventSource": "aws:s3"}]})),
-            Kind::S3
-        );
-        assert_eq!(
-            classify(
-                &json!({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}}})
-            ),
+            classify(&json!({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}}})),
             Kind::ApiGatewayV2
         );
         assert_eq!(

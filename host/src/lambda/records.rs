@@ -74,17 +74,10 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
                 .collect();
             let batch_id = uuid::Uuid::new_v4().to_string();
             let name = component.context.name.clone();
-            match app
-                .runtime()
-                .handle_events(&component, batch_id.clone(), events.clone())
-                .await
-            {
+            match app.runtime().handle_events(&component, batch_id.clone(), events.clone()).await {
                 Ok(ids) => {
                     let known: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
-                    let ids: Vec<String> = ids
-                        .into_iter()
-                        .filter(|id| known.contains(id.as_str()))
-                        .collect();
+                    let ids: Vec<String> = ids.into_iter().filter(|id| known.contains(id.as_str())).collect();
                     tracing::info!(component = %name, batch_id, delivered = events.len(), failed = ids.len(), "event batch");
                     failed.extend(ids);
                 }
@@ -102,18 +95,8 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
 pub async fn sqs(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
     for record in records(event) {
-        let id = record
-            .get("messageId")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let queue = queue_of(
-            record
-                .get("eventSourceARN")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )
-        .to_owned();
+        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let queue = queue_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
         let attributes = record
             .get("messageAttributes")
             .and_then(Value::as_object)
@@ -121,21 +104,14 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
             .flatten()
             .filter_map(|(k, v)| Some((k.clone(), v.get("stringValue")?.as_str()?.to_owned())))
             .collect();
-        let body = record
-            .get("body")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        groups
-            .entry((true, queue.clone()))
-            .or_default()
-            .push(Event {
-                id,
-                source: EventSource::Queue(queue),
-                kind: "message".into(),
-                body,
-                attributes,
-            });
+        let body = record.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
+        groups.entry((true, queue.clone())).or_default().push(Event {
+            id,
+            source: EventSource::Queue(queue),
+            kind: "message".into(),
+            body,
+            attributes,
+        });
     }
     failures(deliver(app, groups).await)
 }
@@ -147,41 +123,25 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
     let mut order = Vec::new();
     for record in records(event) {
-        let Some(sequence) = record
-            .pointer("/dynamodb/SequenceNumber")
-            .and_then(Value::as_str)
-        else {
+        let Some(sequence) = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) else {
             tracing::warn!("a stream record without a sequence number was skipped");
             continue;
         };
-        let table = table_of(
-            record
-                .get("eventSourceARN")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )
-        .to_owned();
+        let table = table_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
         let change = json!({
             "keys": plain(record.pointer("/dynamodb/Keys")),
             "new_image": plain(record.pointer("/dynamodb/NewImage")),
             "old_image": plain(record.pointer("/dynamodb/OldImage")),
         });
-        let kind = record
-            .get("eventName")
-            .and_then(Value::as_str)
-            .unwrap_or("MODIFY")
-            .to_owned();
+        let kind = record.get("eventName").and_then(Value::as_str).unwrap_or("MODIFY").to_owned();
         order.push(sequence.to_owned());
-        groups
-            .entry((false, table.clone()))
-            .or_default()
-            .push(Event {
-                id: sequence.to_owned(),
-                source: EventSource::Table(table),
-                kind,
-                body: change.to_string(),
-                attributes: Vec::new(),
-            });
+        groups.entry((false, table.clone())).or_default().push(Event {
+            id: sequence.to_owned(),
+            source: EventSource::Table(table),
+            kind,
+            body: change.to_string(),
+            attributes: Vec::new(),
+        });
     }
     let failed = deliver(app, groups).await;
     failures(order.into_iter().find(|seq| failed.contains(seq)))
@@ -200,10 +160,7 @@ fn cache_change(store: &str, raw: &str) -> Option<String> {
             Value::Null => Some(None),
             item => {
                 let text = item.get("value")?.as_str()?;
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .ok()
-                    .map(Some)
+                base64::engine::general_purpose::STANDARD.decode(text).ok().map(Some)
             }
         }
     };
@@ -214,29 +171,14 @@ fn cache_change(store: &str, raw: &str) -> Option<String> {
             "a stream record of a cache store is not shaped like a cache item; it is passed on as it came"
         );
     }
-    Some(crate::stream::change_body(
-        store,
-        key,
-        new?.as_deref(),
-        old?.as_deref(),
-    ))
+    Some(crate::stream::change_body(store, key, new?.as_deref(), old?.as_deref()))
 }
 
 /// S3 notifications for the components bucket: logged and acknowledged.
 pub fn s3(event: &Value) -> Value {
     for record in records(event) {
-        let text = |pointer: &str| {
-            record
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (name, bucket, key) = (
-            text("/eventName"),
-            text("/s3/bucket/name"),
-            text("/s3/object/key"),
-        );
+        let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), text("/s3/object/key"));
         tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
     }
     json!({ "acknowledged": records(event).len() })
@@ -245,11 +187,7 @@ pub fn s3(event: &Value) -> Value {
 /// A DynamoDB attribute map as plain JSON (`{"S": "x"}` becomes `"x"`).
 fn plain(image: Option<&Value>) -> Value {
     match image.and_then(Value::as_object) {
-        Some(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), attribute(v)))
-                .collect::<Map<_, _>>(),
-        ),
+        Some(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<Map<_, _>>()),
         None => Value::Null,
     }
 }
@@ -271,14 +209,7 @@ fn attribute(value: &Value) -> Value {
         "BOOL" => inner.clone(),
         "NULL" => Value::Null,
         "M" => plain(Some(inner)),
-        "L" => Value::Array(
-            inner
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(attribute)
-                .collect(),
-        ),
+        "L" => Value::Array(inner.as_array().into_iter().flatten().map(attribute).collect()),
         "SS" => inner.clone(),
         "NS" => Value::Array(inner.as_array().into_iter().flatten().map(number).collect()),
         // Binary values stay base64 text, as the stream delivers them.
@@ -293,14 +224,9 @@ mod tests {
 
     #[test]
     fn names_come_from_arns() {
+        assert_eq!(queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"), "my-queue");
         assert_eq!(
-            queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"),
-            "my-queue"
-        );
-        assert_eq!(
-            table_of(
-                "arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"
-            ),
+            table_of("arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"),
             "Example-Table"
         );
     }
@@ -312,16 +238,12 @@ mod tests {
             "new_image": {"key": "e1", "value": "eyJhIjoxfQ==", "expires_at": 5},
             "old_image": null
         });
-        let body: Value =
-            serde_json::from_str(&cache_change("events", &raw.to_string()).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&cache_change("events", &raw.to_string()).unwrap()).unwrap();
         assert_eq!(
             body,
             json!({"store": "events", "key": "e1", "value": "{\"a\":1}", "old_value": null})
         );
-        assert_eq!(
-            cache_change("events", &json!({"keys": {"id": 1}}).to_string()),
-            None
-        );
+        assert_eq!(cache_change("events", &json!({"keys": {"id": 1}}).to_string()), None);
     }
 
     #[test]

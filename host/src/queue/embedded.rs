@@ -31,28 +31,18 @@ impl EmbeddedQueue {
         )
         .execute(&pool)
         .await?;
-        sqlx::query(
-            "CREATE INDEX IF NOT EXISTS corral_queue_ready ON corral_queue (queue, visible_at)",
-        )
-        .execute(&pool)
-        .await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS corral_queue_ready ON corral_queue (queue, visible_at)")
+            .execute(&pool)
+            .await?;
         Ok(EmbeddedQueue { pool })
     }
 }
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
-    async fn send(
-        &self,
-        queue: &str,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<Result<String, BackendError>>, BackendError> {
+    async fn send(&self, queue: &str, messages: &[OutgoingMessage]) -> Result<Vec<Result<String, BackendError>>, BackendError> {
         // One transaction: the batch is stored whole or not at all.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
         let mut results = Vec::with_capacity(messages.len());
         for m in messages {
             if m.delay_seconds > 900 {
@@ -63,13 +53,12 @@ impl Queue for EmbeddedQueue {
                 continue;
             }
             if let Some(dedup) = &m.dedup_id {
-                let existing =
-                    sqlx::query("SELECT id FROM corral_queue WHERE queue = ? AND dedup_id = ?")
-                        .bind(queue)
-                        .bind(dedup)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
+                let existing = sqlx::query("SELECT id FROM corral_queue WHERE queue = ? AND dedup_id = ?")
+                    .bind(queue)
+                    .bind(dedup)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
                 if let Some(row) = existing {
                     results.push(Ok(row.try_get("id").map_err(unavailable)?));
                     continue;
@@ -96,16 +85,9 @@ impl Queue for EmbeddedQueue {
         Ok(results)
     }
 
-    async fn receive(
-        &self,
-        queue: &str,
-        max: u32,
-        visibility_seconds: u32,
-    ) -> Result<Vec<ReceivedMessage>, BackendError> {
+    async fn receive(&self, queue: &str, max: u32, visibility_seconds: u32) -> Result<Vec<ReceivedMessage>, BackendError> {
         if !(1..=10).contains(&max) {
-            return Err(BackendError::Invalid(format!(
-                "max must be 1 to 10, not {max}"
-            )));
+            return Err(BackendError::Invalid(format!("max must be 1 to 10, not {max}")));
         }
         if visibility_seconds > 43_200 {
             return Err(BackendError::Invalid(format!(
@@ -113,11 +95,7 @@ impl Queue for EmbeddedQueue {
             )));
         }
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
         let rows = sqlx::query(
             "SELECT id, body, attributes, receive_count FROM corral_queue WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?",
         )
@@ -144,10 +122,7 @@ impl Queue for EmbeddedQueue {
                 receipt,
                 body: row.try_get("body").map_err(unavailable)?,
                 attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                receive_count: row
-                    .try_get::<i64, _>("receive_count")
-                    .map_err(unavailable)? as u32
-                    + 1,
+                receive_count: row.try_get::<i64, _>("receive_count").map_err(unavailable)? as u32 + 1,
             });
         }
         tx.commit().await.map_err(unavailable)?;

@@ -35,17 +35,10 @@ impl Host for HostState {
     async fn send(&mut self, queue: String, message: Message) -> Answer<String> {
         let backend = guest_try!(self.queue_for(&queue));
         let mut results = guest_try!(backend.send(&queue, &[outgoing(message)]).await);
-        Ok(results
-            .pop()
-            .expect("one result per message")
-            .map_err(Into::into))
+        Ok(results.pop().expect("one result per message").map_err(Into::into))
     }
 
-    async fn send_batch(
-        &mut self,
-        queue: String,
-        messages: Vec<Message>,
-    ) -> Answer<Vec<Result<String, GuestError>>> {
+    async fn send_batch(&mut self, queue: String, messages: Vec<Message>) -> Answer<Vec<Result<String, GuestError>>> {
         let backend = guest_try!(self.queue_for(&queue));
         if messages.is_empty() || messages.len() > MAX_BATCH {
             return Ok(Err(GuestError::Invalid(format!(
@@ -55,24 +48,12 @@ impl Host for HostState {
         }
         let messages: Vec<_> = messages.into_iter().map(outgoing).collect();
         let results = guest_try!(backend.send(&queue, &messages).await);
-        Ok(Ok(results
-            .into_iter()
-            .map(|r| r.map_err(GuestError::from))
-            .collect()))
+        Ok(Ok(results.into_iter().map(|r| r.map_err(GuestError::from)).collect()))
     }
 
-    async fn receive(
-        &mut self,
-        queue: String,
-        max: u32,
-        visibility_timeout_seconds: u32,
-    ) -> Answer<Vec<Received>> {
+    async fn receive(&mut self, queue: String, max: u32, visibility_timeout_seconds: u32) -> Answer<Vec<Received>> {
         let backend = guest_try!(self.queue_for(&queue));
-        let got = guest_try!(
-            backend
-                .receive(&queue, max, visibility_timeout_seconds)
-                .await
-        );
+        let got = guest_try!(backend.receive(&queue, max, visibility_timeout_seconds).await);
         Ok(Ok(got
             .into_iter()
             .map(|m| Received {

@@ -45,18 +45,9 @@ pub struct ReceivedMessage {
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Sends messages; one result per message, in order.
-    async fn send(
-        &self,
-        queue: &str,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<Result<String, BackendError>>, BackendError>;
+    async fn send(&self, queue: &str, messages: &[OutgoingMessage]) -> Result<Vec<Result<String, BackendError>>, BackendError>;
     /// Takes up to `max` visible messages and hides them for `visibility_seconds`.
-    async fn receive(
-        &self,
-        queue: &str,
-        max: u32,
-        visibility_seconds: u32,
-    ) -> Result<Vec<ReceivedMessage>, BackendError>;
+    async fn receive(&self, queue: &str, max: u32, visibility_seconds: u32) -> Result<Vec<ReceivedMessage>, BackendError>;
     /// Deletes a received message.
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), BackendError>;
 }

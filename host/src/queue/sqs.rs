@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use base64::Engine;
 use tokio::sync::RwLock;
@@ -101,19 +100,14 @@ where
                     service.err().message().unwrap_or(code)
                 ))
             } else {
-                BackendError::Unavailable(format!(
-                    "SQS {operation} on queue {queue} failed: {code} (HTTP {status})"
-                ))
+                BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {code} (HTTP {status})"))
             }
         }
         SdkError::ConstructionFailure(_) => invalid(format!(
             "SQS {operation} request for queue {queue} is not valid: {}",
             DisplayErrorContext(&err)
         )),
-        _ => BackendError::Unavailable(format!(
-            "SQS {operation} on queue {queue} failed: {}",
-            DisplayErrorContext(&err)
-        )),
+        _ => BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {}", DisplayErrorContext(&err))),
     }
 }
 
@@ -133,11 +127,7 @@ fn entry_error(queue: &str, failed: &BatchResultErrorEntry) -> BackendError {
 
 /// The batch entry for `message`, or why SQS would refuse it. Checked here
 /// so that one bad message fails alone rather than its whole batch.
-fn entry(
-    queue: &str,
-    fifo: bool,
-    message: &OutgoingMessage,
-) -> Result<SendMessageBatchRequestEntry, BackendError> {
+fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessageBatchRequestEntry, BackendError> {
     if message.body.is_empty() {
         return Err(invalid("a message body must not be empty"));
     }
@@ -161,9 +151,7 @@ fn entry(
             return Err(invalid(format!("message attribute {name} is given twice")));
         }
         if value.is_empty() {
-            return Err(invalid(format!(
-                "message attribute {name} must not be empty"
-            )));
+            return Err(invalid(format!("message attribute {name} must not be empty")));
         }
         let value = MessageAttributeValue::builder()
             .data_type("String")
@@ -174,9 +162,7 @@ fn entry(
     }
     if fifo {
         let Some(group) = &message.group_id else {
-            return Err(invalid(format!(
-                "a message for FIFO queue {queue} needs a group id"
-            )));
+            return Err(invalid(format!("a message for FIFO queue {queue} needs a group id")));
         };
         if message.delay_seconds != 0 {
             return Err(invalid(format!(
@@ -233,10 +219,7 @@ impl SqsQueue {
     /// Creates each queue that does not exist: FIFO, without content-based
     /// deduplication, when its SQS name ends in `.fifo`. Meant for local
     /// emulators and development; running it again changes nothing.
-    pub async fn create_missing_queues<'a>(
-        &self,
-        queues: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), BackendError> {
+    pub async fn create_missing_queues<'a>(&self, queues: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
         for queue in queues {
             if let Some(url) = self.lookup(queue).await? {
                 self.urls.write().await.insert(queue.to_string(), url);
@@ -253,12 +236,7 @@ impl SqsQueue {
             let url = match created {
                 Ok(out) => out.queue_url().map(str::to_string),
                 // Created meanwhile by someone else, perhaps with other attributes.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_queue_name_exists()) =>
-                {
-                    None
-                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_name_exists()) => None,
                 Err(e) => return Err(sdk_error("CreateQueue", &name, e)),
             };
             match url {
@@ -280,10 +258,7 @@ impl SqsQueue {
         }
         match self.lookup(queue).await? {
             Some(url) => {
-                self.urls
-                    .write()
-                    .await
-                    .insert(queue.to_string(), url.clone());
+                self.urls.write().await.insert(queue.to_string(), url.clone());
                 Ok(url)
             }
             None => Err(missing(&self.names.resolve(queue))),
@@ -296,15 +271,9 @@ impl SqsQueue {
         match self.client.get_queue_url().queue_name(&name).send().await {
             Ok(out) => match out.queue_url() {
                 Some(url) => Ok(Some(url.to_string())),
-                None => Err(BackendError::Unavailable(format!(
-                    "SQS gave no URL for queue {name}"
-                ))),
+                None => Err(BackendError::Unavailable(format!("SQS gave no URL for queue {name}"))),
             },
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_queue_does_not_exist())
-                    || e.code().is_some_and(is_missing_queue) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) || e.code().is_some_and(is_missing_queue) => {
                 Ok(None)
             }
             Err(e) => Err(sdk_error("GetQueueUrl", &name, e)),
@@ -363,19 +332,13 @@ impl SqsQueue {
                 }
             };
             for sent in out.successful() {
-                if let Some((index, _)) = sent.id().parse::<usize>().ok().and_then(|i| batch.get(i))
-                {
+                if let Some((index, _)) = sent.id().parse::<usize>().ok().and_then(|i| batch.get(i)) {
                     results[*index] = Some(Ok(sent.message_id().to_string()));
                 }
             }
             let mut retry = Vec::new();
             for failed in out.failed() {
-                let Some(i) = failed
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&i| i < batch.len())
-                else {
+                let Some(i) = failed.id().parse::<usize>().ok().filter(|&i| i < batch.len()) else {
                     continue;
                 };
                 if !failed.sender_fault() && attempt == 0 {
@@ -393,12 +356,7 @@ impl SqsQueue {
     }
 
     /// Sends one entry with SendMessage.
-    async fn send_one(
-        &self,
-        url: &str,
-        name: &str,
-        entry: &SendMessageBatchRequestEntry,
-    ) -> Result<String, BackendError> {
+    async fn send_one(&self, url: &str, name: &str, entry: &SendMessageBatchRequestEntry) -> Result<String, BackendError> {
         let out = self
             .client
             .send_message()
@@ -411,19 +369,15 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| sdk_error("SendMessage", name, e))?;
-        out.message_id().map(str::to_string).ok_or_else(|| {
-            BackendError::Unavailable(format!("SQS gave no id for a message to queue {name}"))
-        })
+        out.message_id()
+            .map(str::to_string)
+            .ok_or_else(|| BackendError::Unavailable(format!("SQS gave no id for a message to queue {name}")))
     }
 }
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(
-        &self,
-        queue: &str,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<Result<String, BackendError>>, BackendError> {
+    async fn send(&self, queue: &str, messages: &[OutgoingMessage]) -> Result<Vec<Result<String, BackendError>>, BackendError> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -460,12 +414,7 @@ impl Queue for SqsQueue {
             .collect())
     }
 
-    async fn receive(
-        &self,
-        queue: &str,
-        max: u32,
-        visibility_seconds: u32,
-    ) -> Result<Vec<ReceivedMessage>, BackendError> {
+    async fn receive(&self, queue: &str, max: u32, visibility_seconds: u32) -> Result<Vec<ReceivedMessage>, BackendError> {
         if !(1..=MAX_BATCH as u32).contains(&max) {
             return Err(invalid(format!("max must be 1 to {MAX_BATCH}, not {max}")));
         }
@@ -499,10 +448,7 @@ impl Queue for SqsQueue {
         for message in out.messages() {
             let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else {
                 // Unusable without both; it becomes visible again when its timeout passes.
-                tracing::warn!(
-                    queue = name,
-                    "SQS returned a message without an id or receipt handle"
-                );
+                tracing::warn!(queue = name, "SQS returned a message without an id or receipt handle");
                 continue;
             };
             let receive_count = message
@@ -527,13 +473,7 @@ impl Queue for SqsQueue {
         }
         let url = self.url(queue).await?;
         let name = self.names.resolve(queue);
-        let deleted = self
-            .client
-            .delete_message()
-            .queue_url(&url)
-            .receipt_handle(receipt)
-            .send()
-            .await;
+        let deleted = self.client.delete_message().queue_url(&url).receipt_handle(receipt).send().await;
         if let Err(e) = deleted {
             let err = sdk_error("DeleteMessage", &name, e);
             self.forget_if_missing(queue, &err).await;
@@ -556,10 +496,7 @@ mod tests {
 
     #[test]
     fn fifo_messages_need_a_group_and_no_delay() {
-        assert!(matches!(
-            entry("q.fifo", true, &message("a")),
-            Err(BackendError::Invalid(_))
-        ));
+        assert!(matches!(entry("q.fifo", true, &message("a")), Err(BackendError::Invalid(_))));
         let grouped = OutgoingMessage {
             group_id: Some("g".into()),
             dedup_id: Some("d".into()),
@@ -567,21 +504,14 @@ mod tests {
         };
         let e = entry("q.fifo", true, &grouped).expect("valid");
         assert_eq!(
-            (
-                e.message_group_id(),
-                e.message_deduplication_id(),
-                e.delay_seconds()
-            ),
+            (e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()),
             (Some("g"), Some("d"), None)
         );
         let delayed = OutgoingMessage {
             delay_seconds: 5,
             ..grouped
         };
-        assert!(matches!(
-            entry("q.fifo", true, &delayed),
-            Err(BackendError::Invalid(_))
-        ));
+        assert!(matches!(entry("q.fifo", true, &delayed), Err(BackendError::Invalid(_))));
     }
 
     #[test]
@@ -594,21 +524,11 @@ mod tests {
         };
         let e = entry("q", false, &m).expect("valid");
         assert_eq!(
-            (
-                e.message_group_id(),
-                e.message_deduplication_id(),
-                e.delay_seconds()
-            ),
+            (e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()),
             (None, None, Some(900))
         );
-        let late = OutgoingMessage {
-            delay_seconds: 901,
-            ..m
-        };
-        assert!(matches!(
-            entry("q", false, &late),
-            Err(BackendError::Invalid(_))
-        ));
+        let late = OutgoingMessage { delay_seconds: 901, ..m };
+        assert!(matches!(entry("q", false, &late), Err(BackendError::Invalid(_))));
     }
 
     #[test]
@@ -617,22 +537,13 @@ mod tests {
             attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
             ..message("x")
         };
-        assert!(matches!(
-            entry("q", false, &twice),
-            Err(BackendError::Invalid(_))
-        ));
+        assert!(matches!(entry("q", false, &twice), Err(BackendError::Invalid(_))));
         let empty = OutgoingMessage {
             attributes: vec![("a".into(), String::new())],
             ..message("x")
         };
-        assert!(matches!(
-            entry("q", false, &empty),
-            Err(BackendError::Invalid(_))
-        ));
-        assert!(matches!(
-            entry("q", false, &message("")),
-            Err(BackendError::Invalid(_))
-        ));
+        assert!(matches!(entry("q", false, &empty), Err(BackendError::Invalid(_))));
+        assert!(matches!(entry("q", false, &message("")), Err(BackendError::Invalid(_))));
     }
 
     #[test]
