@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let options = AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 };
         let app = Arc::new(App::start(&manifest, &options).await?);
-        let component = app.runtime().component("testbed").expect("loaded").clone();
+        let component = app.runtime().component("testbed").expect("loaded").current();
 
         let native = measure(WARMUP, ITERATIONS, async || {
             black_box(native_ping(black_box(ping_request())));

@@ -1,22 +1,27 @@
 //! The request path shared by every edge: route, authenticate, run the
 //! component, and answer in one shape, with one log line per request.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
 use crate::error::ApiError;
-use crate::instance::Backends;
-use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest};
+use crate::hotswap::HotSwap;
+use crate::instance::{Backends, ComponentContext};
+use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest, WasmSource};
+use crate::registry::Registry;
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
-use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
+use crate::runtime::{CallError, Hosted, Loaded, Runtime, RuntimeOptions};
 
 /// What a route leads to.
 pub struct Target {
-    /// The component that serves it.
-    pub component: Arc<Loaded>,
+    /// The component that serves it (whichever version is current).
+    pub component: Arc<Hosted>,
     /// The component's mount point.
     pub mount: String,
     /// The template relative to the mount.
@@ -43,9 +48,10 @@ pub struct App {
     router: Router<Target>,
     cors: Option<CorsSpec>,
     runtime: Arc<Runtime>,
-    consumers: Vec<(Arc<Loaded>, EventSpec)>,
+    consumers: Vec<(Arc<Hosted>, EventSpec)>,
     verifier: Arc<dyn Verifier>,
     max_body_bytes: usize,
+    hot_swap: Option<Arc<HotSwap>>,
 }
 
 /// Where the host keeps its state and how much it runs at once.
@@ -76,16 +82,65 @@ impl App {
                 Arc::new(verifier)
             }
         };
-        App::new(manifest, Arc::new(backends), verifier, options)
+        App::new(manifest, Arc::new(backends), verifier, options).await
     }
 
-    /// Loads every component of the manifest over the given backends.
-    pub fn new(manifest: &Manifest, backends: Arc<Backends>, verifier: Arc<dyn Verifier>, options: &AppOptions) -> anyhow::Result<App> {
+    /// Loads every component of the manifest over the given backends: from
+    /// its file, or from the registry (then followed as new versions are
+    /// published, unless pinned).
+    pub async fn new(manifest: &Manifest, backends: Arc<Backends>, verifier: Arc<dyn Verifier>, options: &AppOptions) -> anyhow::Result<App> {
         let runtime_options = RuntimeOptions {
             concurrency: options.concurrency,
             artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
         };
-        let runtime = Runtime::new(manifest, backends, &runtime_options)?;
+        let mut runtime = Runtime::new(manifest, &runtime_options)?;
+        let registry = match &manifest.backends.registry {
+            Some(spec) if manifest.uses_registry() => Some(Arc::new(Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?)),
+            _ if manifest.uses_registry() => {
+                anyhow::bail!("manifest: components come from the registry, but no store is set: add [backends.registry] store = \"s3://BUCKET/PREFIX\" or \"dir:PATH\", or pass --store")
+            }
+            _ => None,
+        };
+        let mut followed = Vec::new();
+        for (name, spec) in &manifest.components {
+            let started = std::time::Instant::now();
+            let context = Arc::new(ComponentContext {
+                name: name.clone(),
+                grants: spec.grants.clone(),
+                config: spec.config.clone(),
+                limits: spec.limits,
+                backends: backends.clone(),
+            });
+            let (component, digest, follow) = match &spec.wasm {
+                WasmSource::File(path) => {
+                    let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
+                    let (component, digest, _) = runtime.compile(&bytes).with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
+                    (component, digest, None)
+                }
+                WasmSource::Registry { name: published_as, pin } => {
+                    let registry = registry.as_ref().expect("opened when a component uses it");
+                    let (doc, tag) = registry.versions(published_as).await.with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
+                    let digest = match pin {
+                        Some(pin) => doc.find(pin).with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?.sha256.clone(),
+                        None => doc.current.clone().with_context(|| format!("component \"{name}\": nothing is published as {published_as} in {}", registry.location()))?,
+                    };
+                    let component = match runtime.cached(&digest) {
+                        Some(component) => component,
+                        None => {
+                            let bytes = registry.bytes(published_as, &digest).await.with_context(|| format!("component \"{name}\""))?;
+                            runtime.compile(&bytes).with_context(|| format!("component \"{name}\": version {} of {published_as} is not a valid component", &digest[..12]))?.0
+                        }
+                    };
+                    (component, digest, pin.is_none().then(|| (published_as.clone(), tag)))
+                }
+            };
+            let loaded = runtime.prepare(context, &component, digest)?;
+            tracing::info!(component = %name, digest = loaded.version(), ms = started.elapsed().as_millis() as u64, "component ready");
+            let hosted = runtime.add(loaded);
+            if let Some((published_as, tag)) = follow {
+                followed.push((hosted, published_as, tag));
+            }
+        }
         let mut routes = Vec::new();
         for (name, spec) in &manifest.components {
             let component = runtime.component(name).expect("every manifest component is loaded").clone();
@@ -115,7 +170,21 @@ impl App {
                 spec.events.iter().map(move |e| (component.clone(), e.clone()))
             })
             .collect();
-        Ok(App { router, cors: manifest.cors.clone(), runtime: Arc::new(runtime), consumers, verifier, max_body_bytes: manifest.max_body_bytes() })
+        let runtime = Arc::new(runtime);
+        let hot_swap = match (registry, &manifest.backends.registry) {
+            (Some(registry), Some(spec)) if !followed.is_empty() => {
+                let hot_swap = Arc::new(HotSwap::new(runtime.clone(), registry, followed, Duration::from_secs(spec.check_seconds)));
+                hot_swap.spawn();
+                Some(hot_swap)
+            }
+            _ => None,
+        };
+        Ok(App { router, cors: manifest.cors.clone(), runtime, consumers, verifier, max_body_bytes: manifest.max_body_bytes(), hot_swap })
+    }
+
+    /// What follows the registry, when components come from it unpinned.
+    pub fn hot_swap(&self) -> Option<&Arc<HotSwap>> {
+        self.hot_swap.as_ref()
     }
 
     /// Every route, for printing: methods, full path, component, access.
@@ -139,7 +208,7 @@ impl App {
     /// The components consuming `source`, given by its deployed name (an SQS
     /// queue or DynamoDB table name), with the logical name they know it by.
     pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
-        let names = |c: &Loaded| match source {
+        let names = |c: &Hosted| match source {
             DeployedSource::Queue(_) => c.context.backends.queue_names.clone(),
             DeployedSource::Table(_) => c.context.backends.table_names.clone(),
         };
@@ -150,7 +219,7 @@ impl App {
                 (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
                 _ => false,
             })
-            .map(|(component, spec)| (component.clone(), spec.source.clone()))
+            .map(|(component, spec)| (component.current(), spec.source.clone()))
             .collect()
     }
 
@@ -169,10 +238,10 @@ impl App {
             Some(answer) => answer,
             None => self.dispatch(&request, &request_id, &mut served_by).await,
         };
-        self.finish(&request, &request_id, started, served_by, result)
+        self.finish(&request, &request_id, started, served_by.as_ref(), result)
     }
 
-    fn finish(&self, request: &Request, request_id: &str, started: Instant, served_by: Option<(&str, &str)>, result: Result<Response, ApiError>) -> Response {
+    fn finish(&self, request: &Request, request_id: &str, started: Instant, served_by: Option<&ServedBy<'_>>, result: Result<Response, ApiError>) -> Response {
         finish_response(self.cors.as_ref(), request, request_id, started, served_by, result)
     }
 
@@ -196,7 +265,7 @@ impl App {
         self.finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
-    async fn dispatch<'a>(&'a self, request: &Request, request_id: &str, served_by: &mut Option<(&'a str, &'a str)>) -> Result<Response, ApiError> {
+    async fn dispatch<'a>(&'a self, request: &Request, request_id: &str, served_by: &mut Option<ServedBy<'a>>) -> Result<Response, ApiError> {
         let (route, params) = match self.router.find(&request.method, &request.path) {
             Match::Found(route, params) => (route, params),
             Match::NotFound => return Err(ApiError::not_found(format!("no route for {} {}", request.method, request.path))),
@@ -208,7 +277,9 @@ impl App {
             }
         };
         let target = &route.target;
-        *served_by = Some((target.component.context.name.as_str(), route.template.as_str()));
+        // This request stays on this version, whatever is swapped in meanwhile.
+        let component = target.component.current();
+        *served_by = Some(ServedBy { component: target.component.context.name.as_str(), route: route.template.as_str(), version: component.clone() });
         if request.body.len() > target.max_body_bytes {
             return Err(ApiError::payload_too_large(format!("the body is larger than {} bytes", target.max_body_bytes)));
         }
@@ -226,7 +297,7 @@ impl App {
             request_id: request_id.to_owned(),
         };
         let name = &target.component.context.name;
-        match self.runtime.handle_request(&target.component, wit_request, identity).await {
+        match self.runtime.handle_request(&component, wit_request, identity).await {
             Ok(r) => response_from(r, name),
             Err(CallError::Timeout(ms)) => {
                 tracing::warn!(component = %name, request_id, limit_ms = ms, "component ran past its time limit");
@@ -271,21 +342,31 @@ impl App {
     }
 }
 
+/// Which component, route and version a request reached.
+struct ServedBy<'a> {
+    component: &'a str,
+    route: &'a str,
+    version: Arc<Loaded>,
+}
+
 /// The response for `result`, with its request id, and the request's log line.
 fn finish_response(
     cors: Option<&CorsSpec>,
     request: &Request,
     request_id: &str,
     started: Instant,
-    served_by: Option<(&str, &str)>,
+    served_by: Option<&ServedBy<'_>>,
     result: Result<Response, ApiError>,
 ) -> Response {
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
+    if let Some(served_by) = served_by {
+        response.headers.push(("x-corral-version".into(), served_by.version.version().to_owned()));
+    }
     if let (Some(cors), Some(origin)) = (cors, request.header("origin")) {
         crate::cors::decorate(cors, origin, &mut response);
     }
-    let (component, route) = served_by.unwrap_or(("-", "-"));
+    let (component, route) = served_by.map_or(("-", "-"), |s| (s.component, s.route));
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     crate::metrics::record_request(component, response.status, duration_ms);
     tracing::info!(

@@ -94,7 +94,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         CacheSpec::Dynamodb(names) => name_map(names),
         CacheSpec::Embedded => NameMap::default(),
     };
-    Ok(Backends { db, dialect, cache, queue, secrets, queue_names, table_names })
+    Ok(Backends { db, dialect, cache, queue, secrets, queue_names, table_names, aws })
 }
 
 /// The embedded SQLite file, opened once for whichever backends use it.

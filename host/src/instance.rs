@@ -31,6 +31,8 @@ pub struct Backends {
     pub queue_names: crate::backend::NameMap,
     /// How cache store names become deployed table names (DynamoDB); identity when embedded.
     pub table_names: crate::backend::NameMap,
+    /// The AWS configuration, when anything needed it (the S3 registry too).
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 /// Everything about a component that does not change between requests.
