@@ -757,7 +757,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.components["a"].wasm, WasmSource::Registry { name: "notes".into(), pin: None });
         assert_eq!(m.components["b"].wasm, WasmSource::Registry { name: "notes".into(), pin: Some("abcdef12".into()) });
-        let registry = m.backends.registry.unwrap();
+        let registry = m.backends.registry.clone().unwrap();
         assert_eq!(registry, RegistrySpec { store: "dir:/app/published".into(), check_seconds: 5 });
         assert!(m.uses_registry() && !m.backends.uses_aws());
         let s3 = parse("[backends.registry]\nstore = 's3://b/p'\ncheck_seconds = 2").unwrap();
