@@ -40,7 +40,10 @@ impl ArtifactCache {
         // name, so they are not even tried.
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        ArtifactCache { dir, engine_key: format!("{:016x}", h.finish()) }
+        ArtifactCache {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        }
     }
 
     /// The artifact file of the component whose bytes hash to `digest`.
@@ -87,7 +90,10 @@ impl ArtifactCache {
 fn verified(file: &[u8]) -> anyhow::Result<&[u8]> {
     anyhow::ensure!(file.len() > TRAILER, "the artifact is truncated");
     let (code, trailer) = file.split_at(file.len() - TRAILER);
-    anyhow::ensure!(Sha256::digest(code)[..] == *trailer, "the artifact's checksum does not match: it is damaged");
+    anyhow::ensure!(
+        Sha256::digest(code)[..] == *trailer,
+        "the artifact's checksum does not match: it is damaged"
+    );
     Ok(code)
 }
 

@@ -55,12 +55,27 @@ pub struct HotSwap {
 impl HotSwap {
     /// Follows `components` (each with its registry name and the pointer tag
     /// it was loaded at) in `registry`, checking every `interval`.
-    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, components: Vec<(Arc<Hosted>, String, Option<String>)>, interval: Duration) -> HotSwap {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        components: Vec<(Arc<Hosted>, String, Option<String>)>,
+        interval: Duration,
+    ) -> HotSwap {
         let followed = components
             .into_iter()
-            .map(|(hosted, published_as, tag)| Followed { hosted, published_as, seen: tokio::sync::Mutex::new(tag) })
+            .map(|(hosted, published_as, tag)| Followed {
+                hosted,
+                published_as,
+                seen: tokio::sync::Mutex::new(tag),
+            })
             .collect();
-        HotSwap { runtime, registry, followed, interval, wake: tokio::sync::Notify::new() }
+        HotSwap {
+            runtime,
+            registry,
+            followed,
+            interval,
+            wake: tokio::sync::Notify::new(),
+        }
     }
 
     /// Where the registry lives.
@@ -160,7 +175,9 @@ impl HotSwap {
                 component
             }
         };
-        let loaded = self.runtime.prepare(followed.hosted.context.clone(), &component, digest.to_owned())?;
+        let loaded = self
+            .runtime
+            .prepare(followed.hosted.context.clone(), &component, digest.to_owned())?;
         self.runtime.validate(&loaded).await.context("it does not start")?;
         tracing::debug!(component = %followed.hosted.context.name, ms = started.elapsed().as_millis() as u64, "new version ready");
         Ok(Arc::new(loaded))
@@ -168,5 +185,7 @@ impl HotSwap {
 }
 
 async fn within<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::time::timeout(STORE_TIMEOUT, work).await.map_err(|_| anyhow::anyhow!("the registry did not answer within {STORE_TIMEOUT:?}"))?
+    tokio::time::timeout(STORE_TIMEOUT, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("the registry did not answer within {STORE_TIMEOUT:?}"))?
 }

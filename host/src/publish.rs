@@ -16,7 +16,13 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let manifest = Manifest::parse("", scratch.path(), |_| None)?;
     let backends = Arc::new(crate::connect::connect(&manifest, scratch.path()).await?);
-    let runtime = Runtime::new(&manifest, &RuntimeOptions { concurrency: 1, artifact_dir: scratch.path().join("artifacts") })?;
+    let runtime = Runtime::new(
+        &manifest,
+        &RuntimeOptions {
+            concurrency: 1,
+            artifact_dir: scratch.path().join("artifacts"),
+        },
+    )?;
     let (component, digest, _) = runtime.compile(bytes).context("it is not a valid component")?;
     let context = Arc::new(ComponentContext {
         name: name.to_owned(),

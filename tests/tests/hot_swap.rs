@@ -51,7 +51,10 @@ fn sha256_of(path: &Path) -> String {
 /// Runs the `corral` command line with `env`.
 fn corral(args: &[&str], env: &[(String, String)]) -> Output {
     let mut command = Command::new(common::corral_bin());
-    command.args(args).env_remove("CORRAL_STORE").env_remove("CORRAL_BACKENDS");
+    command
+        .args(args)
+        .env_remove("CORRAL_STORE")
+        .env_remove("CORRAL_BACKENDS");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AWS_") {
             command.env_remove(name);
@@ -70,13 +73,29 @@ fn corral_ok(args: &[&str], env: &[(String, String)]) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("text").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("text")
+        .trim()
+        .to_owned()
 }
 
 /// Publishes `file` as `name` and returns the printed sha256.
-fn publish(file: &Path, name: &str, store: &str, env: &[(String, String)], extra: &[&str]) -> String {
+fn publish(
+    file: &Path,
+    name: &str,
+    store: &str,
+    env: &[(String, String)],
+    extra: &[&str],
+) -> String {
     let file = file.display().to_string();
-    let mut args = vec!["publish", file.as_str(), "--component", name, "--store", store];
+    let mut args = vec![
+        "publish",
+        file.as_str(),
+        "--component",
+        name,
+        "--store",
+        store,
+    ];
     args.extend_from_slice(extra);
     let sha = corral_ok(&args, env);
     assert_eq!(sha.len(), 64, "publish printed {sha:?}");
@@ -110,7 +129,11 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..LOAD_TASKS)
             .map(|_| {
-                let (client, url, stop) = (host.client().clone(), host.url("/tb/testbed/ping"), stop.clone());
+                let (client, url, stop) = (
+                    host.client().clone(),
+                    host.url("/tb/testbed/ping"),
+                    stop.clone(),
+                );
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -148,7 +171,13 @@ impl Load {
             let seen = task.await.expect("a load task");
             total += seen.len();
             let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
-            assert!(failed.is_empty(), "{} of {} requests failed: {:?}", failed.len(), seen.len(), &failed[..failed.len().min(5)]);
+            assert!(
+                failed.is_empty(),
+                "{} of {} requests failed: {:?}",
+                failed.len(),
+                seen.len(),
+                &failed[..failed.len().min(5)]
+            );
             let mut runs: Vec<&str> = Vec::new();
             for (_, v) in &seen {
                 if runs.last() != Some(&v.as_str()) {
@@ -157,7 +186,10 @@ impl Load {
             }
             let mut expected = order.iter();
             for run in &runs {
-                assert!(expected.any(|v| v == run), "versions seen out of order: {runs:?}, expected a subsequence of {order:?}");
+                assert!(
+                    expected.any(|v| v == run),
+                    "versions seen out of order: {runs:?}, expected a subsequence of {order:?}"
+                );
             }
         }
         total
@@ -185,13 +217,20 @@ async fn wait_for_version(host: &Host, version: &str, within: Duration) -> Durat
 
 /// A fresh bucket in moto, created with an unsigned request (moto accepts them).
 async fn create_bucket(moto: &str) -> String {
-    let bucket = format!("corral-swap-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let bucket = format!(
+        "corral-swap-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let response = reqwest::Client::new()
         .put(format!("{moto}/{bucket}"))
         .send()
         .await
         .unwrap_or_else(|e| panic!("moto at {moto} does not answer: {e}"));
-    assert!(response.status().is_success(), "creating the bucket: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "creating the bucket: {}",
+        response.status()
+    );
     bucket
 }
 
@@ -204,17 +243,30 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
     let work = tempfile::tempdir().unwrap();
     let v1_file = common::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
-    std::fs::write(&v2_file, with_custom_section(&std::fs::read(&v1_file).unwrap(), "v2")).unwrap();
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "v2"),
+    )
+    .unwrap();
     let v3_file = work.path().join("v3.wasm");
     std::fs::write(&v3_file, WRONG_WORLD).unwrap();
 
     let v1 = publish(&v1_file, "tb", &store, &env, &[]);
-    assert_eq!(v1, sha256_of(&v1_file), "the version is the sha256 of the bytes");
+    assert_eq!(
+        v1,
+        sha256_of(&v1_file),
+        "the version is the sha256 of the bytes"
+    );
     let check_seconds = 2;
     let host = Host::start_on_with(
         Backends::Aws,
         &manifest(""),
-        &["--store", &store, "--registry-check-seconds", &check_seconds.to_string()],
+        &[
+            "--store",
+            &store,
+            "--registry-check-seconds",
+            &check_seconds.to_string(),
+        ],
     );
     let first = host.get("/tb/testbed/ping").await;
     assert_eq!(first.status, 200, "{first}");
@@ -227,19 +279,42 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
     // v2: the answers switch within the check interval.
     let v2 = publish(&v2_file, "tb", &store, &env, &[]);
     assert_ne!(v1, v2);
-    wait_for_version(&host, &v2[..12], Duration::from_secs(check_seconds) + SWAP_SLACK).await;
-    host.wait_for_log("about the swap to v2", |l| l["message"] == "swapped in a new version" && l["to"] == v2[..12])
-        .await;
+    wait_for_version(
+        &host,
+        &v2[..12],
+        Duration::from_secs(check_seconds) + SWAP_SLACK,
+    )
+    .await;
+    host.wait_for_log("about the swap to v2", |l| {
+        l["message"] == "swapped in a new version" && l["to"] == v2[..12]
+    })
+    .await;
 
     // v3 does not fit the world: publish refuses it and uploads nothing...
-    let refused = corral(&["publish", &v3_file.display().to_string(), "--component", "tb", "--store", &store], &env);
-    assert!(!refused.status.success(), "publish accepted a component of the wrong world");
+    let refused = corral(
+        &[
+            "publish",
+            &v3_file.display().to_string(),
+            "--component",
+            "tb",
+            "--store",
+            &store,
+        ],
+        &env,
+    );
+    assert!(
+        !refused.status.success(),
+        "publish accepted a component of the wrong world"
+    );
     let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
     assert_eq!(listed.lines().count(), 2, "{listed}");
     // ...and uploaded anyway (as another tool might), the host refuses it and v2 keeps serving.
     let v3 = publish(&v3_file, "tb", &store, &env, &["--no-validate"]);
     let log = host
-        .wait_for_log("refusing v3", |l| l["message"] == "refused a new version; the current one keeps serving" && l["version"] == v3[..12])
+        .wait_for_log("refusing v3", |l| {
+            l["message"] == "refused a new version; the current one keeps serving"
+                && l["version"] == v3[..12]
+        })
         .await;
     assert_eq!(log["serving"], v2[..12], "{log}");
     for _ in 0..5 {
@@ -249,13 +324,27 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
 
     // Rollback: from v3 to v2 (already serving), then to v1 by its prefix.
     assert_eq!(corral_ok(&["rollback", "tb", "--store", &store], &env), v2);
-    assert_eq!(corral_ok(&["rollback", "tb", "--to", &v1[..10], "--store", &store], &env), v1);
-    wait_for_version(&host, &v1[..12], Duration::from_secs(check_seconds) + SWAP_SLACK).await;
+    assert_eq!(
+        corral_ok(
+            &["rollback", "tb", "--to", &v1[..10], "--store", &store],
+            &env
+        ),
+        v1
+    );
+    wait_for_version(
+        &host,
+        &v1[..12],
+        Duration::from_secs(check_seconds) + SWAP_SLACK,
+    )
+    .await;
     let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 3, "{listed}");
     assert!(lines[0].starts_with(&format!("* {v1}")), "{listed}");
-    assert!(lines[1].starts_with(&format!("  {v2}")) && lines[2].starts_with(&format!("  {v3}")), "{listed}");
+    assert!(
+        lines[1].starts_with(&format!("  {v2}")) && lines[2].starts_with(&format!("  {v3}")),
+        "{listed}"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let total = load.finish(&[&v1[..12], &v2[..12], &v1[..12]]).await;
@@ -271,16 +360,35 @@ async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() 
     let work = tempfile::tempdir().unwrap();
     let v1_file = common::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
-    std::fs::write(&v2_file, with_custom_section(&std::fs::read(&v1_file).unwrap(), "signal")).unwrap();
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "signal"),
+    )
+    .unwrap();
     let v1 = publish(&v1_file, "tb", &store, &env, &[]);
     // An hour between checks: only the signal can explain a swap.
-    let host = Host::start_on_with(Backends::Aws, &manifest(""), &["--store", &store, "--registry-check-seconds", "3600"]);
-    assert_eq!(host.get("/tb/testbed/ping").await.header("x-corral-version"), Some(&v1[..12]));
+    let host = Host::start_on_with(
+        Backends::Aws,
+        &manifest(""),
+        &["--store", &store, "--registry-check-seconds", "3600"],
+    );
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
 
     let load = Load::start(&host);
     let v2 = publish(&v2_file, "tb", &store, &env, &[]);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(host.get("/tb/testbed/ping").await.header("x-corral-version"), Some(&v1[..12]), "swapped before the signal");
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12]),
+        "swapped before the signal"
+    );
     host.hangup();
     wait_for_version(&host, &v2[..12], SWAP_SLACK).await;
     load.finish(&[&v1[..12], &v2[..12]]).await;
@@ -293,7 +401,11 @@ async fn a_directory_store_swaps_followed_components_and_keeps_pinned_ones() {
     let store = format!("dir:{}", registry.display());
     let v1_file = common::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
-    std::fs::write(&v2_file, with_custom_section(&std::fs::read(&v1_file).unwrap(), "dir")).unwrap();
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "dir"),
+    )
+    .unwrap();
     let v1 = publish(&v1_file, "tb", &store, &[], &[]);
 
     let pinned = format!(
@@ -316,7 +428,12 @@ check_seconds = 1
     );
     assert!(!pinned.contains(WASM_PLACEHOLDER));
     let host = Host::start(&manifest(&pinned));
-    assert_eq!(host.get("/tb/testbed/ping").await.header("x-corral-version"), Some(&v1[..12]));
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
 
     let load = Load::start(&host);
     let v2 = publish(&v2_file, "tb", &store, &[], &[]);
@@ -329,9 +446,15 @@ check_seconds = 1
     assert_eq!(reply.header("x-corral-version"), Some(&v1[..12]), "{reply}");
 
     // The pointer document is plain JSON with the history, oldest first.
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(registry.join("tb/versions.json")).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.join("tb/versions.json")).unwrap()).unwrap();
     assert_eq!(doc["current"], v2.as_str(), "{doc}");
-    let history: Vec<&str> = doc["versions"].as_array().unwrap().iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+    let history: Vec<&str> = doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["sha256"].as_str().unwrap())
+        .collect();
     assert_eq!(history, [v1.as_str(), v2.as_str()]);
     assert!(registry.join(format!("tb/{v2}.wasm")).is_file());
 }

@@ -970,21 +970,38 @@ fn http_invocations_write_metric_lines_and_json_logs_with_the_lambda_request_id(
 fn s3_notices_about_a_published_component_swap_it_at_once() {
     let moto = common::moto_url();
     let env = common::moto_env(&moto);
-    let bucket = format!("corral-lambda-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let bucket = format!(
+        "corral-lambda-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let created = Command::new("curl")
         .args(["-sf", "-X", "PUT", &format!("{moto}/{bucket}")])
         .status()
         .expect("running curl");
-    assert!(created.success(), "creating bucket {bucket} in moto at {moto}");
+    assert!(
+        created.success(),
+        "creating bucket {bucket} in moto at {moto}"
+    );
     let store = format!("s3://{bucket}/components");
     let publish = |file: &Path| -> String {
         let out = Command::new(common::corral_bin())
-            .args(["publish", &file.display().to_string(), "--component", "tb", "--store", &store])
+            .args([
+                "publish",
+                &file.display().to_string(),
+                "--component",
+                "tb",
+                "--store",
+                &store,
+            ])
             .env_remove("CORRAL_STORE")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("running corral publish");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let v1 = publish(&common::wasm("testbed"));
@@ -1016,7 +1033,11 @@ auth = "public"
     std::fs::write(&v2_file, bytes).unwrap();
     let v2 = publish(&v2_file);
     let answer = lambda.http("GET", "/tb/testbed/ping", None);
-    assert_eq!(v2_header(&answer, "x-corral-version"), &v1[..12], "swapped without a notice");
+    assert_eq!(
+        v2_header(&answer, "x-corral-version"),
+        &v1[..12],
+        "swapped without a notice"
+    );
 
     let mut notice = read_fixture("example-s3-event.json");
     notice["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
@@ -1024,5 +1045,10 @@ auth = "public"
     assert_eq!(lambda.invoke(&notice), json!({ "acknowledged": 1 }));
     let answer = lambda.http("GET", "/tb/testbed/ping", None);
     assert_eq!(answer["statusCode"], 200, "{answer}");
-    assert_eq!(v2_header(&answer, "x-corral-version"), &v2[..12], "{}", lambda.stderr());
+    assert_eq!(
+        v2_header(&answer, "x-corral-version"),
+        &v2[..12],
+        "{}",
+        lambda.stderr()
+    );
 }

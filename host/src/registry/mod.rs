@@ -45,14 +45,21 @@ impl StoreLocation {
             if bucket.is_empty() {
                 return Err(format!("\"{text}\" names no bucket"));
             }
-            return Ok(StoreLocation::S3 { bucket: bucket.to_owned(), prefix: prefix.trim_matches('/').to_owned() });
+            return Ok(StoreLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
         }
         if let Some(path) = text.strip_prefix("dir:") {
             if path.is_empty() {
                 return Err(format!("\"{text}\" names no folder"));
             }
             let path = Path::new(path);
-            return Ok(StoreLocation::Dir(if path.is_absolute() { path.to_owned() } else { base.join(path) }));
+            return Ok(StoreLocation::Dir(if path.is_absolute() {
+                path.to_owned()
+            } else {
+                base.join(path)
+            }));
         }
         Err(format!("\"{text}\" must be s3://BUCKET/PREFIX or dir:PATH"))
     }
@@ -60,11 +67,17 @@ impl StoreLocation {
     /// The component name an S3 notification about `bucket`/`key` concerns,
     /// when it is an object of this registry.
     pub fn component_of(&self, bucket: &str, key: &str) -> Option<String> {
-        let StoreLocation::S3 { bucket: ours, prefix } = self else { return None };
+        let StoreLocation::S3 { bucket: ours, prefix } = self else {
+            return None;
+        };
         if bucket != ours {
             return None;
         }
-        let rest = if prefix.is_empty() { key } else { key.strip_prefix(prefix.as_str())?.strip_prefix('/')? };
+        let rest = if prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(prefix.as_str())?.strip_prefix('/')?
+        };
         let (name, file) = rest.split_once('/')?;
         (!name.is_empty() && (file == "versions.json" || file.ends_with(".wasm"))).then(|| name.to_owned())
     }
@@ -114,8 +127,14 @@ impl Versions {
     /// The version published before the current one.
     fn previous(&self) -> anyhow::Result<&Version> {
         let current = self.current.as_deref().context("nothing is published yet")?;
-        let at = self.versions.iter().position(|v| v.sha256 == current).context("the current version is not in the history")?;
-        at.checked_sub(1).map(|i| &self.versions[i]).context("the current version is the oldest; there is nothing to roll back to")
+        let at = self
+            .versions
+            .iter()
+            .position(|v| v.sha256 == current)
+            .context("the current version is not in the history")?;
+        at.checked_sub(1)
+            .map(|i| &self.versions[i])
+            .context("the current version is the oldest; there is nothing to roll back to")
     }
 }
 
@@ -144,7 +163,11 @@ impl Registry {
                 (Arc::new(S3Store::new(sdk, bucket.clone())), prefix.clone())
             }
         };
-        Ok(Registry { store, location: location.clone(), prefix })
+        Ok(Registry {
+            store,
+            location: location.clone(),
+            prefix,
+        })
     }
 
     /// Where it lives.
@@ -153,7 +176,11 @@ impl Registry {
     }
 
     fn key(&self, name: &str, file: &str) -> String {
-        if self.prefix.is_empty() { format!("{name}/{file}") } else { format!("{}/{name}/{file}", self.prefix) }
+        if self.prefix.is_empty() {
+            format!("{name}/{file}")
+        } else {
+            format!("{}/{name}/{file}", self.prefix)
+        }
     }
 
     /// The pointer document of `name` and its entity tag (empty when nothing is published).
@@ -161,7 +188,8 @@ impl Registry {
         match self.store.get(&self.key(name, "versions.json")).await? {
             None => Ok((Versions::default(), None)),
             Some(object) => {
-                let doc = serde_json::from_slice(&object.bytes).with_context(|| format!("{name}/versions.json is not a versions document"))?;
+                let doc =
+                    serde_json::from_slice(&object.bytes).with_context(|| format!("{name}/versions.json is not a versions document"))?;
                 Ok((doc, Some(object.etag)))
             }
         }
@@ -175,8 +203,15 @@ impl Registry {
     /// The bytes of version `sha256` of `name`, checked against the digest.
     pub async fn bytes(&self, name: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
         let key = self.key(name, &format!("{sha256}.wasm"));
-        let object = self.store.get(&key).await?.with_context(|| format!("{key} is missing from {}", self.location))?;
-        anyhow::ensure!(hex::encode(Sha256::digest(&object.bytes)) == sha256, "{key} does not hash to its name; refusing it");
+        let object = self
+            .store
+            .get(&key)
+            .await?
+            .with_context(|| format!("{key} is missing from {}", self.location))?;
+        anyhow::ensure!(
+            hex::encode(Sha256::digest(&object.bytes)) == sha256,
+            "{key} does not hash to its name; refusing it"
+        );
         Ok(object.bytes)
     }
 
@@ -185,14 +220,22 @@ impl Registry {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         // Content-addressed: an object already there holds these very bytes.
-        match self.store.put(&self.key(name, &format!("{sha256}.wasm")), bytes, Condition::Absent).await {
+        match self
+            .store
+            .put(&self.key(name, &format!("{sha256}.wasm")), bytes, Condition::Absent)
+            .await
+        {
             Ok(()) | Err(PutError::Conflict) => {}
             Err(PutError::Failed(e)) => return Err(e),
         }
         let published_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.update(name, |doc| {
             if !doc.versions.iter().any(|v| v.sha256 == sha256) {
-                doc.versions.push(Version { sha256: sha256.clone(), published_at: published_at.clone(), size });
+                doc.versions.push(Version {
+                    sha256: sha256.clone(),
+                    published_at: published_at.clone(),
+                    size,
+                });
             }
             doc.current = Some(sha256.clone());
             Ok(())
@@ -247,7 +290,13 @@ mod tests {
     #[test]
     fn locations_parse_and_map_notifications_to_components() {
         let s3 = StoreLocation::parse("s3://bucket/a/b/", Path::new("/x")).unwrap();
-        assert_eq!(s3, StoreLocation::S3 { bucket: "bucket".into(), prefix: "a/b".into() });
+        assert_eq!(
+            s3,
+            StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
         assert_eq!(s3.component_of("bucket", "a/b/students/versions.json").as_deref(), Some("students"));
         assert_eq!(s3.component_of("bucket", "a/b/students/0123.wasm").as_deref(), Some("students"));
         assert_eq!(s3.component_of("other", "a/b/students/versions.json"), None);
@@ -255,7 +304,10 @@ mod tests {
         assert_eq!(s3.component_of("bucket", "a/b/students/notes.txt"), None);
         let bare = StoreLocation::parse("s3://bucket", Path::new("/x")).unwrap();
         assert_eq!(bare.component_of("bucket", "students/versions.json").as_deref(), Some("students"));
-        assert_eq!(StoreLocation::parse("dir:reg", Path::new("/x")).unwrap(), StoreLocation::Dir("/x/reg".into()));
+        assert_eq!(
+            StoreLocation::parse("dir:reg", Path::new("/x")).unwrap(),
+            StoreLocation::Dir("/x/reg".into())
+        );
         assert!(StoreLocation::parse("/reg", Path::new("/x")).is_err());
         assert!(StoreLocation::parse("s3:///p", Path::new("/x")).is_err());
     }
@@ -268,11 +320,21 @@ mod tests {
         let v2 = registry.publish("notes", b"two".to_vec()).await.unwrap();
         let (doc, _) = registry.versions("notes").await.unwrap();
         assert_eq!(doc.current.as_deref(), Some(v2.as_str()));
-        assert_eq!(doc.versions.iter().map(|v| v.sha256.as_str()).collect::<Vec<_>>(), [v1.as_str(), v2.as_str()]);
+        assert_eq!(
+            doc.versions.iter().map(|v| v.sha256.as_str()).collect::<Vec<_>>(),
+            [v1.as_str(), v2.as_str()]
+        );
         assert_eq!(registry.bytes("notes", &v1).await.unwrap(), b"one");
 
         assert_eq!(registry.rollback("notes", RollbackTo::Previous).await.unwrap(), v1);
-        assert!(registry.rollback("notes", RollbackTo::Previous).await.unwrap_err().to_string().contains("oldest"));
+        assert!(
+            registry
+                .rollback("notes", RollbackTo::Previous)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("oldest")
+        );
         assert_eq!(registry.rollback("notes", RollbackTo::Version(&v2[..8])).await.unwrap(), v2);
         assert!(registry.rollback("notes", RollbackTo::Version("ffffffffff")).await.is_err());
 

@@ -63,7 +63,10 @@ impl DirStore {
     }
 
     fn path(&self, key: &str) -> anyhow::Result<PathBuf> {
-        anyhow::ensure!(key.split('/').all(|s| !s.is_empty() && s != "." && s != ".."), "bad object key {key:?}");
+        anyhow::ensure!(
+            key.split('/').all(|s| !s.is_empty() && s != "." && s != ".."),
+            "bad object key {key:?}"
+        );
         Ok(self.root.join(key))
     }
 }
@@ -85,7 +88,10 @@ impl ObjectStore for DirStore {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Object>> {
         let path = self.path(key)?;
         let bytes = tokio::task::spawn_blocking(move || read_optional(&path)).await??;
-        Ok(bytes.map(|bytes| Object { etag: content_etag(&bytes), bytes }))
+        Ok(bytes.map(|bytes| Object {
+            etag: content_etag(&bytes),
+            bytes,
+        }))
     }
 
     async fn etag(&self, key: &str) -> anyhow::Result<Option<String>> {
@@ -98,7 +104,12 @@ impl ObjectStore for DirStore {
         tokio::task::spawn_blocking(move || {
             let dir = path.parent().expect("object paths have a folder");
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).context("opening the store's lock file")?;
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .context("opening the store's lock file")?;
             // Released when `lock` is dropped.
             lock.lock().context("locking the store")?;
             let existing = read_optional(&path)?;
@@ -138,7 +149,10 @@ impl S3Store {
         if sdk.endpoint_url().is_some() {
             config = config.force_path_style(true);
         }
-        S3Store { client: aws_sdk_s3::Client::from_conf(config.build()), bucket }
+        S3Store {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            bucket,
+        }
     }
 }
 
@@ -158,11 +172,21 @@ impl ObjectStore for S3Store {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_owned();
-                let bytes = out.body.collect().await.with_context(|| format!("reading s3://{}/{key}", self.bucket))?.into_bytes().to_vec();
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .with_context(|| format!("reading s3://{}/{key}", self.bucket))?
+                    .into_bytes()
+                    .to_vec();
                 Ok(Some(Object { bytes, etag }))
             }
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("getting s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(e))),
+            Err(e) => Err(anyhow::anyhow!(
+                "getting s3://{}/{key}: {}",
+                self.bucket,
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )),
         }
     }
 
@@ -170,7 +194,11 @@ impl ObjectStore for S3Store {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_owned())),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("checking s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(e))),
+            Err(e) => Err(anyhow::anyhow!(
+                "checking s3://{}/{key}: {}",
+                self.bucket,
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )),
         }
     }
 
@@ -184,7 +212,11 @@ impl ObjectStore for S3Store {
         match put.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => Err(PutError::Conflict),
-            Err(e) => Err(PutError::Failed(anyhow::anyhow!("writing s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(e)))),
+            Err(e) => Err(PutError::Failed(anyhow::anyhow!(
+                "writing s3://{}/{key}: {}",
+                self.bucket,
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ))),
         }
     }
 }
@@ -199,12 +231,21 @@ mod tests {
         let store = DirStore::new(dir.path().to_owned());
         assert!(store.get("a/b.json").await.unwrap().is_none());
         store.put("a/b.json", b"one".to_vec(), Condition::Absent).await.unwrap();
-        assert!(matches!(store.put("a/b.json", b"two".to_vec(), Condition::Absent).await, Err(PutError::Conflict)));
+        assert!(matches!(
+            store.put("a/b.json", b"two".to_vec(), Condition::Absent).await,
+            Err(PutError::Conflict)
+        ));
         let first = store.get("a/b.json").await.unwrap().unwrap();
         assert_eq!(first.bytes, b"one");
-        store.put("a/b.json", b"two".to_vec(), Condition::Matches(first.etag.clone())).await.unwrap();
+        store
+            .put("a/b.json", b"two".to_vec(), Condition::Matches(first.etag.clone()))
+            .await
+            .unwrap();
         // The tag read before the second write is stale now.
-        assert!(matches!(store.put("a/b.json", b"three".to_vec(), Condition::Matches(first.etag)).await, Err(PutError::Conflict)));
+        assert!(matches!(
+            store.put("a/b.json", b"three".to_vec(), Condition::Matches(first.etag)).await,
+            Err(PutError::Conflict)
+        ));
         assert_eq!(store.get("a/b.json").await.unwrap().unwrap().bytes, b"two");
         assert!(store.get("../x").await.is_err());
     }
