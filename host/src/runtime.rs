@@ -1,6 +1,7 @@
-//! The engine and the loaded components: one `Engine` for the process, one
-//! pre-instantiated component per manifest entry, and a fresh instance for
-//! every request, with memory and time limits.
+//! The engine and the loaded components: one `Engine` for the process, per
+//! manifest entry the current version (one pre-instantiated component, which
+//! hot swap may replace), and a fresh instance for every request, with memory
+//! and time limits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

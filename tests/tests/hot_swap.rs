@@ -458,3 +458,43 @@ check_seconds = 1
     assert_eq!(history, [v1.as_str(), v2.as_str()]);
     assert!(registry.join(format!("tb/{v2}.wasm")).is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_to_s3_lose_no_version() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = create_bucket(&moto).await;
+    let store = format!("s3://{bucket}/c");
+    let work = tempfile::tempdir().unwrap();
+    let testbed = std::fs::read(common::wasm("testbed")).unwrap();
+    let files: Vec<_> = (0..6)
+        .map(|i| {
+            let path = work.path().join(format!("v{i}.wasm"));
+            std::fs::write(&path, with_custom_section(&testbed, &format!("p{i}"))).unwrap();
+            path
+        })
+        .collect();
+    // All at once: each rewrites versions.json only if nobody did since it read it.
+    let publishers: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let (file, store, env) = (file.clone(), store.clone(), env.clone());
+            std::thread::spawn(move || publish(&file, "tb", &store, &env, &["--no-validate"]))
+        })
+        .collect();
+    let published: Vec<String> = publishers
+        .into_iter()
+        .map(|p| p.join().expect("a publisher"))
+        .collect();
+    let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+    for sha in &published {
+        assert!(listed.contains(sha.as_str()), "{sha} is missing:\n{listed}");
+    }
+    // The current one is one of them, marked once.
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with('*')).count(),
+        1,
+        "{listed}"
+    );
+}
