@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use wasmtime::component::Component;
 
 use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
@@ -111,29 +112,7 @@ impl App {
                 limits: spec.limits,
                 backends: backends.clone(),
             });
-            let (component, digest, follow) = match &spec.wasm {
-                WasmSource::File(path) => {
-                    let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
-                    let (component, digest, _) = runtime.compile(&bytes).with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
-                    (component, digest, None)
-                }
-                WasmSource::Registry { name: published_as, pin } => {
-                    let registry = registry.as_ref().expect("opened when a component uses it");
-                    let (doc, tag) = registry.versions(published_as).await.with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
-                    let digest = match pin {
-                        Some(pin) => doc.find(pin).with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?.sha256.clone(),
-                        None => doc.current.clone().with_context(|| format!("component \"{name}\": nothing is published as {published_as} in {}", registry.location()))?,
-                    };
-                    let component = match runtime.cached(&digest) {
-                        Some(component) => component,
-                        None => {
-                            let bytes = registry.bytes(published_as, &digest).await.with_context(|| format!("component \"{name}\""))?;
-                            runtime.compile(&bytes).with_context(|| format!("component \"{name}\": version {} of {published_as} is not a valid component", &digest[..12]))?.0
-                        }
-                    };
-                    (component, digest, pin.is_none().then(|| (published_as.clone(), tag)))
-                }
-            };
+            let (component, digest, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
             let loaded = runtime.prepare(context, &component, digest)?;
             tracing::info!(component = %name, digest = loaded.version(), ms = started.elapsed().as_millis() as u64, "component ready");
             let hosted = runtime.add(loaded);
@@ -339,6 +318,40 @@ impl App {
             }
         }
         Ok(identity)
+    }
+}
+
+/// The version a component starts with, compiled (or from the artifact
+/// cache), with its sha256 and, when it follows the registry, its published
+/// name and the pointer's entity tag it was read at.
+async fn initial_version(
+    runtime: &Runtime,
+    registry: Option<&Registry>,
+    name: &str,
+    source: &WasmSource,
+) -> anyhow::Result<(Component, String, Option<(String, Option<String>)>)> {
+    match source {
+        WasmSource::File(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
+            let (component, digest, _) = runtime.compile(&bytes).with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
+            Ok((component, digest, None))
+        }
+        WasmSource::Registry { name: published_as, pin } => {
+            let registry = registry.expect("opened when a component uses it");
+            let (doc, tag) = registry.versions(published_as).await.with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
+            let digest = match pin {
+                Some(pin) => doc.find(pin).with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?.sha256.clone(),
+                None => doc.current.clone().with_context(|| format!("component \"{name}\": nothing is published as {published_as} in {}", registry.location()))?,
+            };
+            let component = match runtime.cached(&digest) {
+                Some(component) => component,
+                None => {
+                    let bytes = registry.bytes(published_as, &digest).await.with_context(|| format!("component \"{name}\""))?;
+                    runtime.compile(&bytes).with_context(|| format!("component \"{name}\": version {} of {published_as} is not a valid component", &digest[..12]))?.0
+                }
+            };
+            Ok((component, digest, pin.is_none().then(|| (published_as.clone(), tag))))
+        }
     }
 }
 
