@@ -33,12 +33,17 @@ const RUNS: usize = 10;
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_owned()
 }
 
 /// `CARGO_TARGET_DIR` when set (at run or build time), else `<workspace>/target`.
 fn target_dir() -> PathBuf {
-    let configured = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
+    let configured = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from));
     match configured {
         Some(dir) if dir.is_absolute() => dir,
         Some(dir) => root().join(dir),
@@ -66,7 +71,10 @@ fn example_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
     let text = text.replace("\"target/wasm32-wasip2/component/", &format!("\"{}/", components.display()));
     for line in text.lines().filter(|l| l.trim_start().starts_with("wasm")) {
         let path = line.split('"').nth(1).context("a wasm line without a quoted path")?;
-        ensure!(Path::new(path).is_file(), "{path} is missing: run scripts/bench (it builds the components)");
+        ensure!(
+            Path::new(path).is_file(),
+            "{path} is missing: run scripts/bench (it builds the components)"
+        );
     }
     let path = dir.join("corral.toml");
     std::fs::write(&path, text)?;
@@ -82,7 +90,10 @@ struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -92,7 +103,15 @@ impl Drop for Process {
 fn start_emulator() -> anyhow::Result<(Process, u16)> {
     let port = free_port()?;
     let child = Command::new("cargo-lambda")
-        .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
         .current_dir(root())
         .process_group(0)
         .stdin(Stdio::null())
@@ -158,7 +177,11 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .stderr(Stdio::piped());
     let started = Instant::now();
     let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
-    let answer = client.post(format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations")).json(event).send().await;
+    let answer = client
+        .post(format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"))
+        .json(event)
+        .send()
+        .await;
     let elapsed = started.elapsed();
     let answer = match answer {
         Ok(response) => response.json::<Value>().await.context("the answer is not JSON")?,
@@ -182,7 +205,11 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     let n = samples.len();
-    if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2 }
+    if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -195,9 +222,24 @@ fn main() -> anyhow::Result<()> {
 
     let corral_ok: fn(&Value) -> bool = |a| a["statusCode"] == 200;
     let variants = [
-        Variant { name: "native", bin: hello, artifacts: None, expect: |a| *a == json!({ "hello": "world" }) },
-        Variant { name: "corral compile", bin: corral.clone(), artifacts: None, expect: corral_ok },
-        Variant { name: "corral cached", bin: corral, artifacts: Some(warm_artifacts), expect: corral_ok },
+        Variant {
+            name: "native",
+            bin: hello,
+            artifacts: None,
+            expect: |a| *a == json!({ "hello": "world" }),
+        },
+        Variant {
+            name: "corral compile",
+            bin: corral.clone(),
+            artifacts: None,
+            expect: corral_ok,
+        },
+        Variant {
+            name: "corral cached",
+            bin: corral,
+            artifacts: Some(warm_artifacts),
+            expect: corral_ok,
+        },
     ];
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -216,7 +258,10 @@ fn main() -> anyhow::Result<()> {
 
         println!("cold start: process start to the answer of the first invocation (GET /students as an HTTP API event)");
         println!("under cargo-lambda's runtime API emulator, {RUNS} runs each, release builds");
-        println!("{:<16} {:>10} {:>10} {:>10} {:>14}", "function", "median", "min", "max", "median ratio");
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>14}",
+            "function", "median", "min", "max", "median ratio"
+        );
         let mut medians = Vec::new();
         for times in &mut samples {
             medians.push(median(times));

@@ -64,12 +64,21 @@ fn request(method: &str, path: &str, body: Option<&Value>) -> Request {
 }
 
 async fn corral_cycle(app: &App) {
-    let created = app.handle(request("POST", "/students", Some(&json!({"name": "Ada", "email": "ada@example.edu"})))).await;
+    let created = app
+        .handle(request(
+            "POST",
+            "/students",
+            Some(&json!({"name": "Ada", "email": "ada@example.edu"})),
+        ))
+        .await;
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
     let record: Value = serde_json::from_slice(&created.body).expect("a JSON record");
     let path = format!("/students/{}", record["uid"].as_str().expect("a uid"));
     assert_eq!(app.handle(request("GET", &path, None)).await.status, 200);
-    assert_eq!(app.handle(request("PATCH", &path, Some(&json!({"major": "math"})))).await.status, 200);
+    assert_eq!(
+        app.handle(request("PATCH", &path, Some(&json!({"major": "math"})))).await.status,
+        200
+    );
     assert_eq!(app.handle(request("DELETE", &path, None)).await.status, 204);
 }
 
@@ -80,16 +89,18 @@ async fn native_cycle(pool: &PgPool) {
     let uid = uuid::Uuid::now_v7().to_string();
     let fields: Map<String, Value> = serde_json::from_value(json!({"name": "Ada", "email": "ada@example.edu"})).expect("an object");
     let stamp = now();
-    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO native_students ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")))
-        .bind(&uid)
-        .bind(&stamp)
-        .bind(&stamp)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(Json(&fields))
-        .execute(pool)
-        .await
-        .expect("insert");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO native_students ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    )))
+    .bind(&uid)
+    .bind(&stamp)
+    .bind(&stamp)
+    .bind(None::<String>)
+    .bind(None::<String>)
+    .bind(Json(&fields))
+    .execute(pool)
+    .await
+    .expect("insert");
     let row: (String, Json<Map<String, Value>>) = sqlx::query_as("SELECT uid, data FROM native_students WHERE uid = $1")
         .bind(&uid)
         .fetch_one(pool)
@@ -112,12 +123,19 @@ async fn native_cycle(pool: &PgPool) {
         .await
         .expect("update");
     tx.commit().await.expect("commit");
-    sqlx::query("DELETE FROM native_students WHERE uid = $1").bind(&uid).execute(pool).await.expect("delete");
+    sqlx::query("DELETE FROM native_students WHERE uid = $1")
+        .bind(&uid)
+        .execute(pool)
+        .await
+        .expect("delete");
 }
 
 fn main() -> anyhow::Result<()> {
     let url = std::env::var("CORRAL_TEST_PG_URL").map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_owned();
     let manifest = manifest(&root, &url)?;
     let data = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -129,7 +147,15 @@ fn main() -> anyhow::Result<()> {
         )
         .execute(&pool)
         .await?;
-        let app = App::start(&manifest, &AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 }).await?;
+        let app = App::start(
+            &manifest,
+            &AppOptions {
+                data_dir: data.path().to_owned(),
+                artifact_dir: None,
+                concurrency: 4,
+            },
+        )
+        .await?;
 
         let native = measure(WARMUP, ITERATIONS, async || native_cycle(&pool).await).await;
         let corral = measure(WARMUP, ITERATIONS, async || corral_cycle(&app).await).await;
@@ -137,7 +163,13 @@ fn main() -> anyhow::Result<()> {
         println!("create + read + update + delete on PostgreSQL, {ITERATIONS} cycles after {WARMUP} warm-up");
         println!("{:<8} {:>10} {:>10} {:>10} {:>10}", "path", "p50", "p90", "p99", "p50 ratio");
         for (name, s) in [("native", &native), ("corral", &corral)] {
-            println!("{name:<8} {:>10.2?} {:>10.2?} {:>10.2?} {:>9.2}x", s.p50, s.p90, s.p99, s.p50.as_secs_f64() / native.p50.as_secs_f64());
+            println!(
+                "{name:<8} {:>10.2?} {:>10.2?} {:>10.2?} {:>9.2}x",
+                s.p50,
+                s.p90,
+                s.p99,
+                s.p50.as_secs_f64() / native.p50.as_secs_f64()
+            );
         }
         anyhow::Ok(())
     })

@@ -30,9 +30,17 @@ const ITERATIONS: usize = 20_000;
 fn native_ping(request: Request) -> Response {
     let action = request.params.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str());
     if action == Some("ping") {
-        Response { status: 200, headers: vec![("content-type".into(), "text/plain".into())], body: b"pong".to_vec() }
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"pong".to_vec(),
+        }
     } else {
-        Response { status: 404, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status: 404,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 }
 
@@ -51,7 +59,10 @@ fn ping_request() -> Request {
 }
 
 fn main() -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_owned();
     let wasm = root.join("target/wasm32-wasip2/component/testbed.wasm");
     anyhow::ensure!(wasm.exists(), "{} is missing: run scripts/bench", wasm.display());
     let manifest = Manifest::parse(
@@ -65,7 +76,11 @@ fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let options = AppOptions { data_dir: data.path().to_owned(), artifact_dir: None, concurrency: 4 };
+        let options = AppOptions {
+            data_dir: data.path().to_owned(),
+            artifact_dir: None,
+            concurrency: 4,
+        };
         let app = Arc::new(App::start(&manifest, &options).await?);
         let component = app.runtime().component("testbed").expect("loaded").current();
 
@@ -74,12 +89,20 @@ fn main() -> anyhow::Result<()> {
         })
         .await;
         let wasm = measure(WARMUP, ITERATIONS, async || {
-            let r = app.runtime().handle_request(&component, ping_request(), None).await.expect("ping answers");
+            let r = app
+                .runtime()
+                .handle_request(&component, ping_request(), None)
+                .await
+                .expect("ping answers");
             assert_eq!(r.status, 200);
             black_box(r);
         })
         .await;
-        let http_request = corral::request::Request { method: "GET".into(), path: "/testbed/ping".into(), ..Default::default() };
+        let http_request = corral::request::Request {
+            method: "GET".into(),
+            path: "/testbed/ping".into(),
+            ..Default::default()
+        };
         let full = measure(WARMUP, ITERATIONS, async || {
             let r = app.handle(http_request.clone()).await;
             assert_eq!(r.status, 200);
@@ -90,7 +113,10 @@ fn main() -> anyhow::Result<()> {
         let phases = phases(&app, &component).await;
 
         println!("per-request cost, {ITERATIONS} iterations after {WARMUP} warm-up");
-        println!("{:<10} {:>10} {:>10} {:>10} {:>10} {:>12}", "path", "p50", "p90", "p99", "mean", "p50 ratio");
+        println!(
+            "{:<10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "path", "p50", "p90", "p99", "mean", "p50 ratio"
+        );
         for (name, s) in [("native", &native), ("component", &wasm), ("app", &full)] {
             println!(
                 "{name:<10} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>11.0}x",
@@ -102,7 +128,15 @@ fn main() -> anyhow::Result<()> {
             );
         }
         let names = ["new store", "instantiate", "first call", "second call", "drop"];
-        println!("\ncomponent phases (mean): {}", names.iter().zip(phases).map(|(n, d)| format!("{n} {d:.2?}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "\ncomponent phases (mean): {}",
+            names
+                .iter()
+                .zip(phases)
+                .map(|(n, d)| format!("{n} {d:.2?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         anyhow::Ok(())
     })
 }

@@ -89,16 +89,25 @@ impl App {
     /// Loads every component of the manifest over the given backends: from
     /// its file, or from the registry (then followed as new versions are
     /// published, unless pinned).
-    pub async fn new(manifest: &Manifest, backends: Arc<Backends>, verifier: Arc<dyn Verifier>, options: &AppOptions) -> anyhow::Result<App> {
+    pub async fn new(
+        manifest: &Manifest,
+        backends: Arc<Backends>,
+        verifier: Arc<dyn Verifier>,
+        options: &AppOptions,
+    ) -> anyhow::Result<App> {
         let runtime_options = RuntimeOptions {
             concurrency: options.concurrency,
             artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
         };
         let mut runtime = Runtime::new(manifest, &runtime_options)?;
         let registry = match &manifest.backends.registry {
-            Some(spec) if manifest.uses_registry() => Some(Arc::new(Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?)),
+            Some(spec) if manifest.uses_registry() => {
+                Some(Arc::new(Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?))
+            }
             _ if manifest.uses_registry() => {
-                anyhow::bail!("manifest: components come from the registry, but no store is set: add [backends.registry] store = \"s3://BUCKET/PREFIX\" or \"dir:PATH\", or pass --store")
+                anyhow::bail!(
+                    "manifest: components come from the registry, but no store is set: add [backends.registry] store = \"s3://BUCKET/PREFIX\" or \"dir:PATH\", or pass --store"
+                )
             }
             _ => None,
         };
@@ -124,7 +133,11 @@ impl App {
         for (name, spec) in &manifest.components {
             let component = runtime.component(name).expect("every manifest component is loaded").clone();
             for r in &spec.routes {
-                let full = if r.path == "/" && !spec.mount.is_empty() { spec.mount.clone() } else { format!("{}{}", spec.mount, r.path) };
+                let full = if r.path == "/" && !spec.mount.is_empty() {
+                    spec.mount.clone()
+                } else {
+                    format!("{}{}", spec.mount, r.path)
+                };
                 let template = Template::parse(&full).map_err(|e| anyhow::anyhow!("component \"{name}\": route \"{full}\": {e}"))?;
                 routes.push(Route {
                     template,
@@ -152,13 +165,26 @@ impl App {
         let runtime = Arc::new(runtime);
         let hot_swap = match (registry, &manifest.backends.registry) {
             (Some(registry), Some(spec)) if !followed.is_empty() => {
-                let hot_swap = Arc::new(HotSwap::new(runtime.clone(), registry, followed, Duration::from_secs(spec.check_seconds)));
+                let hot_swap = Arc::new(HotSwap::new(
+                    runtime.clone(),
+                    registry,
+                    followed,
+                    Duration::from_secs(spec.check_seconds),
+                ));
                 hot_swap.spawn();
                 Some(hot_swap)
             }
             _ => None,
         };
-        Ok(App { router, cors: manifest.cors.clone(), runtime, consumers, verifier, max_body_bytes: manifest.max_body_bytes(), hot_swap })
+        Ok(App {
+            router,
+            cors: manifest.cors.clone(),
+            runtime,
+            consumers,
+            verifier,
+            max_body_bytes: manifest.max_body_bytes(),
+            hot_swap,
+        })
     }
 
     /// What follows the registry, when components come from it unpinned.
@@ -168,10 +194,14 @@ impl App {
 
     /// Every route, for printing: methods, full path, component, access.
     pub fn routes(&self) -> impl Iterator<Item = (String, &str, &str, Access)> {
-        self.router
-            .routes()
-            .iter()
-            .map(|r| (r.methods.join(","), r.template.as_str(), r.target.component.context.name.as_str(), r.target.access))
+        self.router.routes().iter().map(|r| {
+            (
+                r.methods.join(","),
+                r.template.as_str(),
+                r.target.component.context.name.as_str(),
+                r.target.access,
+            )
+        })
     }
 
     /// The largest body any route accepts; edges stop reading past it.
@@ -220,7 +250,14 @@ impl App {
         self.finish(&request, &request_id, started, served_by.as_ref(), result)
     }
 
-    fn finish(&self, request: &Request, request_id: &str, started: Instant, served_by: Option<&ServedBy<'_>>, result: Result<Response, ApiError>) -> Response {
+    fn finish(
+        &self,
+        request: &Request,
+        request_id: &str,
+        started: Instant,
+        served_by: Option<&ServedBy<'_>>,
+        result: Result<Response, ApiError>,
+    ) -> Response {
         finish_response(self.cors.as_ref(), request, request_id, started, served_by, result)
     }
 
@@ -244,7 +281,12 @@ impl App {
         self.finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
-    async fn dispatch<'a>(&'a self, request: &Request, request_id: &str, served_by: &mut Option<ServedBy<'a>>) -> Result<Response, ApiError> {
+    async fn dispatch<'a>(
+        &'a self,
+        request: &Request,
+        request_id: &str,
+        served_by: &mut Option<ServedBy<'a>>,
+    ) -> Result<Response, ApiError> {
         let (route, params) = match self.router.find(&request.method, &request.path) {
             Match::Found(route, params) => (route, params),
             Match::NotFound => return Err(ApiError::not_found(format!("no route for {} {}", request.method, request.path))),
@@ -258,9 +300,16 @@ impl App {
         let target = &route.target;
         // This request stays on this version, whatever is swapped in meanwhile.
         let component = target.component.current();
-        *served_by = Some(ServedBy { component: target.component.context.name.as_str(), route: route.template.as_str(), version: component.clone() });
+        *served_by = Some(ServedBy {
+            component: target.component.context.name.as_str(),
+            route: route.template.as_str(),
+            version: component.clone(),
+        });
         if request.body.len() > target.max_body_bytes {
-            return Err(ApiError::payload_too_large(format!("the body is larger than {} bytes", target.max_body_bytes)));
+            return Err(ApiError::payload_too_large(format!(
+                "the body is larger than {} bytes",
+                target.max_body_bytes
+            )));
         }
         let identity = self.authenticate(request, target).await?;
         check_json(request)?;
@@ -314,7 +363,10 @@ impl App {
                 return Err(ApiError::unauthorized("this route needs a bearer token"));
             };
             if !target.groups.is_empty() && !target.groups.iter().any(|g| id.in_group(g)) {
-                return Err(ApiError::forbidden(format!("this route needs membership in one of: {}", target.groups.join(", "))));
+                return Err(ApiError::forbidden(format!(
+                    "this route needs membership in one of: {}",
+                    target.groups.join(", ")
+                )));
             }
         }
         Ok(identity)
@@ -333,21 +385,46 @@ async fn initial_version(
     match source {
         WasmSource::File(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
-            let (component, digest, _) = runtime.compile(&bytes).with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
+            let (component, digest, _) = runtime
+                .compile(&bytes)
+                .with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
             Ok((component, digest, None))
         }
         WasmSource::Registry { name: published_as, pin } => {
             let registry = registry.expect("opened when a component uses it");
-            let (doc, tag) = registry.versions(published_as).await.with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
+            let (doc, tag) = registry
+                .versions(published_as)
+                .await
+                .with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
             let digest = match pin {
-                Some(pin) => doc.find(pin).with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?.sha256.clone(),
-                None => doc.current.clone().with_context(|| format!("component \"{name}\": nothing is published as {published_as} in {}", registry.location()))?,
+                Some(pin) => doc
+                    .find(pin)
+                    .with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?
+                    .sha256
+                    .clone(),
+                None => doc.current.clone().with_context(|| {
+                    format!(
+                        "component \"{name}\": nothing is published as {published_as} in {}",
+                        registry.location()
+                    )
+                })?,
             };
             let component = match runtime.cached(&digest) {
                 Some(component) => component,
                 None => {
-                    let bytes = registry.bytes(published_as, &digest).await.with_context(|| format!("component \"{name}\""))?;
-                    runtime.compile(&bytes).with_context(|| format!("component \"{name}\": version {} of {published_as} is not a valid component", &digest[..12]))?.0
+                    let bytes = registry
+                        .bytes(published_as, &digest)
+                        .await
+                        .with_context(|| format!("component \"{name}\""))?;
+                    runtime
+                        .compile(&bytes)
+                        .with_context(|| {
+                            format!(
+                                "component \"{name}\": version {} of {published_as} is not a valid component",
+                                &digest[..12]
+                            )
+                        })?
+                        .0
                 }
             };
             Ok((component, digest, pin.is_none().then(|| (published_as.clone(), tag))))
@@ -374,7 +451,9 @@ fn finish_response(
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
     if let Some(served_by) = served_by {
-        response.headers.push(("x-corral-version".into(), served_by.version.version().to_owned()));
+        response
+            .headers
+            .push(("x-corral-version".into(), served_by.version.version().to_owned()));
     }
     if let (Some(cors), Some(origin)) = (cors, request.header("origin")) {
         crate::cors::decorate(cors, origin, &mut response);
@@ -447,7 +526,11 @@ fn response_from(r: handler::Response, component: &str) -> Result<Response, ApiE
         })
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    Ok(Response { status: r.status, headers, body: r.body })
+    Ok(Response {
+        status: r.status,
+        headers,
+        body: r.body,
+    })
 }
 
 impl std::fmt::Debug for App {
@@ -455,4 +538,3 @@ impl std::fmt::Debug for App {
         f.debug_struct("App").field("routes", &self.router.routes().len()).finish()
     }
 }
-

@@ -24,26 +24,59 @@ use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
 /// Connects every backend `manifest` asks for.
 pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Backends> {
     let spec = &manifest.backends;
-    let uses_secrets = manifest.components.values().flat_map(|c| c.config.values()).any(|v| secret_name(v).is_some());
-    let aws = if spec.uses_aws() || uses_secrets { Some(aws_config::defaults(BehaviorVersion::latest()).load().await) } else { None };
-    let mut local = LocalDb { path: data_dir.join("corral.db"), pool: None };
+    let uses_secrets = manifest
+        .components
+        .values()
+        .flat_map(|c| c.config.values())
+        .any(|v| secret_name(v).is_some());
+    let aws = if spec.uses_aws() || uses_secrets {
+        Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+    } else {
+        None
+    };
+    let mut local = LocalDb {
+        path: data_dir.join("corral.db"),
+        pool: None,
+    };
 
     let (db, dialect): (Arc<dyn Database>, _) = match &spec.db {
         DbSpec::Sqlite => (Arc::new(local.sqlite().await?), SqlDialect::Sqlite),
-        DbSpec::Postgres { url, iam, region, max_connections } => {
+        DbSpec::Postgres {
+            url,
+            iam,
+            region,
+            max_connections,
+        } => {
             let mut url = url.clone();
             let password_source = if *iam {
                 let sdk = aws.as_ref().expect("IAM auth loads the AWS configuration");
                 // RDS refuses IAM logins without TLS.
                 if !url.contains("sslmode=") {
-                    url.push_str(if url.contains('?') { "&sslmode=require" } else { "?sslmode=require" });
+                    url.push_str(if url.contains('?') {
+                        "&sslmode=require"
+                    } else {
+                        "?sslmode=require"
+                    });
                 }
                 Some(Arc::new(rds_auth(&url, region.as_deref(), sdk)?) as _)
             } else {
                 None
             };
-            let statement_timeout = Duration::from_millis(manifest.components.values().map(|c| c.limits.timeout_ms).max().unwrap_or(manifest.defaults.timeout_ms));
-            let pg = Postgres::connect(PostgresOptions { url, password_source, max_connections: *max_connections, statement_timeout }).await?;
+            let statement_timeout = Duration::from_millis(
+                manifest
+                    .components
+                    .values()
+                    .map(|c| c.limits.timeout_ms)
+                    .max()
+                    .unwrap_or(manifest.defaults.timeout_ms),
+            );
+            let pg = Postgres::connect(PostgresOptions {
+                url,
+                password_source,
+                max_connections: *max_connections,
+                statement_timeout,
+            })
+            .await?;
             tracing::info!(iam = *iam, "database: PostgreSQL");
             (Arc::new(pg), SqlDialect::Postgres)
         }
@@ -54,7 +87,11 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         CacheSpec::Dynamodb(names) => {
             let cache = DynamoCache::new(aws.as_ref().expect("DynamoDB loads the AWS configuration"), name_map(names));
             if names.create_missing {
-                let stores: BTreeSet<&str> = manifest.components.values().flat_map(|c| c.grants.caches.iter().map(String::as_str)).collect();
+                let stores: BTreeSet<&str> = manifest
+                    .components
+                    .values()
+                    .flat_map(|c| c.grants.caches.iter().map(String::as_str))
+                    .collect();
                 cache.create_missing_tables(stores).await.context("creating the cache tables")?;
             }
             tracing::info!("cache: DynamoDB");
@@ -85,7 +122,12 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         }
     };
 
-    let secrets = aws.as_ref().map(|sdk| Arc::new(Secrets::new(aws_sdk_ssm::Client::new(sdk), Duration::from_secs(spec.secrets_ttl_seconds))));
+    let secrets = aws.as_ref().map(|sdk| {
+        Arc::new(Secrets::new(
+            aws_sdk_ssm::Client::new(sdk),
+            Duration::from_secs(spec.secrets_ttl_seconds),
+        ))
+    });
     let queue_names = match &spec.queue {
         QueueSpec::Sqs(names) => name_map(names),
         QueueSpec::Embedded => NameMap::default(),
@@ -94,7 +136,16 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path) -> anyhow::Result<Bac
         CacheSpec::Dynamodb(names) => name_map(names),
         CacheSpec::Embedded => NameMap::default(),
     };
-    Ok(Backends { db, dialect, cache, queue, secrets, queue_names, table_names, aws })
+    Ok(Backends {
+        db,
+        dialect,
+        cache,
+        queue,
+        secrets,
+        queue_names,
+        table_names,
+        aws,
+    })
 }
 
 /// The embedded SQLite file, opened once for whichever backends use it.
@@ -105,7 +156,9 @@ struct LocalDb {
 
 impl LocalDb {
     async fn sqlite(&mut self) -> anyhow::Result<Sqlite> {
-        let db = Sqlite::open(&self.path).await.with_context(|| format!("opening {}", self.path.display()))?;
+        let db = Sqlite::open(&self.path)
+            .await
+            .with_context(|| format!("opening {}", self.path.display()))?;
         self.pool = Some(db.pool().clone());
         Ok(db)
     }
@@ -119,7 +172,10 @@ impl LocalDb {
 }
 
 fn name_map(names: &AwsNames) -> NameMap {
-    NameMap { prefix: names.prefix.clone(), names: names.names.clone() }
+    NameMap {
+        prefix: names.prefix.clone(),
+        names: names.names.clone(),
+    }
 }
 
 /// RDS IAM auth for the host, port and user in `url`.

@@ -18,14 +18,22 @@ fn allowed_origin(spec: &CorsSpec, origin: &str) -> Option<String> {
 
 /// The answer to a preflight from `origin` for a path that serves `methods`.
 pub fn preflight(spec: &CorsSpec, origin: &str, methods: &[String]) -> Response {
-    let mut response = Response { status: 204, headers: Vec::new(), body: Vec::new() };
+    let mut response = Response {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
     if allowed_origin(spec, origin).is_some() {
         let mut allowed = methods.to_vec();
         allowed.push("OPTIONS".into());
         allowed.dedup();
         response.headers.push(("access-control-allow-methods".into(), allowed.join(", ")));
-        response.headers.push(("access-control-allow-headers".into(), spec.allow_headers.join(", ")));
-        response.headers.push(("access-control-max-age".into(), spec.max_age_seconds.to_string()));
+        response
+            .headers
+            .push(("access-control-allow-headers".into(), spec.allow_headers.join(", ")));
+        response
+            .headers
+            .push(("access-control-max-age".into(), spec.max_age_seconds.to_string()));
     }
     decorate(spec, origin, &mut response);
     response
@@ -42,7 +50,9 @@ pub fn decorate(spec: &CorsSpec, origin: &str, response: &mut Response) {
     }
     response.headers.push(("access-control-allow-origin".into(), allowed));
     if !spec.expose_headers.is_empty() {
-        response.headers.push(("access-control-expose-headers".into(), spec.expose_headers.join(", ")));
+        response
+            .headers
+            .push(("access-control-expose-headers".into(), spec.expose_headers.join(", ")));
     }
     if spec.allow_credentials {
         response.headers.push(("access-control-allow-credentials".into(), "true".into()));
@@ -65,14 +75,22 @@ mod tests {
 
     #[test]
     fn preflights_name_the_paths_methods_for_allowed_origins_only() {
-        let r = preflight(&spec(&["https://app.example"]), "https://app.example", &["GET".into(), "POST".into()]);
+        let r = preflight(
+            &spec(&["https://app.example"]),
+            "https://app.example",
+            &["GET".into(), "POST".into()],
+        );
         assert_eq!(r.status, 204);
         assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
         assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
         assert_eq!(r.header("vary"), Some("origin"));
         let refused = preflight(&spec(&["https://app.example"]), "https://evil.example", &["GET".into()]);
         assert_eq!(refused.header("access-control-allow-origin"), None);
-        let mut any = Response { status: 200, headers: Vec::new(), body: Vec::new() };
+        let mut any = Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
         decorate(&spec(&["*"]), "https://anyone.example", &mut any);
         assert_eq!((any.header("access-control-allow-origin"), any.header("vary")), (Some("*"), None));
     }

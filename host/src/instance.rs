@@ -71,7 +71,14 @@ impl HostState {
             .memory_size(component.limits.memory_mb as usize * 1024 * 1024)
             .trap_on_grow_failure(true)
             .build();
-        HostState { component, request_id, identity, limits, wasi: WasiCtx::builder().build(), table: ResourceTable::new() }
+        HostState {
+            component,
+            request_id,
+            identity,
+            limits,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        }
     }
 
     /// The resource table, for host resources such as transactions.
@@ -85,7 +92,11 @@ impl HostState {
         if granted(&self.component.grants).contains(name) {
             return Ok(());
         }
-        Err(self.refuse(kind, name, format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name)))
+        Err(self.refuse(
+            kind,
+            name,
+            format!("{kind} \"{name}\" is not granted to component \"{}\"", self.component.name),
+        ))
     }
 
     /// Logs a call refused for reaching outside the grants, and the error
@@ -104,7 +115,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

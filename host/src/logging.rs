@@ -9,7 +9,11 @@ use crate::instance::HostState;
 pub fn init(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// The longest log line a component may write; longer ones are cut.

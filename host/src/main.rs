@@ -158,16 +158,25 @@ fn main() -> anyhow::Result<()> {
             corral::logging::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let app = load(&host, "/tmp/corral", 4).await?;
-                corral::lambda::run(app).await.map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+                corral::lambda::run(app)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             })
         }
-        Command::Publish { file, component, no_validate, store } => {
+        Command::Publish {
+            file,
+            component,
+            no_validate,
+            store,
+        } => {
             corral::logging::init(false);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let registry = open_registry(&store).await?;
                 let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
                 if !no_validate {
-                    corral::publish::check(&component, &bytes).await.with_context(|| format!("{} cannot serve", file.display()))?;
+                    corral::publish::check(&component, &bytes)
+                        .await
+                        .with_context(|| format!("{} cannot serve", file.display()))?;
                 }
                 let sha256 = registry.publish(&component, bytes).await?;
                 eprintln!("published {component} to {}", registry.location());
@@ -180,9 +189,17 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let registry = open_registry(&store).await?;
                 let (doc, _) = registry.versions(&component).await?;
-                anyhow::ensure!(!doc.versions.is_empty(), "nothing is published as {component} in {}", registry.location());
+                anyhow::ensure!(
+                    !doc.versions.is_empty(),
+                    "nothing is published as {component} in {}",
+                    registry.location()
+                );
                 for v in &doc.versions {
-                    let mark = if doc.current.as_deref() == Some(v.sha256.as_str()) { '*' } else { ' ' };
+                    let mark = if doc.current.as_deref() == Some(v.sha256.as_str()) {
+                        '*'
+                    } else {
+                        ' '
+                    };
                     println!("{mark} {}  {}  {} bytes", v.sha256, v.published_at, v.size);
                 }
                 Ok(())
@@ -202,7 +219,13 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Command::Token { sub, groups, username, ttl, data_dir } => {
+        Command::Token {
+            sub,
+            groups,
+            username,
+            ttl,
+            data_dir,
+        } => {
             let keys = DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
             println!("{}", keys.issue(&sub, username.as_deref(), &groups, ttl));
             Ok(())
@@ -219,8 +242,15 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32)
         manifest.backends = BackendsSpec::load(path, env)?;
     }
     if let Some(store) = &host.store {
-        let check_seconds = manifest.backends.registry.as_ref().map_or(RegistrySpec::DEFAULT_CHECK_SECONDS, |r| r.check_seconds);
-        manifest.backends.registry = Some(RegistrySpec { store: store.clone(), check_seconds });
+        let check_seconds = manifest
+            .backends
+            .registry
+            .as_ref()
+            .map_or(RegistrySpec::DEFAULT_CHECK_SECONDS, |r| r.check_seconds);
+        manifest.backends.registry = Some(RegistrySpec {
+            store: store.clone(),
+            check_seconds,
+        });
     }
     if let (Some(seconds), Some(registry)) = (host.registry_check_seconds, manifest.backends.registry.as_mut()) {
         registry.check_seconds = seconds;
@@ -247,7 +277,9 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("corral listening on http://{addr}");
     for (methods, path, component, access) in app.routes() {
@@ -264,10 +296,19 @@ async fn open_registry(args: &StoreArgs) -> anyhow::Result<Registry> {
     let env = |k: &str| std::env::var(k).ok();
     let store = match (&args.store, &args.backends) {
         (Some(store), _) => store.clone(),
-        (None, Some(path)) => BackendsSpec::load(path, env)?.registry.context("the backends file has no [backends.registry]; pass --store")?.store,
+        (None, Some(path)) => {
+            BackendsSpec::load(path, env)?
+                .registry
+                .context("the backends file has no [backends.registry]; pass --store")?
+                .store
+        }
         (None, None) => {
             let manifest = Manifest::load(&args.manifest, env).context("no --store given, and the manifest cannot be read")?;
-            manifest.backends.registry.context("the manifest has no [backends.registry]; pass --store")?.store
+            manifest
+                .backends
+                .registry
+                .context("the manifest has no [backends.registry]; pass --store")?
+                .store
         }
     };
     let location = StoreLocation::parse(&store, std::path::Path::new(".")).map_err(|m| anyhow::anyhow!("--store {m}"))?;

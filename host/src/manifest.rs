@@ -35,7 +35,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mb: 64, timeout_ms: 10_000, max_body_bytes: 1024 * 1024 }
+        Limits {
+            memory_mb: 64,
+            timeout_ms: 10_000,
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -331,8 +335,14 @@ impl BackendsSpec {
             #[serde(default)]
             backends: BackendsSpec,
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| ManifestError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         file.backends.resolve(&env, path.parent().unwrap_or(Path::new(".")))
     }
 
@@ -360,7 +370,13 @@ impl BackendsSpec {
                 return Err(invalid("backends: registry check_seconds must be 1 to 86400".into()));
             }
         }
-        if let DbSpec::Postgres { url, region, max_connections, .. } = &mut self.db {
+        if let DbSpec::Postgres {
+            url,
+            region,
+            max_connections,
+            ..
+        } = &mut self.db
+        {
             fix("db url", url)?;
             if let Some(r) = region {
                 fix("db region", r)?;
@@ -382,8 +398,14 @@ impl BackendsSpec {
             }
         }
         for names in [
-            match &mut self.cache { CacheSpec::Dynamodb(n) => Some(n), CacheSpec::Embedded => None },
-            match &mut self.queue { QueueSpec::Sqs(n) => Some(n), QueueSpec::Embedded => None },
+            match &mut self.cache {
+                CacheSpec::Dynamodb(n) => Some(n),
+                CacheSpec::Embedded => None,
+            },
+            match &mut self.queue {
+                QueueSpec::Sqs(n) => Some(n),
+                QueueSpec::Embedded => None,
+            },
         ]
         .into_iter()
         .flatten()
@@ -481,19 +503,26 @@ impl Manifest {
     /// Reads and validates the manifest at `path`; relative `wasm` paths are
     /// taken from the manifest's folder, `${env:NAME}` from `env`.
     pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Manifest::parse(&text, base, env).map_err(|e| match e {
-            ManifestError::Syntax { message, .. } => ManifestError::Syntax { path: path.to_owned(), message },
+            ManifestError::Syntax { message, .. } => ManifestError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parses manifest text; see [`Manifest::load`].
     pub fn parse(text: &str, base: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(text)
-            .map_err(|e| ManifestError::Syntax { path: PathBuf::new(), message: e.to_string() })?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
         let defaults = raw.defaults.over(Limits::default());
         check_limits(&defaults, "defaults")?;
         let mut components = BTreeMap::new();
@@ -501,13 +530,13 @@ impl Manifest {
             check_name(&name, "component")?;
             let limits = c.limits.over(defaults);
             check_limits(&limits, &format!("component \"{name}\""))?;
-            let mount = normalize_mount(&c.mount)
-                .ok_or_else(|| invalid(format!("component \"{name}\": mount \"{}\" must start with '/' and not end with one", c.mount)))?;
-            let routes = c
-                .routes
-                .into_iter()
-                .map(|r| check_route(&name, r))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mount = normalize_mount(&c.mount).ok_or_else(|| {
+                invalid(format!(
+                    "component \"{name}\": mount \"{}\" must start with '/' and not end with one",
+                    c.mount
+                ))
+            })?;
+            let routes = c.routes.into_iter().map(|r| check_route(&name, r)).collect::<Result<Vec<_>, _>>()?;
             let grants = Grants {
                 tables: check_grants(&name, "table", c.tables)?,
                 caches: check_grants(&name, "cache", c.caches)?,
@@ -516,11 +545,28 @@ impl Manifest {
             let config = c
                 .config
                 .into_iter()
-                .map(|(k, v)| Ok((k.clone(), resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        resolve_env(&v, &env).map_err(|m| invalid(format!("component \"{name}\": config key \"{k}\": {m}")))?,
+                    ))
+                })
                 .collect::<Result<_, ManifestError>>()?;
             let events = c.events.into_iter().map(|e| check_event(&name, e)).collect::<Result<Vec<_>, _>>()?;
             let wasm = wasm_source(&name, &c.wasm, c.version, base)?;
-            components.insert(name.clone(), ComponentSpec { name, wasm, mount, routes, grants, config, events, limits });
+            components.insert(
+                name.clone(),
+                ComponentSpec {
+                    name,
+                    wasm,
+                    mount,
+                    routes,
+                    grants,
+                    config,
+                    events,
+                    limits,
+                },
+            );
         }
         let backends = raw.backends.resolve(&env, base)?;
         if let Some(cors) = &raw.cors {
@@ -531,7 +577,12 @@ impl Manifest {
                 return Err(invalid("cors: allow_credentials cannot be used with the origin \"*\"".into()));
             }
         }
-        Ok(Manifest { backends, defaults, cors: raw.cors, components })
+        Ok(Manifest {
+            backends,
+            defaults,
+            cors: raw.cors,
+            components,
+        })
     }
 
     /// Whether any component comes from the registry.
@@ -541,13 +592,22 @@ impl Manifest {
 
     /// The largest memory cap of any component, in bytes.
     pub fn max_memory_bytes(&self) -> usize {
-        let mb = self.components.values().map(|c| c.limits.memory_mb).max().unwrap_or(self.defaults.memory_mb);
+        let mb = self
+            .components
+            .values()
+            .map(|c| c.limits.memory_mb)
+            .max()
+            .unwrap_or(self.defaults.memory_mb);
         mb as usize * 1024 * 1024
     }
 
     /// The largest request body any component accepts.
     pub fn max_body_bytes(&self) -> usize {
-        self.components.values().map(|c| c.limits.max_body_bytes).max().unwrap_or(self.defaults.max_body_bytes)
+        self.components
+            .values()
+            .map(|c| c.limits.max_body_bytes)
+            .max()
+            .unwrap_or(self.defaults.max_body_bytes)
     }
 }
 
@@ -573,7 +633,10 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
         return Err(invalid(format!("{what}: timeout_ms must be 1 to 900000, not {}", l.timeout_ms)));
     }
     if l.max_body_bytes == 0 || l.max_body_bytes > 64 * 1024 * 1024 {
-        return Err(invalid(format!("{what}: max_body_bytes must be 1 to 67108864, not {}", l.max_body_bytes)));
+        return Err(invalid(format!(
+            "{what}: max_body_bytes must be 1 to 67108864, not {}",
+            l.max_body_bytes
+        )));
     }
     Ok(())
 }
@@ -584,9 +647,15 @@ fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok { Ok(()) } else {
-        Err(invalid(format!("{what} name \"{name}\" must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter")))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} name \"{name}\" must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter"
+        )))
     }
 }
 
@@ -621,7 +690,12 @@ fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError>
     if r.auth == Access::Public && !r.groups.is_empty() {
         return Err(bad("a public route cannot require groups".into()));
     }
-    Ok(RouteSpec { path: r.path.clone(), methods, access: r.auth, groups: r.groups })
+    Ok(RouteSpec {
+        path: r.path.clone(),
+        methods,
+        access: r.auth,
+        groups: r.groups,
+    })
 }
 
 fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError> {
@@ -640,13 +714,19 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
     if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
         return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
     }
-    Ok(EventSpec { source, batch_size: e.batch_size, visibility_seconds: e.visibility_seconds })
+    Ok(EventSpec {
+        source,
+        batch_size: e.batch_size,
+        visibility_seconds: e.visibility_seconds,
+    })
 }
 
 fn wasm_source(component: &str, wasm: &str, version: Option<String>, base: &Path) -> Result<WasmSource, ManifestError> {
     let Some(name) = wasm.strip_prefix("registry:") else {
         if version.is_some() {
-            return Err(invalid(format!("component \"{component}\": version pins a registry version; it needs wasm = \"registry:NAME\"")));
+            return Err(invalid(format!(
+                "component \"{component}\": version pins a registry version; it needs wasm = \"registry:NAME\""
+            )));
         }
         let path = Path::new(wasm);
         return Ok(WasmSource::File(if path.is_absolute() { path.to_owned() } else { base.join(path) }));
@@ -655,9 +735,14 @@ fn wasm_source(component: &str, wasm: &str, version: Option<String>, base: &Path
     if let Some(pin) = &version
         && (!(4..=64).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_hexdigit()))
     {
-        return Err(invalid(format!("component \"{component}\": version \"{pin}\" must be 4 to 64 hex digits of a sha256")));
+        return Err(invalid(format!(
+            "component \"{component}\": version \"{pin}\" must be 4 to 64 hex digits of a sha256"
+        )));
     }
-    Ok(WasmSource::Registry { name: name.to_owned(), pin: version.map(|v| v.to_ascii_lowercase()) })
+    Ok(WasmSource::Registry {
+        name: name.to_owned(),
+        pin: version.map(|v| v.to_ascii_lowercase()),
+    })
 }
 
 fn normalize_mount(mount: &str) -> Option<String> {
@@ -711,7 +796,14 @@ mod tests {
         .unwrap();
         let c = &m.components["students"];
         assert_eq!(c.wasm, WasmSource::File("/app/crud.wasm".into()));
-        assert_eq!(c.limits, Limits { memory_mb: 32, timeout_ms: 500, max_body_bytes: 1024 * 1024 });
+        assert_eq!(
+            c.limits,
+            Limits {
+                memory_mb: 32,
+                timeout_ms: 500,
+                max_body_bytes: 1024 * 1024
+            }
+        );
         assert_eq!(c.config["home"], "/home/x/data");
         assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
         assert_eq!(c.routes[0].access, Access::Public);
@@ -755,10 +847,28 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(m.components["a"].wasm, WasmSource::Registry { name: "notes".into(), pin: None });
-        assert_eq!(m.components["b"].wasm, WasmSource::Registry { name: "notes".into(), pin: Some("abcdef12".into()) });
+        assert_eq!(
+            m.components["a"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: None
+            }
+        );
+        assert_eq!(
+            m.components["b"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: Some("abcdef12".into())
+            }
+        );
         let registry = m.backends.registry.clone().unwrap();
-        assert_eq!(registry, RegistrySpec { store: "dir:/app/published".into(), check_seconds: 5 });
+        assert_eq!(
+            registry,
+            RegistrySpec {
+                store: "dir:/app/published".into(),
+                check_seconds: 5
+            }
+        );
         assert!(m.uses_registry() && !m.backends.uses_aws());
         let s3 = parse("[backends.registry]\nstore = 's3://b/p'\ncheck_seconds = 2").unwrap();
         assert!(s3.backends.uses_aws());
@@ -772,11 +882,23 @@ mod tests {
             ("[components.a]\nwasm='a'\ntables=['corral_queue']", "corral_"),
             ("[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}", "NOPE is not set"),
             ("[components.a]\nwasm='a'\nmount='/x/'", "mount"),
-            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']", "unknown method"),
-            ("[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']", "start with '/'"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']",
+                "unknown method",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']",
+                "start with '/'",
+            ),
             ("[defaults]\nmemory_mb=0", "memory_mb"),
-            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11", "batch_size"),
-            ("[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'", "exactly one"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11",
+                "batch_size",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
+                "exactly one",
+            ),
             ("[components.a]\nwasm='a'\nversion='abcd'", "needs wasm = \"registry:NAME\""),
             ("[components.a]\nwasm='registry:Bad'", "registry component name"),
             ("[components.a]\nwasm='registry:a'\nversion='xyz1'", "hex digits"),

@@ -57,8 +57,14 @@ mod tests {
         assert_eq!(directive["Namespace"], "corral");
         assert_eq!(directive["Dimensions"][0][0], "component");
         for metric in directive["Metrics"].as_array().unwrap() {
-            assert!(line.get(metric["Name"].as_str().unwrap()).is_some(), "each metric has its value at the top level");
+            assert!(
+                line.get(metric["Name"].as_str().unwrap()).is_some(),
+                "each metric has its value at the top level"
+            );
         }
-        assert_eq!((line["component"].as_str(), line["Errors"].as_u64(), line["Duration"].as_f64()), (Some("students"), Some(1), Some(12.5)));
+        assert_eq!(
+            (line["component"].as_str(), line["Errors"].as_u64(), line["Duration"].as_f64()),
+            (Some("students"), Some(1), Some(12.5))
+        );
     }
 }

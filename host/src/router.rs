@@ -53,7 +53,10 @@ impl Template {
                 segments.push(Segment::Literal(seg.to_owned()));
             }
         }
-        Ok(Template { text: text.to_owned(), segments })
+        Ok(Template {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// The template as written.
@@ -64,7 +67,11 @@ impl Template {
     /// The parameters when `path` matches, percent-decoded.
     fn matches(&self, path_segments: &[&str]) -> Option<Vec<(String, String)>> {
         let greedy = matches!(self.segments.last(), Some(Segment::Rest(_)));
-        let fits = if greedy { path_segments.len() >= self.segments.len() } else { path_segments.len() == self.segments.len() };
+        let fits = if greedy {
+            path_segments.len() >= self.segments.len()
+        } else {
+            path_segments.len() == self.segments.len()
+        };
         if !fits {
             return None;
         }
@@ -104,7 +111,11 @@ impl Template {
 /// Splits a path into segments; a trailing `/` is ignored.
 fn split(path: &str) -> Vec<&str> {
     let trimmed = path.trim_start_matches('/').trim_end_matches('/');
-    if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() }
+    if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    }
 }
 
 /// One routable entry: a full template (mount included) with its methods.
@@ -164,8 +175,12 @@ impl<T> Router<T> {
     /// Every method some route serves at `path`, sorted.
     pub fn methods_at(&self, path: &str) -> Vec<String> {
         let segments = split(path);
-        let mut methods: Vec<String> =
-            self.routes.iter().filter(|r| r.template.matches(&segments).is_some()).flat_map(|r| r.methods.iter().cloned()).collect();
+        let mut methods: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|r| r.template.matches(&segments).is_some())
+            .flat_map(|r| r.methods.iter().cloned())
+            .collect();
         methods.sort();
         methods.dedup();
         methods
@@ -198,7 +213,11 @@ mod tests {
     use super::*;
 
     fn route(t: &str, methods: &[&str], target: u8) -> Route<u8> {
-        Route { template: Template::parse(t).unwrap(), methods: methods.iter().map(|m| m.to_string()).collect(), target }
+        Route {
+            template: Template::parse(t).unwrap(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            target,
+        }
     }
 
     fn router() -> Router<u8> {
@@ -230,7 +249,12 @@ mod tests {
 
     #[test]
     fn a_greedy_tail_takes_the_rest_of_the_path_last() {
-        let r = Router::new(vec![route("/files/{path+}", &["GET"], 1), route("/files/{id}", &["GET"], 2), route("/{proxy+}", &["GET"], 3)]).unwrap();
+        let r = Router::new(vec![
+            route("/files/{path+}", &["GET"], 1),
+            route("/files/{id}", &["GET"], 2),
+            route("/{proxy+}", &["GET"], 3),
+        ])
+        .unwrap();
         match r.find("GET", "/files/a/b%20c/d") {
             Match::Found(route, params) => assert_eq!((route.target, params), (1, vec![("path".to_string(), "a/b c/d".to_string())])),
             other => panic!("{other:?}"),

@@ -108,7 +108,13 @@ impl Runtime {
         Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
         spawn_epoch_ticker(&engine);
-        Ok(Runtime { engine, linker, cache, components: BTreeMap::new(), slots: Arc::new(Semaphore::new(options.concurrency as usize)) })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            components: BTreeMap::new(),
+            slots: Arc::new(Semaphore::new(options.concurrency as usize)),
+        })
     }
 
     /// Compiles `bytes` (or loads the cached artifact). Blocks for the
@@ -140,12 +146,17 @@ impl Runtime {
     /// The health check a version passes before it serves: it instantiates
     /// in a fresh store, with the component's own limits.
     pub async fn validate(&self, loaded: &Loaded) -> anyhow::Result<()> {
-        self.run(loaded, format!("validate-{}", loaded.version()), None, async |_, _| Ok(())).await.map_err(|e| anyhow::anyhow!("{e}"))
+        self.run(loaded, format!("validate-{}", loaded.version()), None, async |_, _| Ok(()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Adds a component, serving `loaded`.
     pub fn add(&mut self, loaded: Loaded) -> Arc<Hosted> {
-        let hosted = Arc::new(Hosted { context: loaded.context.clone(), current: ArcSwap::from_pointee(loaded) });
+        let hosted = Arc::new(Hosted {
+            context: loaded.context.clone(),
+            current: ArcSwap::from_pointee(loaded),
+        });
         self.components.insert(hosted.context.name.clone(), hosted.clone());
         hosted
     }
@@ -156,7 +167,12 @@ impl Runtime {
     }
 
     /// Runs `handle-request` in a fresh instance of `component`.
-    pub async fn handle_request(&self, component: &Loaded, request: Request, identity: Option<Arc<Identity>>) -> Result<Response, CallError> {
+    pub async fn handle_request(
+        &self,
+        component: &Loaded,
+        request: Request,
+        identity: Option<Arc<Identity>>,
+    ) -> Result<Response, CallError> {
         let request_id = request.request_id.clone();
         self.run(component, request_id, identity, async |store, bindings| {
             bindings.corral_host_handler().call_handle_request(store, &request).await
@@ -185,7 +201,11 @@ impl Runtime {
 
     /// A new instance of `component` in `store`.
     pub async fn instantiate(&self, component: &Loaded, store: &mut Store<HostState>) -> Result<Service, CallError> {
-        component.pre.instantiate_async(store).await.map_err(|e| CallError::Instantiate(format!("{e:#}")))
+        component
+            .pre
+            .instantiate_async(store)
+            .await
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))
     }
 
     async fn run<T>(
@@ -221,7 +241,12 @@ fn classify(e: wasmtime::Error, context: &ComponentContext) -> CallError {
         return CallError::Timeout(context.limits.timeout_ms);
     }
     // One line for the log: the cause chain, then the guest backtrace.
-    let text = format!("{e:?}").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+    let text = format!("{e:?}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
     if text.contains("forcing trap when growing memory") {
         return CallError::MemoryLimit(context.limits.memory_mb);
     }

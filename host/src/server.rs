@@ -36,7 +36,12 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
     let limit = app.max_body_bytes();
     match axum::body::to_bytes(body, limit).await {
         Ok(body) => request.body = body,
-        Err(_) => return into_axum(app.refuse(&request, ApiError::payload_too_large(format!("the body is larger than {limit} bytes")))),
+        Err(_) => {
+            return into_axum(app.refuse(
+                &request,
+                ApiError::payload_too_large(format!("the body is larger than {limit} bytes")),
+            ));
+        }
     }
     into_axum(app.handle(request).await)
 }

@@ -24,7 +24,10 @@ async fn sdk_config() -> SdkConfig {
 
 /// Names no other test uses.
 fn names() -> NameMap {
-    NameMap { prefix: format!("t{}-", uuid::Uuid::new_v4().simple()), names: BTreeMap::new() }
+    NameMap {
+        prefix: format!("t{}-", uuid::Uuid::new_v4().simple()),
+        names: BTreeMap::new(),
+    }
 }
 
 async fn cache(stores: &[&str]) -> (DynamoCache, NameMap) {
@@ -41,7 +44,10 @@ async fn queue(queues: &[&str]) -> SqsQueue {
 }
 
 fn message(body: &str) -> OutgoingMessage {
-    OutgoingMessage { body: body.into(), ..Default::default() }
+    OutgoingMessage {
+        body: body.into(),
+        ..Default::default()
+    }
 }
 
 /// Receives until `count` messages arrived or a few receives come back empty.
@@ -67,7 +73,10 @@ async fn cache_set_get_delete() {
     assert_eq!(cache.get("sessions", "a").await, Ok(None));
     cache.set("sessions", "a", b"one", None).await.expect("set");
     assert_eq!(cache.get("sessions", "a").await, Ok(Some(b"one".to_vec())));
-    cache.set("sessions", "a", b"two", Some(Duration::from_secs(60))).await.expect("replace");
+    cache
+        .set("sessions", "a", b"two", Some(Duration::from_secs(60)))
+        .await
+        .expect("replace");
     assert_eq!(cache.get("sessions", "a").await, Ok(Some(b"two".to_vec())));
     cache.set("sessions", "empty", b"", None).await.expect("empty value");
     assert_eq!(cache.get("sessions", "empty").await, Ok(Some(Vec::new())));
@@ -79,7 +88,10 @@ async fn cache_set_get_delete() {
     assert!(matches!(cache.get("sessions", "").await, Err(BackendError::Invalid(_))));
 
     // An explicit name wins over the prefix.
-    let aliased = NameMap { prefix: "unused-".into(), names: BTreeMap::from([("alias".to_string(), names.resolve("sessions"))]) };
+    let aliased = NameMap {
+        prefix: "unused-".into(),
+        names: BTreeMap::from([("alias".to_string(), names.resolve("sessions"))]),
+    };
     let aliased = DynamoCache::new(&sdk_config().await, aliased);
     assert_eq!(aliased.get("alias", "empty").await, Ok(Some(Vec::new())));
 }
@@ -88,7 +100,10 @@ async fn cache_set_get_delete() {
 async fn cache_values_expire_before_ttl_deletes_them() {
     let (cache, names) = cache(&["short"]).await;
     cache.set("short", "k", b"v", Some(Duration::from_secs(1))).await.expect("set");
-    cache.set("short", "stays", b"v", Some(Duration::from_secs(600))).await.expect("set");
+    cache
+        .set("short", "stays", b"v", Some(Duration::from_secs(600)))
+        .await
+        .expect("set");
     assert_eq!(cache.get("short", "k").await, Ok(Some(b"v".to_vec())));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -96,13 +111,21 @@ async fn cache_values_expire_before_ttl_deletes_them() {
     let raw = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let stored = raw.scan().table_name(format!("{}short", names.prefix)).send().await.expect("scan");
     assert_eq!(stored.count(), 2, "moto has deleted the expired item, so this test proves nothing");
-    let ttl = raw.describe_time_to_live().table_name(names.resolve("short")).send().await.expect("describe TTL");
+    let ttl = raw
+        .describe_time_to_live()
+        .table_name(names.resolve("short"))
+        .send()
+        .await
+        .expect("describe TTL");
     let ttl = ttl.time_to_live_description().expect("TTL description");
     assert_eq!(ttl.time_to_live_status(), Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 
     assert_eq!(cache.get("short", "k").await, Ok(None));
-    let many = cache.get_many("short", &["k".to_string(), "stays".to_string()]).await.expect("get_many");
+    let many = cache
+        .get_many("short", &["k".to_string(), "stays".to_string()])
+        .await
+        .expect("get_many");
     assert_eq!(many, vec![("stays".to_string(), b"v".to_vec())]);
 }
 
@@ -117,8 +140,12 @@ async fn cache_get_many_crosses_batches_and_keeps_order() {
         }
     }
     let got = cache.get_many("many", &keys).await.expect("get_many");
-    let expected: Vec<(String, Vec<u8>)> =
-        keys.iter().enumerate().filter(|(i, _)| i % 7 != 0).map(|(_, k)| (k.clone(), k.as_bytes().to_vec())).collect();
+    let expected: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 7 != 0)
+        .map(|(_, k)| (k.clone(), k.as_bytes().to_vec()))
+        .collect();
     assert_eq!(got.len(), 111);
     assert_eq!(got, expected);
 
@@ -142,8 +169,14 @@ async fn cache_missing_table_is_unavailable() {
         Err(BackendError::Unavailable(m)) => assert!(m.contains("does not exist"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert!(matches!(cache.get_many("nowhere", &["k".into()]).await, Err(BackendError::Unavailable(_))));
-    assert!(matches!(cache.set("nowhere", "k", b"v", None).await, Err(BackendError::Unavailable(_))));
+    assert!(matches!(
+        cache.get_many("nowhere", &["k".into()]).await,
+        Err(BackendError::Unavailable(_))
+    ));
+    assert!(matches!(
+        cache.set("nowhere", "k", b"v", None).await,
+        Err(BackendError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
@@ -152,13 +185,22 @@ async fn queue_send_receive_redeliver_delete() {
     queue.create_missing_queues(["jobs"]).await.expect("idempotent");
 
     let messages: Vec<OutgoingMessage> = (0..25).map(|i| message(&format!("job {i}"))).collect();
-    let ids: Vec<String> = queue.send("jobs", &messages).await.expect("send").into_iter().map(|r| r.expect("sent")).collect();
+    let ids: Vec<String> = queue
+        .send("jobs", &messages)
+        .await
+        .expect("send")
+        .into_iter()
+        .map(|r| r.expect("sent"))
+        .collect();
     assert_eq!(ids.len(), 25);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 25);
 
     let first = receive_all(&queue, "jobs", 25, 3).await;
     assert_eq!(first.len(), 25);
-    assert_eq!(first.iter().map(|m| m.id.clone()).collect::<HashSet<_>>(), ids.iter().cloned().collect());
+    assert_eq!(
+        first.iter().map(|m| m.id.clone()).collect::<HashSet<_>>(),
+        ids.iter().cloned().collect()
+    );
     let bodies: HashSet<String> = first.iter().map(|m| m.body.clone()).collect();
     assert_eq!(bodies, (0..25).map(|i| format!("job {i}")).collect());
     assert!(first.iter().all(|m| m.receive_count == 1));
@@ -204,30 +246,62 @@ async fn queue_attributes_round_trip() {
     let got = receive_all(&queue, "attrs", 1, 30).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "{\"id\":1}");
-    assert_eq!(got[0].attributes, vec![("kind".to_string(), "order.created".to_string()), ("trace".to_string(), "abc-123".to_string())]);
+    assert_eq!(
+        got[0].attributes,
+        vec![
+            ("kind".to_string(), "order.created".to_string()),
+            ("trace".to_string(), "abc-123".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn queue_bad_messages_fail_alone() {
     let queue = queue(&["mixed"]).await;
-    let twice = OutgoingMessage { attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())], ..message("twice") };
-    let late = OutgoingMessage { delay_seconds: 901, ..message("late") };
-    let results = queue.send("mixed", &[message("ok 1"), twice, late, message(""), message("ok 2")]).await.expect("send");
+    let twice = OutgoingMessage {
+        attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+        ..message("twice")
+    };
+    let late = OutgoingMessage {
+        delay_seconds: 901,
+        ..message("late")
+    };
+    let results = queue
+        .send("mixed", &[message("ok 1"), twice, late, message(""), message("ok 2")])
+        .await
+        .expect("send");
     assert_eq!(results.len(), 5);
     assert!(results[0].is_ok() && results[4].is_ok(), "{results:?}");
-    assert!(results[1..4].iter().all(|r| matches!(r, Err(BackendError::Invalid(_)))), "{results:?}");
+    assert!(
+        results[1..4].iter().all(|r| matches!(r, Err(BackendError::Invalid(_)))),
+        "{results:?}"
+    );
     let got = receive_all(&queue, "mixed", 2, 30).await;
-    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<HashSet<_>>(), HashSet::from(["ok 1", "ok 2"]));
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<HashSet<_>>(),
+        HashSet::from(["ok 1", "ok 2"])
+    );
 }
 
 #[tokio::test]
 async fn fifo_queue_groups_and_deduplication() {
     let queue = queue(&["orders.fifo"]).await;
-    let grouped =
-        |body: &str, dedup: &str| OutgoingMessage { group_id: Some("customer-1".into()), dedup_id: Some(dedup.into()), ..message(body) };
-    let delayed = OutgoingMessage { delay_seconds: 5, ..grouped("delayed", "d-delayed") };
-    let results =
-        queue.send("orders.fifo", &[grouped("first", "d-1"), message("no group"), delayed, grouped("second", "d-2")]).await.expect("send");
+    let grouped = |body: &str, dedup: &str| OutgoingMessage {
+        group_id: Some("customer-1".into()),
+        dedup_id: Some(dedup.into()),
+        ..message(body)
+    };
+    let delayed = OutgoingMessage {
+        delay_seconds: 5,
+        ..grouped("delayed", "d-delayed")
+    };
+    let results = queue
+        .send(
+            "orders.fifo",
+            &[grouped("first", "d-1"), message("no group"), delayed, grouped("second", "d-2")],
+        )
+        .await
+        .expect("send");
     assert_eq!(results.len(), 4);
     assert!(results[0].is_ok(), "{results:?}");
     assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
@@ -240,13 +314,22 @@ async fn fifo_queue_groups_and_deduplication() {
 
     // No deduplication id, and the queue has no content-based
     // deduplication: SQS refuses that message, and only that one.
-    let undeduplicated = OutgoingMessage { group_id: Some("customer-1".into()), ..message("no dedup id") };
-    let results = queue.send("orders.fifo", &[grouped("third", "d-3"), undeduplicated, grouped("fourth", "d-4")]).await.expect("send");
+    let undeduplicated = OutgoingMessage {
+        group_id: Some("customer-1".into()),
+        ..message("no dedup id")
+    };
+    let results = queue
+        .send("orders.fifo", &[grouped("third", "d-3"), undeduplicated, grouped("fourth", "d-4")])
+        .await
+        .expect("send");
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     assert!(matches!(results[1], Err(BackendError::Invalid(_))), "{results:?}");
 
     let got = receive_all(&queue, "orders.fifo", 4, 30).await;
-    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["first", "second", "third", "fourth"]);
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        vec!["first", "second", "third", "fourth"]
+    );
     queue.create_missing_queues(["orders.fifo"]).await.expect("idempotent");
 }
 

@@ -28,8 +28,17 @@ print(json.dumps({"pool": pool, "client": client, "id": auth["IdToken"], "access
                   "jwks": sys.argv[1] + "/" + pool + "/.well-known/jwks.json",
                   "issuer": "https://cognito-idp.us-east-1.amazonaws.com/" + pool}))
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(url).output().expect("python3 runs");
-    assert!(out.status.success(), "making the user pool failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "making the user pool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
 
@@ -46,7 +55,10 @@ async fn id_and_access_tokens_of_the_pool_verify() {
     let p = pool();
     let v = verifier(&p, &[p["client"].as_str().unwrap()]);
     for kind in ["id", "access"] {
-        let identity = v.verify(p[kind].as_str().unwrap()).await.unwrap_or_else(|e| panic!("{kind} token: {e}"));
+        let identity = v
+            .verify(p[kind].as_str().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{kind} token: {e}"));
         assert!(!identity.subject.is_empty());
         assert!(identity.in_group("advisors"), "{kind} token groups: {:?}", identity.groups);
     }
@@ -66,13 +78,21 @@ async fn tokens_for_another_client_or_tampered_are_refused() {
     assert!(matches!(v.verify(&tampered).await, Err(AuthError::Invalid(_))));
 
     // A token of the right pool's shape from another issuer.
-    let wrong_issuer = CognitoVerifier::new("https://cognito-idp.us-east-1.amazonaws.com/elsewhere".into(), vec![p["client"].as_str().unwrap().into()], Some(p["jwks"].as_str().unwrap().into()));
+    let wrong_issuer = CognitoVerifier::new(
+        "https://cognito-idp.us-east-1.amazonaws.com/elsewhere".into(),
+        vec![p["client"].as_str().unwrap().into()],
+        Some(p["jwks"].as_str().unwrap().into()),
+    );
     assert!(matches!(wrong_issuer.verify(token).await, Err(AuthError::Invalid(_))));
 }
 
 #[tokio::test]
 async fn an_unreachable_jwks_is_unavailable_not_invalid() {
     let p = pool();
-    let v = CognitoVerifier::new(p["issuer"].as_str().unwrap().into(), vec![p["client"].as_str().unwrap().into()], Some("http://127.0.0.1:9/jwks.json".into()));
+    let v = CognitoVerifier::new(
+        p["issuer"].as_str().unwrap().into(),
+        vec![p["client"].as_str().unwrap().into()],
+        Some("http://127.0.0.1:9/jwks.json".into()),
+    );
     assert!(matches!(v.verify(p["id"].as_str().unwrap()).await, Err(AuthError::Unavailable(_))));
 }

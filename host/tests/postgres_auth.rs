@@ -41,7 +41,10 @@ fn admin_url() -> String {
 /// A login role with password `p0`, and a URL for it without a password.
 async fn role(admin: &PgPool) -> (String, String) {
     let name = format!("rotating_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE ROLE {name} LOGIN PASSWORD 'p0'"))).execute(admin).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE ROLE {name} LOGIN PASSWORD 'p0'")))
+        .execute(admin)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin_url()).unwrap();
     url.set_username(&name).unwrap();
     url.set_password(None).unwrap();
@@ -51,7 +54,10 @@ async fn role(admin: &PgPool) -> (String, String) {
 /// Changes the role's password and ends its sessions, as the pool's
 /// connections would be recycled after the old token expired.
 async fn rotate(admin: &PgPool, role: &str, password: &str) {
-    sqlx::query(AssertSqlSafe(format!("ALTER ROLE {role} PASSWORD '{password}'"))).execute(admin).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("ALTER ROLE {role} PASSWORD '{password}'")))
+        .execute(admin)
+        .await
+        .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
         .bind(role)
         .execute(admin)
@@ -82,7 +88,11 @@ async fn whoami(db: &Postgres) -> Result<String, BackendError> {
 async fn new_connections_log_in_with_a_fresh_password() {
     let admin = PgPool::connect(&admin_url()).await.expect("the test cluster is up");
     let (name, url) = role(&admin).await;
-    let source = Arc::new(Rotating { current: Mutex::new("p0".into()), lifetime: Duration::from_millis(300), made: AtomicUsize::new(0) });
+    let source = Arc::new(Rotating {
+        current: Mutex::new("p0".into()),
+        lifetime: Duration::from_millis(300),
+        made: AtomicUsize::new(0),
+    });
     let db = connect(url, source.clone()).await;
     assert_eq!(whoami(&db).await.unwrap(), name);
     for round in 1..=3 {
@@ -106,7 +116,11 @@ async fn new_connections_log_in_with_a_fresh_password() {
 async fn a_stale_password_is_refused() {
     let admin = PgPool::connect(&admin_url()).await.expect("the test cluster is up");
     let (name, url) = role(&admin).await;
-    let source = Arc::new(Rotating { current: Mutex::new("p0".into()), lifetime: Duration::from_secs(3600), made: AtomicUsize::new(0) });
+    let source = Arc::new(Rotating {
+        current: Mutex::new("p0".into()),
+        lifetime: Duration::from_secs(3600),
+        made: AtomicUsize::new(0),
+    });
     let db = connect(url, source.clone()).await;
     assert_eq!(whoami(&db).await.unwrap(), name);
     rotate(&admin, &name, "p1").await;

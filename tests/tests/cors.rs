@@ -33,13 +33,25 @@ async fn preflights_are_answered_by_the_host_without_a_token() {
                 .request(Method::OPTIONS, host.url("/testbed/echo"))
                 .header("origin", "https://app.example")
                 .header("access-control-request-method", "POST")
-                .header("access-control-request-headers", "authorization, content-type"),
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
         )
         .await;
     assert_eq!(reply.status, 204, "{reply}");
-    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example"));
-    assert_eq!(reply.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
-    assert_eq!(reply.header("access-control-allow-headers"), Some("authorization, content-type"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-methods"),
+        Some("GET, POST, OPTIONS")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
     assert_eq!(reply.header("access-control-max-age"), Some("600"));
 
     // Another origin gets no grant; an unknown path is a 404.
@@ -53,7 +65,12 @@ async fn preflights_are_answered_by_the_host_without_a_token() {
         .await;
     assert_eq!(other.header("access-control-allow-origin"), None);
     let missing = host
-        .send(host.client().request(Method::OPTIONS, host.url("/nope")).header("origin", "https://app.example").header("access-control-request-method", "GET"))
+        .send(
+            host.client()
+                .request(Method::OPTIONS, host.url("/nope"))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "GET"),
+        )
         .await;
     missing.expect_error(404, "not_found");
 }
@@ -63,18 +80,44 @@ async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
     let host = Host::start(MANIFEST);
     let token = host.token("alice", &[]);
     let reply = host
-        .send(host.client().get(host.url("/testbed/whoami")).bearer_auth(&token).header("origin", "https://app.example"))
+        .send(
+            host.client()
+                .get(host.url("/testbed/whoami"))
+                .bearer_auth(&token)
+                .header("origin", "https://app.example"),
+        )
         .await;
     assert_eq!(reply.status, 200, "{reply}");
-    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example"));
-    assert_eq!(reply.header("access-control-expose-headers"), Some("x-request-id"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        reply.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
     assert_eq!(reply.header("vary"), Some("origin"));
     // Errors too, so a browser script can read them.
-    let denied = host.send(host.client().get(host.url("/testbed/whoami")).header("origin", "https://app.example")).await;
+    let denied = host
+        .send(
+            host.client()
+                .get(host.url("/testbed/whoami"))
+                .header("origin", "https://app.example"),
+        )
+        .await;
     denied.expect_error(401, "unauthorized");
-    assert_eq!(denied.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(
+        denied.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
     // No origin, no CORS headers.
-    let plain = host.send(host.client().get(host.url("/testbed/whoami")).bearer_auth(&token)).await;
+    let plain = host
+        .send(
+            host.client()
+                .get(host.url("/testbed/whoami"))
+                .bearer_auth(&token),
+        )
+        .await;
     assert_eq!(plain.header("access-control-allow-origin"), None);
 }
 
@@ -86,7 +129,9 @@ async fn a_greedy_route_passes_the_rest_of_the_path() {
     assert_eq!(reply.json()["params"]["action"], "echo");
     assert_eq!(reply.json()["route"], "/deep/{action+}");
     // Several segments, decoded, land in one parameter.
-    let deeper = host.send(host.client().get(host.url("/deep/a/b%20c/d"))).await;
+    let deeper = host
+        .send(host.client().get(host.url("/deep/a/b%20c/d")))
+        .await;
     let message = deeper.expect_error(404, "not_found");
     assert!(message.contains("a/b c/d"), "{message}");
 }

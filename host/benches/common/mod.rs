@@ -27,5 +27,10 @@ pub async fn measure<F: AsyncFnMut()>(warmup: usize, iterations: usize, mut f: F
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    Stats { p50: at(0.50), p90: at(0.90), p99: at(0.99), mean }
+    Stats {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        mean,
+    }
 }

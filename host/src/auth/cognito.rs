@@ -33,8 +33,17 @@ impl CognitoVerifier {
     /// unless `jwks_url` says otherwise.
     pub fn new(issuer: String, clients: Vec<String>, jwks_url: Option<String>) -> CognitoVerifier {
         let jwks_url = jwks_url.unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("a TLS-capable HTTP client");
-        CognitoVerifier { issuer, clients, jwks_url, http, keys: RwLock::new((JwkSet { keys: Vec::new() }, None)) }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("a TLS-capable HTTP client");
+        CognitoVerifier {
+            issuer,
+            clients,
+            jwks_url,
+            http,
+            keys: RwLock::new((JwkSet { keys: Vec::new() }, None)),
+        }
     }
 
     /// Fetches the pool's keys now (at start, so the first request does not wait).
@@ -78,7 +87,10 @@ impl Verifier for CognitoVerifier {
     async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Invalid(format!("tokens must be signed with RS256, not {:?}", header.alg)));
+            return Err(AuthError::Invalid(format!(
+                "tokens must be signed with RS256, not {:?}",
+                header.alg
+            )));
         }
         let kid = header.kid.ok_or_else(|| AuthError::Invalid("the token names no key".into()))?;
         let key = self.key(&kid).await?;
@@ -97,7 +109,9 @@ impl Verifier for CognitoVerifier {
         };
         let client = client.and_then(Value::as_str).unwrap_or_default();
         if !self.clients.iter().any(|c| c == client) {
-            return Err(AuthError::Invalid(format!("the token is for app client \"{client}\", which is not accepted")));
+            return Err(AuthError::Invalid(format!(
+                "the token is for app client \"{client}\", which is not accepted"
+            )));
         }
         Identity::from_claims(claims)
     }

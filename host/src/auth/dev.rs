@@ -32,8 +32,8 @@ impl DevKeys {
             }
             Err(e) => return Err(e),
         };
-        let secret = hex::decode(&hex_key)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        let secret =
+            hex::decode(&hex_key).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
         Ok(DevKeys::from_secret(secret))
     }
 
@@ -65,8 +65,7 @@ impl DevKeys {
 }
 
 fn sign(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).expect("HS256 signing cannot fail")
 }
 
 #[async_trait::async_trait]
@@ -82,7 +81,12 @@ impl Verifier for DevKeys {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(text.as_bytes())
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 #[cfg(not(unix))]

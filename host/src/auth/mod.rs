@@ -43,11 +43,21 @@ impl Identity {
             .map(|v| match v {
                 Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 // API Gateway hands list claims over as text: "a,b" (REST) or "[a b]" (HTTP API).
-                Value::String(s) => s.trim_matches(['[', ']']).split([' ', ',']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                Value::String(s) => s
+                    .trim_matches(['[', ']'])
+                    .split([' ', ','])
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 _ => Vec::new(),
             })
             .unwrap_or_default();
-        Ok(Identity { subject, username, groups, claims })
+        Ok(Identity {
+            subject,
+            username,
+            groups,
+            claims,
+        })
     }
 
     /// Whether the caller is in `group`.
@@ -77,5 +87,8 @@ pub trait Verifier: Send + Sync {
 /// The bearer token of an `authorization` header value, if it is one.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

@@ -65,14 +65,19 @@ where
                     "DynamoDB {operation} on cache table {table} refused the request: {}",
                     service.err().message().unwrap_or(code)
                 )),
-                _ => BackendError::Unavailable(format!("DynamoDB {operation} on cache table {table} failed: {code} (HTTP {status})")),
+                _ => BackendError::Unavailable(format!(
+                    "DynamoDB {operation} on cache table {table} failed: {code} (HTTP {status})"
+                )),
             }
         }
         SdkError::ConstructionFailure(_) => BackendError::Invalid(format!(
             "DynamoDB {operation} request for cache table {table} is not valid: {}",
             DisplayErrorContext(&err)
         )),
-        _ => BackendError::Unavailable(format!("DynamoDB {operation} on cache table {table} failed: {}", DisplayErrorContext(&err))),
+        _ => BackendError::Unavailable(format!(
+            "DynamoDB {operation} on cache table {table} failed: {}",
+            DisplayErrorContext(&err)
+        )),
     }
 }
 
@@ -83,7 +88,10 @@ fn build_error(table: &str, err: BuildError) -> BackendError {
 /// DynamoDB refuses empty and oversized key values; say so plainly.
 fn check_key(key: &str) -> Result<(), BackendError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(BackendError::Invalid(format!("a cache key must be 1 to {MAX_KEY_BYTES} bytes, not {}", key.len())));
+        return Err(BackendError::Invalid(format!(
+            "a cache key must be 1 to {MAX_KEY_BYTES} bytes, not {}",
+            key.len()
+        )));
     }
     Ok(())
 }
@@ -106,7 +114,9 @@ fn live_value(table: &str, item: &HashMap<String, AttributeValue>, now: i64) -> 
     }
     match item.get(VALUE).map(AttributeValue::as_b) {
         Some(Ok(blob)) => Ok(Some(blob.as_ref().to_vec())),
-        _ => Err(BackendError::Invalid(format!("an item in cache table {table} has no binary `{VALUE}` attribute"))),
+        _ => Err(BackendError::Invalid(format!(
+            "an item in cache table {table} has no binary `{VALUE}` attribute"
+        ))),
     }
 }
 
@@ -114,7 +124,10 @@ impl DynamoCache {
     /// A cache on the DynamoDB endpoint and credentials of `sdk_config`;
     /// `tables` names the table behind each store.
     pub fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap) -> DynamoCache {
-        DynamoCache { client: Client::new(sdk_config), tables }
+        DynamoCache {
+            client: Client::new(sdk_config),
+            tables,
+        }
     }
 
     /// Creates the table of each store that has none (on-demand billing,
@@ -150,7 +163,11 @@ impl DynamoCache {
             .attribute_type(ScalarAttributeType::S)
             .build()
             .map_err(|e| build_error(table, e))?;
-        let schema = KeySchemaElement::builder().attribute_name(KEY).key_type(KeyType::Hash).build().map_err(|e| build_error(table, e))?;
+        let schema = KeySchemaElement::builder()
+            .attribute_name(KEY)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|e| build_error(table, e))?;
         let created = self
             .client
             .create_table()
@@ -175,10 +192,16 @@ impl DynamoCache {
             match self.table_status(table).await? {
                 Some(TableStatus::Active) => return Ok(()),
                 Some(_) => {}
-                None => return Err(BackendError::Unavailable(format!("cache table {table} was deleted while being set up"))),
+                None => {
+                    return Err(BackendError::Unavailable(format!(
+                        "cache table {table} was deleted while being set up"
+                    )));
+                }
             }
             if tokio::time::Instant::now() + pause > deadline {
-                return Err(BackendError::Unavailable(format!("cache table {table} did not become active within {CREATE_TIMEOUT:?}")));
+                return Err(BackendError::Unavailable(format!(
+                    "cache table {table} did not become active within {CREATE_TIMEOUT:?}"
+                )));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -186,8 +209,13 @@ impl DynamoCache {
     }
 
     async fn enable_ttl(&self, table: &str) -> Result<(), BackendError> {
-        let current =
-            self.client.describe_time_to_live().table_name(table).send().await.map_err(|e| sdk_error("DescribeTimeToLive", table, e))?;
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTimeToLive", table, e))?;
         let description = current.time_to_live_description();
         let status = description.and_then(|d| d.time_to_live_status());
         let attribute = description.and_then(|d| d.attribute_name());
@@ -198,9 +226,9 @@ impl DynamoCache {
                 attribute.unwrap_or_default()
             ))),
             // DynamoDB refuses to enable TTL until disabling has finished.
-            Some(TimeToLiveStatus::Disabling) => {
-                Err(BackendError::Unavailable(format!("TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later")))
-            }
+            Some(TimeToLiveStatus::Disabling) => Err(BackendError::Unavailable(format!(
+                "TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later"
+            ))),
             _ => {
                 let spec = TimeToLiveSpecification::builder()
                     .enabled(true)
@@ -234,18 +262,29 @@ impl DynamoCache {
                 .consistent_read(true)
                 .build()
                 .map_err(|e| build_error(table, e))?;
-            let out =
-                self.client.batch_get_item().request_items(table, request).send().await.map_err(|e| sdk_error("BatchGetItem", table, e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", table, e))?;
             let now = now_ms();
             for item in out.responses().and_then(|r| r.get(table)).into_iter().flatten() {
                 let Some(Ok(key)) = item.get(KEY).map(AttributeValue::as_s) else {
-                    return Err(BackendError::Invalid(format!("an item in cache table {table} has no string `{KEY}` attribute")));
+                    return Err(BackendError::Invalid(format!(
+                        "an item in cache table {table} has no string `{KEY}` attribute"
+                    )));
                 };
                 if let Some(value) = live_value(table, item, now)? {
                     found.insert(key.clone(), value);
                 }
             }
-            pending = out.unprocessed_keys().and_then(|u| u.get(table)).map(|k| k.keys().to_vec()).unwrap_or_default();
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
             if pending.is_empty() {
                 return Ok(());
             }
@@ -308,7 +347,13 @@ impl Cache for DynamoCache {
             item.insert(EXPIRES_AT.to_string(), AttributeValue::N(at_s.to_string()));
             item.insert(EXPIRES_AT_MS.to_string(), AttributeValue::N(at_ms.to_string()));
         }
-        self.client.put_item().table_name(&table).set_item(Some(item)).send().await.map_err(|e| sdk_error("PutItem", &table, e))?;
+        self.client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", &table, e))?;
         Ok(())
     }
 

@@ -53,7 +53,10 @@ impl Cache for EmbeddedCache {
             return Ok(Vec::new());
         }
         let mut q = QueryBuilder::new("SELECT key, value FROM corral_cache WHERE store = ");
-        q.push_bind(store).push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now_ms()).push(") AND key IN (");
+        q.push_bind(store)
+            .push(" AND (expires_at IS NULL OR expires_at > ")
+            .push_bind(now_ms())
+            .push(") AND key IN (");
         let mut list = q.separated(", ");
         for k in keys {
             list.push_bind(k);
@@ -62,7 +65,10 @@ impl Cache for EmbeddedCache {
         let rows = q.build().fetch_all(&self.pool).await.map_err(unavailable)?;
         let mut found = std::collections::HashMap::new();
         for row in rows {
-            found.insert(row.try_get::<String, _>("key").map_err(unavailable)?, row.try_get::<Vec<u8>, _>("value").map_err(unavailable)?);
+            found.insert(
+                row.try_get::<String, _>("key").map_err(unavailable)?,
+                row.try_get::<Vec<u8>, _>("value").map_err(unavailable)?,
+            );
         }
         Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
     }

@@ -28,7 +28,10 @@ impl Host for HostState {
     async fn get_many(&mut self, store: String, keys: Vec<String>) -> Answer<Vec<(String, Vec<u8>)>> {
         let cache = guest_try!(self.cache_for(&store));
         if keys.len() > MAX_BATCH {
-            return Ok(Err(GuestError::Invalid(format!("get-many takes at most {MAX_BATCH} keys, not {}", keys.len()))));
+            return Ok(Err(GuestError::Invalid(format!(
+                "get-many takes at most {MAX_BATCH} keys, not {}",
+                keys.len()
+            ))));
         }
         Ok(cache.get_many(&store, &keys).await.map_err(Into::into))
     }

@@ -27,7 +27,9 @@ impl Host for HostState {
         };
         let name = name.to_owned();
         let secrets = guest_try!(self.component.backends.secrets.clone().ok_or_else(|| {
-            GuestError::Unavailable(format!("config key \"{key}\" is an SSM parameter, but the host has no AWS configuration"))
+            GuestError::Unavailable(format!(
+                "config key \"{key}\" is an SSM parameter, but the host has no AWS configuration"
+            ))
         }));
         Ok(secrets.get(&name).await.map(Some).map_err(Into::into))
     }

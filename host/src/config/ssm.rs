@@ -19,7 +19,11 @@ pub struct Secrets {
 impl Secrets {
     /// Secrets read through `client`, each cached for `ttl`.
     pub fn new(client: Client, ttl: Duration) -> Secrets {
-        Secrets { client, ttl, cache: Mutex::new(HashMap::new()) }
+        Secrets {
+            client,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The decrypted value of parameter `name`.
@@ -29,15 +33,22 @@ impl Secrets {
                 return Ok(value.clone());
             }
         }
-        let out = self.client.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-            let e = e.into_service_error();
-            if e.is_parameter_not_found() {
-                BackendError::Invalid(format!("SSM parameter {name} does not exist"))
-            } else {
-                // The message names the parameter, never its value.
-                BackendError::Unavailable(format!("cannot read SSM parameter {name}: {}", e.meta().code().unwrap_or("error")))
-            }
-        })?;
+        let out = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = e.into_service_error();
+                if e.is_parameter_not_found() {
+                    BackendError::Invalid(format!("SSM parameter {name} does not exist"))
+                } else {
+                    // The message names the parameter, never its value.
+                    BackendError::Unavailable(format!("cannot read SSM parameter {name}: {}", e.meta().code().unwrap_or("error")))
+                }
+            })?;
         let value = out
             .parameter
             .and_then(|p| p.value)

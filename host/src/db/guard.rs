@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor};
+use sqlparser::ast::{
+    AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor,
+};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
@@ -25,7 +27,14 @@ pub enum GuardError {
 }
 
 /// Table-valued functions that read only their arguments.
-const PURE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_array_elements", "unnest", "generate_series"];
+const PURE_TABLE_FUNCTIONS: &[&str] = &[
+    "json_each",
+    "json_tree",
+    "jsonb_each",
+    "jsonb_array_elements",
+    "unnest",
+    "generate_series",
+];
 
 /// Whether a function may reach what the table check cannot see: a query
 /// or table name passed as a string (`query_to_xml`), files, settings, large
@@ -40,7 +49,16 @@ fn refused_function(name: &str) -> bool {
         || name.contains("to_xml")
         || matches!(
             name.as_str(),
-            "set_config" | "current_setting" | "nextval" | "setval" | "currval" | "load_extension" | "readfile" | "writefile" | "edit" | "fts3_tokenizer"
+            "set_config"
+                | "current_setting"
+                | "nextval"
+                | "setval"
+                | "currval"
+                | "load_extension"
+                | "readfile"
+                | "writefile"
+                | "edit"
+                | "fts3_tokenizer"
         )
 }
 
@@ -99,13 +117,20 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         Statement::AlterTable(at) => {
             names.add(&at.name);
             for op in &at.operations {
-                if let AlterTableOperation::RenameTable { table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n) } = op {
+                if let AlterTableOperation::RenameTable {
+                    table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+                } = op
+                {
                     names.add(n);
                 }
             }
             touches.changes_schema = true;
         }
-        Statement::Drop { names: dropped, object_type, .. } => {
+        Statement::Drop {
+            names: dropped,
+            object_type,
+            ..
+        } => {
             match object_type {
                 ObjectType::Table => dropped.iter().for_each(|n| names.add(n)),
                 ObjectType::Index => touches.indexes.extend(dropped.iter().map(last_part)),
@@ -127,9 +152,17 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     // whole statement, so an unqualified use of that name is not a table.
     // Nowhere else (nested WITH, a WITH before DML) is a name excused.
     let ctes: BTreeSet<String> = match &statement {
-        Statement::Query(q) if matches!(*q.body, SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::SetOperation { .. } | SetExpr::Values(_)) => q
-            .with
-            .iter().flat_map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase())).collect(),
+        Statement::Query(q)
+            if matches!(
+                *q.body,
+                SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::SetOperation { .. } | SetExpr::Values(_)
+            ) =>
+        {
+            q.with
+                .iter()
+                .flat_map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()))
+                .collect()
+        }
         _ => BTreeSet::new(),
     };
     touches.tables = names
@@ -142,7 +175,10 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
 }
 
 fn last_part(name: &ObjectName) -> String {
-    name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()).unwrap_or_default()
+    name.0
+        .last()
+        .map(|p| p.to_string().trim_matches('"').to_lowercase())
+        .unwrap_or_default()
 }
 
 /// Every relation a statement names (and whether it was schema-qualified),
@@ -198,11 +234,17 @@ mod tests {
 
     #[test]
     fn finds_every_table_a_statement_touches() {
-        assert_eq!(tables("SELECT * FROM notes n JOIN tags t ON t.id = n.tag WHERE n.id IN (SELECT id FROM secrets)"), ["notes", "secrets", "tags"]);
+        assert_eq!(
+            tables("SELECT * FROM notes n JOIN tags t ON t.id = n.tag WHERE n.id IN (SELECT id FROM secrets)"),
+            ["notes", "secrets", "tags"]
+        );
         assert_eq!(tables("INSERT INTO notes (body) SELECT body FROM drafts"), ["drafts", "notes"]);
         assert_eq!(tables("UPDATE notes SET body = ? WHERE id = ?"), ["notes"]);
         assert_eq!(tables("DELETE FROM main.notes WHERE id = ?"), ["notes"]);
-        assert_eq!(tables("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)"), ["notes"]);
+        assert_eq!(
+            tables("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)"),
+            ["notes"]
+        );
         assert_eq!(tables("CREATE INDEX notes_body ON notes (body)"), ["notes"]);
         assert_eq!(tables("DROP TABLE notes"), ["notes"]);
         assert_eq!(tables("WITH recent AS (SELECT * FROM notes) SELECT * FROM recent"), ["notes"]);
@@ -218,10 +260,16 @@ mod tests {
         // Qualified names are tables whatever a WITH calls itself.
         assert_eq!(tables("WITH secrets AS (SELECT 1) SELECT * FROM main.secrets"), ["secrets"]);
         // A nested WITH is not in scope outside its subquery.
-        assert_eq!(tables("SELECT * FROM (WITH secrets AS (SELECT 1) SELECT * FROM secrets), secrets"), ["secrets"]);
+        assert_eq!(
+            tables("SELECT * FROM (WITH secrets AS (SELECT 1) SELECT * FROM secrets), secrets"),
+            ["secrets"]
+        );
         // A DELETE target is a table even when a WITH shares its name.
         assert_eq!(tables("WITH secrets AS (SELECT 1) DELETE FROM secrets"), ["secrets"]);
-        assert_eq!(tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"), ["json_each"]);
+        assert_eq!(
+            tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"),
+            ["json_each"]
+        );
     }
 
     #[test]
@@ -244,22 +292,38 @@ mod tests {
         ] {
             assert!(matches!(inspect(sql, SqlDialect::Postgres), Err(GuardError::Function(_))), "{sql}");
         }
-        assert!(matches!(inspect("SELECT load_extension('x')", SqlDialect::Sqlite), Err(GuardError::Function(_))));
+        assert!(matches!(
+            inspect("SELECT load_extension('x')", SqlDialect::Sqlite),
+            Err(GuardError::Function(_))
+        ));
         assert!(inspect("SELECT count(*), lower(body), coalesce(n, 0) FROM notes", SqlDialect::Postgres).is_ok());
     }
 
     #[test]
     fn reports_indexes_and_schema_changes() {
         let t = inspect("CREATE INDEX notes_body ON notes (body)", SqlDialect::Sqlite).unwrap();
-        assert_eq!((t.indexes.into_iter().collect::<Vec<_>>(), t.changes_schema), (vec!["notes_body".to_string()], true));
+        assert_eq!(
+            (t.indexes.into_iter().collect::<Vec<_>>(), t.changes_schema),
+            (vec!["notes_body".to_string()], true)
+        );
         let t = inspect("DROP INDEX secrets_pw", SqlDialect::Sqlite).unwrap();
-        assert_eq!((t.tables.len(), t.indexes.into_iter().collect::<Vec<_>>()), (0, vec!["secrets_pw".to_string()]));
+        assert_eq!(
+            (t.tables.len(), t.indexes.into_iter().collect::<Vec<_>>()),
+            (0, vec!["secrets_pw".to_string()])
+        );
         assert!(!inspect("SELECT * FROM notes", SqlDialect::Sqlite).unwrap().changes_schema);
     }
 
     #[test]
     fn refuses_what_is_not_one_plain_statement() {
-        for sql in ["ATTACH DATABASE 'x.db' AS x", "PRAGMA table_info(notes)", "SELECT 1; DROP TABLE notes", "SELEC 1", "", "DROP VIEW v"] {
+        for sql in [
+            "ATTACH DATABASE 'x.db' AS x",
+            "PRAGMA table_info(notes)",
+            "SELECT 1; DROP TABLE notes",
+            "SELEC 1",
+            "",
+            "DROP VIEW v",
+        ] {
             assert!(inspect(sql, SqlDialect::Sqlite).is_err(), "{sql}");
         }
     }

@@ -29,7 +29,10 @@ impl HostState {
     /// component names, and drops, only its own tables' indexes.
     fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
         let touches = inspect(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
-        touches.tables.iter().try_for_each(|t| self.check_grant("table", |g| &g.tables, t))?;
+        touches
+            .tables
+            .iter()
+            .try_for_each(|t| self.check_grant("table", |g| &g.tables, t))?;
         for index in &touches.indexes {
             let owned = self.component.grants.tables.iter().any(|t| index.starts_with(&format!("{t}_")));
             if !owned {
@@ -49,7 +52,9 @@ impl HostState {
 }
 
 fn filters(list: Vec<WitFilter>) -> Result<Vec<Filter>, GuestError> {
-    list.into_iter().map(|f| Filter::parse(&f.field, f.comparison, &f.value).map_err(GuestError::from)).collect()
+    list.into_iter()
+        .map(|f| Filter::parse(&f.field, f.comparison, &f.value).map_err(GuestError::from))
+        .collect()
 }
 
 fn json_text(record: &StoredRecord) -> String {
@@ -72,7 +77,11 @@ impl Host for HostState {
         let db = guest_try!(self.db_for(&table));
         let changes = guest_try!(parse_object(&changes, "the changes"));
         let stamp = self.stamp();
-        Ok(db.update(&table, &uid, &changes, &stamp).await.map(|r| r.as_ref().map(json_text)).map_err(Into::into))
+        Ok(db
+            .update(&table, &uid, &changes, &stamp)
+            .await
+            .map(|r| r.as_ref().map(json_text))
+            .map_err(Into::into))
     }
 
     async fn delete(&mut self, table: String, uid: String) -> Answer<bool> {
@@ -99,7 +108,10 @@ impl Host for HostState {
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
         let next = if more { found.last().map(|r| encode_cursor(&r.uid)) } else { None };
-        Ok(Ok(Page { records: found.iter().map(json_text).collect(), next }))
+        Ok(Ok(Page {
+            records: found.iter().map(json_text).collect(),
+            next,
+        }))
     }
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {

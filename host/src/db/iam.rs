@@ -53,7 +53,10 @@ pub fn rds_auth_token(target: &RdsTarget, credentials: Credentials, time: System
         .build()
         .map_err(|e| BackendError::Unavailable(format!("cannot sign the RDS auth token: {e}")))?;
     let host_port = format!("{}:{}", target.host, target.port);
-    let action = format!("Action=connect&DBUser={}", url::form_urlencoded::byte_serialize(target.user.as_bytes()).collect::<String>());
+    let action = format!(
+        "Action=connect&DBUser={}",
+        url::form_urlencoded::byte_serialize(target.user.as_bytes()).collect::<String>()
+    );
     let unsigned = format!("https://{host_port}/?{action}");
     let request = SignableRequest::new("GET", &unsigned, std::iter::empty(), SignableBody::Bytes(&[]))
         .map_err(|e| BackendError::Unavailable(format!("cannot sign the RDS auth token: {e}")))?;
@@ -79,7 +82,11 @@ impl RdsIamAuth {
     /// Tokens for `target`, signed with `credentials`, valid for `lifetime`
     /// (at most 15 minutes).
     pub fn new(target: RdsTarget, credentials: SharedCredentialsProvider, lifetime: Duration) -> RdsIamAuth {
-        RdsIamAuth { target, credentials, lifetime: lifetime.min(RDS_TOKEN_LIFETIME) }
+        RdsIamAuth {
+            target,
+            credentials,
+            lifetime: lifetime.min(RDS_TOKEN_LIFETIME),
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
-pub use records::{Filter, Stamp, StoredRecord};
 pub use postgres::{Postgres, PostgresOptions};
+pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
 
 /// A database backend.
@@ -72,7 +72,9 @@ pub struct TransactionHandle(pub Box<dyn Transaction>);
 /// fault, the rest (pool, I/O, TLS) are the backend's.
 pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => BackendError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
+            BackendError::Conflict(db.message().to_owned())
+        }
         // Stopped at the request's deadline: SQLite's progress handler
         // interrupts, PostgreSQL cancels (57014, query_canceled).
         sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
@@ -80,7 +82,11 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
         }
         // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
         // is the backend's trouble, not the statement's.
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) => {
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c.starts_with("57P")) =>
+        {
             BackendError::Unavailable(db.message().to_owned())
         }
         sqlx::Error::Database(db) => BackendError::Invalid(db.message().to_owned()),

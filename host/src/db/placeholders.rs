@@ -68,9 +68,21 @@ mod tests {
 
     #[test]
     fn numbers_bare_placeholders_only() {
-        assert_eq!(number_placeholders("SELECT * FROM t WHERE a = ? AND b = ?"), "SELECT * FROM t WHERE a = $1 AND b = $2");
-        assert_eq!(number_placeholders("SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = ?"), "SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = $1");
-        assert_eq!(number_placeholders("SELECT 1 -- why?\n, ? /* or ? */"), "SELECT 1 -- why?\n, $1 /* or ? */");
-        assert_eq!(number_placeholders("SELECT data ? 'k' FROM t WHERE id = $1"), "SELECT data ? 'k' FROM t WHERE id = $1");
+        assert_eq!(
+            number_placeholders("SELECT * FROM t WHERE a = ? AND b = ?"),
+            "SELECT * FROM t WHERE a = $1 AND b = $2"
+        );
+        assert_eq!(
+            number_placeholders("SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = ?"),
+            "SELECT '?', \"x?\", 'it''s ?' FROM t WHERE a = $1"
+        );
+        assert_eq!(
+            number_placeholders("SELECT 1 -- why?\n, ? /* or ? */"),
+            "SELECT 1 -- why?\n, $1 /* or ? */"
+        );
+        assert_eq!(
+            number_placeholders("SELECT data ? 'k' FROM t WHERE id = $1"),
+            "SELECT data ? 'k' FROM t WHERE id = $1"
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
-use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::types::Json as SqlJson;
 use sqlx::{AssertSqlSafe, Column, PgPool, Postgres as Pg, Row, TypeInfo, ValueRef};
 use tokio::sync::Mutex;
@@ -61,7 +61,10 @@ impl Postgres {
         // future does not cancel it there.
         let base_options = PgConnectOptions::from_str(&options.url)
             .map_err(|e| BackendError::Invalid(format!("bad database URL: {e}")))?
-            .options([("statement_timeout", timeout_ms.as_str()), ("idle_in_transaction_session_timeout", timeout_ms.as_str())]);
+            .options([
+                ("statement_timeout", timeout_ms.as_str()),
+                ("idle_in_transaction_session_timeout", timeout_ms.as_str()),
+            ]);
         let mut connect = base_options.clone();
         if let Some(source) = &options.password_source {
             connect = connect.password(&source.password().await?);
@@ -159,7 +162,9 @@ fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<FilterParam>) 
                 _ => {
                     sql.push_str(&format!(" AND {} {} ${n}", f.field, f.operator()));
                     // Audit columns are text; compare with the value as text.
-                    params.push(FilterParam::Text(f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string())));
+                    params.push(FilterParam::Text(
+                        f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string()),
+                    ));
                 }
             }
             continue;
@@ -218,11 +223,16 @@ fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
 /// the prepared statement instead.
 async fn query_rows(conn: &mut sqlx::PgConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
     let sql = number_placeholders(sql);
-    let rows = bind(sqlx::query(AssertSqlSafe(sql.clone())), params).fetch_all(&mut *conn).await.map_err(map_error)?;
+    let rows = bind(sqlx::query(AssertSqlSafe(sql.clone())), params)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
     let columns = match rows.first() {
         Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
         None => {
-            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql))).await.map_err(map_error)?;
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql)))
+                .await
+                .map_err(map_error)?;
             sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
         }
     };
@@ -252,9 +262,16 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
         "JSON" | "JSONB" => Value::Text(row.try_get::<SqlJson<Json>, _>(i).map_err(get)?.0.to_string()),
         "UUID" => Value::Text(row.try_get::<uuid::Uuid, _>(i).map_err(get)?.to_string()),
         "TIMESTAMPTZ" => Value::Text(
-            row.try_get::<chrono::DateTime<chrono::Utc>, _>(i).map_err(get)?.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
+                .map_err(get)?
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         ),
-        "TIMESTAMP" => Value::Text(row.try_get::<chrono::NaiveDateTime, _>(i).map_err(get)?.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        "TIMESTAMP" => Value::Text(
+            row.try_get::<chrono::NaiveDateTime, _>(i)
+                .map_err(get)?
+                .format("%Y-%m-%dT%H:%M:%S%.f")
+                .to_string(),
+        ),
         "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(i).map_err(get)?.to_string()),
         other => {
             return Err(BackendError::Invalid(format!(
@@ -286,16 +303,31 @@ impl Database for Postgres {
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
         let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(uid).fetch_optional(pool).await.map_err(map_error)?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(uid)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn update(&self, table: &str, uid: &str, changes: &Map<String, Json>, stamp: &Stamp) -> Result<Option<StoredRecord>, BackendError> {
+    async fn update(
+        &self,
+        table: &str,
+        uid: &str,
+        changes: &Map<String, Json>,
+        stamp: &Stamp,
+    ) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
         let mut tx = pool.begin().await.map_err(map_error)?;
         // The row lock keeps a concurrent update from interleaving with this read-modify-write.
         let select = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1 FOR UPDATE");
-        let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(uid).fetch_optional(&mut *tx).await.map_err(map_error)? else {
+        let Some(row) = sqlx::query(AssertSqlSafe(select))
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?
+        else {
             return Ok(None);
         };
         let mut record = record_from_row(&row)?;
@@ -324,7 +356,10 @@ impl Database for Postgres {
         let pool = self.ensure_records_table(table).await?;
         let (cond, params) = where_clause(filters, 1);
         let sql = format!("DELETE FROM \"{table}\" WHERE {cond}");
-        let done = bind_filters(sqlx::query(AssertSqlSafe(sql)), params).execute(pool).await.map_err(map_error)?;
+        let done = bind_filters(sqlx::query(AssertSqlSafe(sql)), params)
+            .execute(pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 
@@ -352,7 +387,10 @@ impl Database for Postgres {
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
         let pool = self.pool().await?;
-        let done = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params).execute(pool).await.map_err(map_error)?;
+        let done = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params)
+            .execute(pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 
@@ -375,7 +413,10 @@ impl Transaction for PgTransaction {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
-        let done = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params).execute(&mut *self.0).await.map_err(map_error)?;
+        let done = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params)
+            .execute(&mut *self.0)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value as Json};
 
-use super::{Comparison, BackendError};
+use super::{BackendError, Comparison};
 
 /// The fields the host owns on every record.
 pub const AUDIT_FIELDS: [&str; 5] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid"];
@@ -39,7 +39,10 @@ pub struct Stamp {
 impl Stamp {
     /// A stamp for now by `caller`.
     pub fn now(caller: Option<String>) -> Stamp {
-        Stamp { now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), caller }
+        Stamp {
+            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            caller,
+        }
     }
 }
 
@@ -97,9 +100,9 @@ fn without_audit_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
 /// refused: PostgreSQL cannot process it, and every backend must agree.
 pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
     match serde_json::from_str(text) {
-        Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => {
-            Err(BackendError::Invalid(format!("{what} holds a string with the NUL character (\\u0000), which cannot be stored")))
-        }
+        Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => Err(BackendError::Invalid(format!(
+            "{what} holds a string with the NUL character (\\u0000), which cannot be stored"
+        ))),
         Ok(Json::Object(map)) => Ok(map),
         Ok(_) => Err(BackendError::Invalid(format!("{what} must be a JSON object"))),
         Err(e) => Err(BackendError::Invalid(format!("{what} is not valid JSON: {e}"))),
@@ -133,12 +136,20 @@ impl Filter {
         let value: Json = serde_json::from_str(value)
             .map_err(|e| BackendError::Invalid(format!("filter on \"{field}\": value is not valid JSON: {e}")))?;
         if value.is_array() || value.is_object() || has_nul(&value) {
-            return Err(BackendError::Invalid(format!("filter on \"{field}\": value must be a string (without NUL), number, boolean or null")));
+            return Err(BackendError::Invalid(format!(
+                "filter on \"{field}\": value must be a string (without NUL), number, boolean or null"
+            )));
         }
         if (value.is_null() || value.is_boolean()) && !matches!(comparison, Comparison::Eq | Comparison::Ne) {
-            return Err(BackendError::Invalid(format!("filter on \"{field}\": null and booleans compare only with eq or ne")));
+            return Err(BackendError::Invalid(format!(
+                "filter on \"{field}\": null and booleans compare only with eq or ne"
+            )));
         }
-        Ok(Filter { field: field.to_owned(), comparison, value })
+        Ok(Filter {
+            field: field.to_owned(),
+            comparison,
+            value,
+        })
     }
 
     /// Whether the field is an audit column rather than a data field.
@@ -152,7 +163,9 @@ impl Filter {
     /// does; so every backend answers alike.
     pub fn condition(&self) -> Condition {
         match (&self.value, self.comparison) {
-            (Json::Null, c) => Condition::Null { negated: c == Comparison::Ne },
+            (Json::Null, c) => Condition::Null {
+                negated: c == Comparison::Ne,
+            },
             (_, Comparison::Ne) => Condition::NotEqual,
             _ => Condition::Compare { operator: self.operator() },
         }
@@ -216,12 +229,20 @@ pub fn check_field(field: &str) -> Result<(), BackendError> {
         && field.len() <= 64
         && !field.starts_with(|c: char| c.is_ascii_digit())
         && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok { Ok(()) } else { Err(BackendError::Invalid(format!("\"{field}\" is not a valid field name"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(BackendError::Invalid(format!("\"{field}\" is not a valid field name")))
+    }
 }
 
 /// Page sizes a component may ask for.
 pub fn check_limit(limit: u32) -> Result<u32, BackendError> {
-    if (1..=1000).contains(&limit) { Ok(limit) } else { Err(BackendError::Invalid(format!("limit must be 1 to 1000, not {limit}"))) }
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(BackendError::Invalid(format!("limit must be 1 to 1000, not {limit}")))
+    }
 }
 
 /// The cursor after a record: opaque to components, checked on the way back.
@@ -250,14 +271,23 @@ mod tests {
     #[test]
     fn stamps_cannot_be_forged() {
         let stamp = Stamp::now(Some("alice".into()));
-        let mut r = StoredRecord::new(obj(json!({"name": "Ada", "creator_uid": "mallory", "uid": "x", "nick": null})), &stamp);
+        let mut r = StoredRecord::new(
+            obj(json!({"name": "Ada", "creator_uid": "mallory", "uid": "x", "nick": null})),
+            &stamp,
+        );
         assert_eq!(r.creator_uid.as_deref(), Some("alice"));
         assert_ne!(r.uid, "x");
         assert_eq!(r.data, obj(json!({"name": "Ada"})));
-        let later = Stamp { now: "2030-01-01T00:00:00.000Z".into(), caller: Some("bob".into()) };
+        let later = Stamp {
+            now: "2030-01-01T00:00:00.000Z".into(),
+            caller: Some("bob".into()),
+        };
         r.apply(&obj(json!({"name": null, "age": 3, "creator_uid": "mallory"})), &later);
         assert_eq!(r.data, obj(json!({"age": 3})));
-        assert_eq!((r.creator_uid.as_deref(), r.last_updater_uid.as_deref()), (Some("alice"), Some("bob")));
+        assert_eq!(
+            (r.creator_uid.as_deref(), r.last_updater_uid.as_deref()),
+            (Some("alice"), Some("bob"))
+        );
         assert_eq!(r.last_updated_at, "2030-01-01T00:00:00.000Z");
         assert_eq!(r.to_json()["creator_uid"], "alice");
     }

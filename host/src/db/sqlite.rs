@@ -42,7 +42,10 @@ impl Sqlite {
             .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.map(|()| true) }))
             .connect_with(options)
             .await?;
-        Ok(Sqlite { pool, ensured: Mutex::new(HashSet::new()) })
+        Ok(Sqlite {
+            pool,
+            ensured: Mutex::new(HashSet::new()),
+        })
     }
 
     /// The connection pool, shared with the embedded cache and queue.
@@ -84,7 +87,10 @@ fn where_clause(filters: &[Filter]) -> (String, Vec<Value>) {
     for f in filters {
         let param = match &f.value {
             Json::Bool(b) => Value::Integer(*b as i64),
-            Json::Number(n) => n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
+            Json::Number(n) => n
+                .as_i64()
+                .map(Value::Integer)
+                .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
             Json::String(s) => Value::Text(s.clone()),
             Json::Null | Json::Array(_) | Json::Object(_) => Value::Null,
         };
@@ -137,7 +143,8 @@ fn bind<'q>(mut q: Query<'q>, params: &[Value]) -> Query<'q> {
 fn record_from_row(row: &SqliteRow) -> Result<StoredRecord, BackendError> {
     let get = |name: &str| row.try_get::<Option<String>, _>(name).map_err(map_error);
     let data: String = row.try_get("data").map_err(map_error)?;
-    let data: Map<String, Json> = serde_json::from_str(&data).map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
+    let data: Map<String, Json> =
+        serde_json::from_str(&data).map_err(|e| BackendError::Invalid(format!("stored record is not a JSON object: {e}")))?;
     Ok(StoredRecord {
         uid: get("uid")?.unwrap_or_default(),
         created_at: get("created_at")?.unwrap_or_default(),
@@ -151,11 +158,16 @@ fn record_from_row(row: &SqliteRow) -> Result<StoredRecord, BackendError> {
 /// Runs a query on one connection; with no rows, the column names come from
 /// the prepared statement instead.
 async fn query_rows(conn: &mut sqlx::SqliteConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-    let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).fetch_all(&mut *conn).await.map_err(map_error)?;
+    let rows = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
     let columns = match rows.first() {
         Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
         None => {
-            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned()))).await.map_err(map_error)?;
+            let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned())))
+                .await
+                .map_err(map_error)?;
             sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
         }
     };
@@ -208,16 +220,31 @@ impl Database for Sqlite {
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
         let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(uid).fetch_optional(&self.pool).await.map_err(map_error)?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(uid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn update(&self, table: &str, uid: &str, changes: &Map<String, Json>, stamp: &Stamp) -> Result<Option<StoredRecord>, BackendError> {
+    async fn update(
+        &self,
+        table: &str,
+        uid: &str,
+        changes: &Map<String, Json>,
+        stamp: &Stamp,
+    ) -> Result<Option<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
         // IMMEDIATE takes the write lock up front, so the read below cannot go stale.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
         let select = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = ?");
-        let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(uid).fetch_optional(&mut *tx).await.map_err(map_error)? else {
+        let Some(row) = sqlx::query(AssertSqlSafe(select))
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?
+        else {
             return Ok(None);
         };
         let mut record = record_from_row(&row)?;
@@ -238,7 +265,11 @@ impl Database for Sqlite {
     async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
         self.ensure_records_table(table).await?;
         let sql = format!("DELETE FROM \"{table}\" WHERE uid = ?");
-        let done = sqlx::query(AssertSqlSafe(sql)).bind(uid).execute(&self.pool).await.map_err(map_error)?;
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(uid)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -246,7 +277,10 @@ impl Database for Sqlite {
         self.ensure_records_table(table).await?;
         let (cond, params) = where_clause(filters);
         let sql = format!("DELETE FROM \"{table}\" WHERE {cond}");
-        let done = bind(sqlx::query(AssertSqlSafe(sql)), &params).execute(&self.pool).await.map_err(map_error)?;
+        let done = bind(sqlx::query(AssertSqlSafe(sql)), &params)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 
@@ -259,7 +293,10 @@ impl Database for Sqlite {
         }
         params.push(Value::Integer(limit as i64));
         let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ?");
-        let rows = bind(sqlx::query(AssertSqlSafe(sql)), &params).fetch_all(&self.pool).await.map_err(map_error)?;
+        let rows = bind(sqlx::query(AssertSqlSafe(sql)), &params)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -269,7 +306,10 @@ impl Database for Sqlite {
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
-        let done = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).execute(&self.pool).await.map_err(map_error)?;
+        let done = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 
@@ -294,7 +334,10 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
-        let done = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params).execute(&mut *self.0).await.map_err(map_error)?;
+        let done = bind(sqlx::query(AssertSqlSafe(sql.to_owned())), params)
+            .execute(&mut *self.0)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 

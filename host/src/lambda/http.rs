@@ -20,7 +20,10 @@ pub async fn handle(app: &App, event: &Value, lambda_request_id: &str, v2: bool)
             app.handle(request).await
         }
         Err(message) => {
-            let request = Request { request_id: Some(lambda_request_id.to_owned()), ..Default::default() };
+            let request = Request {
+                request_id: Some(lambda_request_id.to_owned()),
+                ..Default::default()
+            };
             app.refuse(&request, ApiError::bad_request(message))
         }
     };
@@ -34,7 +37,10 @@ fn str_at<'a>(event: &'a Value, pointer: &str) -> Option<&'a str> {
 fn body_of(event: &Value) -> Result<bytes::Bytes, String> {
     let body = event.get("body").and_then(Value::as_str).unwrap_or("");
     if event.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
-        STANDARD.decode(body).map(Into::into).map_err(|e| format!("the body is not valid base64: {e}"))
+        STANDARD
+            .decode(body)
+            .map(Into::into)
+            .map_err(|e| format!("the body is not valid base64: {e}"))
     } else {
         Ok(bytes::Bytes::copy_from_slice(body.as_bytes()))
     }
@@ -54,7 +60,11 @@ fn verified_caller(claims: Option<&Value>) -> Option<Identity> {
 
 /// Payload 1.0 (REST API).
 fn from_v1(event: &Value) -> Result<Request, String> {
-    let method = event.get("httpMethod").and_then(Value::as_str).ok_or("the event has no httpMethod")?.to_ascii_uppercase();
+    let method = event
+        .get("httpMethod")
+        .and_then(Value::as_str)
+        .ok_or("the event has no httpMethod")?
+        .to_ascii_uppercase();
     let path = event.get("path").and_then(Value::as_str).unwrap_or("/").to_owned();
     let mut headers = Vec::new();
     match event.get("multiValueHeaders").and_then(Value::as_object).filter(|m| !m.is_empty()) {
@@ -75,7 +85,11 @@ fn from_v1(event: &Value) -> Result<Request, String> {
     }
     // API Gateway hands query parameters over decoded; the host parses a raw query.
     let mut query = form_urlencoded::Serializer::new(String::new());
-    match event.get("multiValueQueryStringParameters").and_then(Value::as_object).filter(|m| !m.is_empty()) {
+    match event
+        .get("multiValueQueryStringParameters")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+    {
         Some(multi) => {
             for (name, values) in multi {
                 for v in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -104,7 +118,9 @@ fn from_v1(event: &Value) -> Result<Request, String> {
 
 /// Payload 2.0 (HTTP API, function URL).
 fn from_v2(event: &Value) -> Result<Request, String> {
-    let method = str_at(event, "/requestContext/http/method").ok_or("the event has no requestContext.http.method")?.to_ascii_uppercase();
+    let method = str_at(event, "/requestContext/http/method")
+        .ok_or("the event has no requestContext.http.method")?
+        .to_ascii_uppercase();
     let raw_path = event.get("rawPath").and_then(Value::as_str).unwrap_or("/");
     let path = without_stage(raw_path, str_at(event, "/requestContext/stage"));
     let mut headers: Vec<(String, String)> = event
@@ -115,7 +131,13 @@ fn from_v2(event: &Value) -> Result<Request, String> {
         .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_owned())))
         .collect();
     // Payload 2.0 moves cookies out of the headers.
-    let cookies: Vec<&str> = event.get("cookies").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let cookies: Vec<&str> = event
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if !cookies.is_empty() {
         headers.push(("cookie".into(), cookies.join("; ")));
     }
@@ -150,7 +172,11 @@ fn encode_body(response: &Response) -> (String, bool) {
         .header("content-type")
         .map(|ct| {
             let ct = ct.to_ascii_lowercase();
-            ct.starts_with("text/") || ct.contains("json") || ct.contains("xml") || ct.contains("javascript") || ct.contains("x-www-form-urlencoded")
+            ct.starts_with("text/")
+                || ct.contains("json")
+                || ct.contains("xml")
+                || ct.contains("javascript")
+                || ct.contains("x-www-form-urlencoded")
         })
         .unwrap_or(response.body.is_empty());
     match (textual, std::str::from_utf8(&response.body)) {
@@ -163,7 +189,12 @@ fn to_v1(response: Response) -> Value {
     let (body, base64) = encode_body(&response);
     let mut multi: Map<String, Value> = Map::new();
     for (k, v) in &response.headers {
-        multi.entry(k.clone()).or_insert_with(|| json!([])).as_array_mut().expect("an array").push(json!(v));
+        multi
+            .entry(k.clone())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("an array")
+            .push(json!(v));
     }
     json!({ "statusCode": response.status, "multiValueHeaders": multi, "body": body, "isBase64Encoded": base64 })
 }
@@ -205,7 +236,10 @@ mod tests {
             "requestContext": {"stage": "prod", "authorizer": {"claims": {"sub": "u-1", "cognito:username": "ada", "cognito:groups": "advisors,staff"}}}
         });
         let r = from_v1(&event).unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("POST", "/students", "tag=x+y&tag=z"));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+            ("POST", "/students", "tag=x+y&tag=z")
+        );
         assert_eq!(&r.body[..], br#"{"a":1}"#);
         assert_eq!(r.headers.iter().filter(|(k, _)| k == "x-multi").count(), 2);
         let caller = r.verified_caller.unwrap();
@@ -222,7 +256,10 @@ mod tests {
                 "authorizer": {"jwt": {"claims": {"sub": "u-2", "cognito:groups": "[admins advisors]"}, "scopes": null}}}
         });
         let r = from_v2(&event).unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("GET", "/students/1", "a=1&b=x%20y"));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+            ("GET", "/students/1", "a=1&b=x%20y")
+        );
         assert!(r.headers.contains(&("cookie".into(), "c1=v1; c2=v2".into())));
         let caller = r.verified_caller.unwrap();
         assert!(caller.in_group("admins") && caller.in_group("advisors"));
@@ -244,12 +281,19 @@ mod tests {
             body: br#"{"ok":true}"#.to_vec(),
         };
         let v2 = to_v2(response.clone());
-        assert_eq!((v2["statusCode"].as_u64(), v2["body"].as_str(), v2["isBase64Encoded"].as_bool()), (Some(201), Some(r#"{"ok":true}"#), Some(false)));
+        assert_eq!(
+            (v2["statusCode"].as_u64(), v2["body"].as_str(), v2["isBase64Encoded"].as_bool()),
+            (Some(201), Some(r#"{"ok":true}"#), Some(false))
+        );
         assert_eq!(v2["headers"]["vary"], "origin, accept");
         assert_eq!(v2["cookies"], json!(["a=1"]));
         let v1 = to_v1(response);
         assert_eq!(v1["multiValueHeaders"]["vary"], json!(["origin", "accept"]));
-        let binary = Response { status: 200, headers: vec![("content-type".into(), "image/png".into())], body: vec![0, 159, 146, 150] };
+        let binary = Response {
+            status: 200,
+            headers: vec![("content-type".into(), "image/png".into())],
+            body: vec![0, 159, 146, 150],
+        };
         assert_eq!(to_v2(binary)["isBase64Encoded"], true);
     }
 }

@@ -30,11 +30,16 @@ enum Kind {
 
 fn classify(event: &Value) -> Kind {
     let source = event.get("source").and_then(Value::as_str);
-    if source == Some("serverless-plugin-warmup") || (source == Some("aws.events") && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")) {
+    if source == Some("serverless-plugin-warmup")
+        || (source == Some("aws.events") && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
+    {
         return Kind::WarmUp;
     }
     if let Some(first) = event.get("Records").and_then(Value::as_array).and_then(|r| r.first()) {
-        let source = first.get("eventSource").or_else(|| first.get("EventSource")).and_then(Value::as_str);
+        let source = first
+            .get("eventSource")
+            .or_else(|| first.get("EventSource"))
+            .and_then(Value::as_str);
         return match source {
             Some("aws:sqs") => Kind::Sqs,
             Some("aws:dynamodb") => Kind::DynamoDbStream,
@@ -105,12 +110,24 @@ mod tests {
     #[test]
     fn tells_event_kinds_apart() {
         assert_eq!(classify(&json!({"source": "serverless-plugin-warmup"})), Kind::WarmUp);
-        assert_eq!(classify(&json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})), Kind::WarmUp);
+        assert_eq!(
+            classify(&json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})),
+            Kind::WarmUp
+        );
         assert_eq!(classify(&json!({"Records": [{"eventSource": "aws:sqs"}]})), Kind::Sqs);
-        assert_eq!(classify(&json!({"Records": [{"eventSource": "aws:dynamodb"}]})), Kind::DynamoDbStream);
+        assert_eq!(
+            classify(&json!({"Records": [{"eventSource": "aws:dynamodb"}]})),
+            Kind::DynamoDbStream
+        );
         assert_eq!(classify(&json!({"Records": [{"eventSource": "aws:s3"}]})), Kind::S3);
-        assert_eq!(classify(&json!({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}}})), Kind::ApiGatewayV2);
-        assert_eq!(classify(&json!({"httpMethod": "GET", "path": "/", "requestContext": {}})), Kind::ApiGatewayV1);
+        assert_eq!(
+            classify(&json!({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}}})),
+            Kind::ApiGatewayV2
+        );
+        assert_eq!(
+            classify(&json!({"httpMethod": "GET", "path": "/", "requestContext": {}})),
+            Kind::ApiGatewayV1
+        );
         assert_eq!(classify(&json!({"hello": 1})), Kind::Unknown);
     }
 }

@@ -18,11 +18,19 @@ fn queue_of(arn: &str) -> &str {
 
 fn table_of(stream_arn: &str) -> &str {
     // arn:aws:dynamodb:region:account:table/NAME/stream/LABEL
-    stream_arn.split(":table/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
+    stream_arn
+        .split(":table/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
 }
 
 fn records(event: &Value) -> &[Value] {
-    event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn failures(ids: impl IntoIterator<Item = String>) -> Value {
@@ -34,7 +42,11 @@ fn failures(ids: impl IntoIterator<Item = String>) -> Value {
 async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTreeSet<String> {
     let mut failed = BTreeSet::new();
     for ((is_queue, deployed), events) in groups {
-        let source = if is_queue { DeployedSource::Queue(&deployed) } else { DeployedSource::Table(&deployed) };
+        let source = if is_queue {
+            DeployedSource::Queue(&deployed)
+        } else {
+            DeployedSource::Table(&deployed)
+        };
         let consumers = app.consumers_of(&source);
         if consumers.is_empty() {
             tracing::error!(source = ?source, records = events.len(), "no component consumes these records; they are reported as failed");
@@ -87,7 +99,13 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
             .filter_map(|(k, v)| Some((k.clone(), v.get("stringValue")?.as_str()?.to_owned())))
             .collect();
         let body = record.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
-        groups.entry((true, queue.clone())).or_default().push(Event { id, source: EventSource::Queue(queue), kind: "message".into(), body, attributes });
+        groups.entry((true, queue.clone())).or_default().push(Event {
+            id,
+            source: EventSource::Queue(queue),
+            kind: "message".into(),
+            body,
+            attributes,
+        });
     }
     failures(deliver(app, groups).await)
 }
@@ -149,7 +167,9 @@ pub async fn s3(app: &App, event: &Value) -> Value {
 
 /// An S3 notification's key, which arrives URL-encoded (spaces as `+`).
 fn object_key(encoded: &str) -> String {
-    percent_encoding::percent_decode_str(&encoded.replace('+', " ")).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&encoded.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A DynamoDB attribute map as plain JSON (`{"S": "x"}` becomes `"x"`).
@@ -166,7 +186,10 @@ fn attribute(value: &Value) -> Value {
     };
     let number = |n: &Value| {
         let text = n.as_str().unwrap_or_default();
-        text.parse::<i64>().map(Value::from).or_else(|_| text.parse::<f64>().map(Value::from)).unwrap_or_else(|_| Value::String(text.into()))
+        text.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::String(text.into()))
     };
     match kind.as_str() {
         "S" => inner.clone(),
@@ -196,12 +219,18 @@ mod tests {
     #[test]
     fn names_come_from_arns() {
         assert_eq!(queue_of("arn:aws:sqs:us-east-2:123456789012:my-queue"), "my-queue");
-        assert_eq!(table_of("arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"), "Example-Table");
+        assert_eq!(
+            table_of("arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000"),
+            "Example-Table"
+        );
     }
 
     #[test]
     fn stream_images_become_plain_json() {
         let image = json!({"Id": {"N": "101"}, "Message": {"S": "New item!"}, "Tags": {"L": [{"S": "a"}, {"N": "1.5"}]}, "Meta": {"M": {"ok": {"BOOL": true}, "none": {"NULL": true}}}});
-        assert_eq!(plain(Some(&image)), json!({"Id": 101, "Message": "New item!", "Tags": ["a", 1.5], "Meta": {"ok": true, "none": null}}));
+        assert_eq!(
+            plain(Some(&image)),
+            json!({"Id": 101, "Message": "New item!", "Tags": ["a", 1.5], "Meta": {"ok": true, "none": null}})
+        );
     }
 }

@@ -31,7 +31,9 @@ impl EmbeddedQueue {
         )
         .execute(&pool)
         .await?;
-        sqlx::query("CREATE INDEX IF NOT EXISTS corral_queue_ready ON corral_queue (queue, visible_at)").execute(&pool).await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS corral_queue_ready ON corral_queue (queue, visible_at)")
+            .execute(&pool)
+            .await?;
         Ok(EmbeddedQueue { pool })
     }
 }
@@ -44,7 +46,10 @@ impl Queue for EmbeddedQueue {
         let mut results = Vec::with_capacity(messages.len());
         for m in messages {
             if m.delay_seconds > 900 {
-                results.push(Err(BackendError::Invalid(format!("delay_seconds must be 0 to 900, not {}", m.delay_seconds))));
+                results.push(Err(BackendError::Invalid(format!(
+                    "delay_seconds must be 0 to 900, not {}",
+                    m.delay_seconds
+                ))));
                 continue;
             }
             if let Some(dedup) = &m.dedup_id {
@@ -85,7 +90,9 @@ impl Queue for EmbeddedQueue {
             return Err(BackendError::Invalid(format!("max must be 1 to 10, not {max}")));
         }
         if visibility_seconds > 43_200 {
-            return Err(BackendError::Invalid(format!("visibility timeout must be at most 43200 seconds, not {visibility_seconds}")));
+            return Err(BackendError::Invalid(format!(
+                "visibility timeout must be at most 43200 seconds, not {visibility_seconds}"
+            )));
         }
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
@@ -130,7 +137,9 @@ impl Queue for EmbeddedQueue {
             .await
             .map_err(unavailable)?;
         if done.rows_affected() == 0 {
-            return Err(BackendError::Invalid("the receipt is not valid: the message was deleted or received again".into()));
+            return Err(BackendError::Invalid(
+                "the receipt is not valid: the message was deleted or received again".into(),
+            ));
         }
         Ok(())
     }

@@ -22,7 +22,13 @@ impl HostState {
 }
 
 fn outgoing(m: Message) -> OutgoingMessage {
-    OutgoingMessage { body: m.body, attributes: m.attributes, group_id: m.group_id, dedup_id: m.dedup_id, delay_seconds: m.delay_seconds }
+    OutgoingMessage {
+        body: m.body,
+        attributes: m.attributes,
+        group_id: m.group_id,
+        dedup_id: m.dedup_id,
+        delay_seconds: m.delay_seconds,
+    }
 }
 
 impl Host for HostState {
@@ -35,7 +41,10 @@ impl Host for HostState {
     async fn send_batch(&mut self, queue: String, messages: Vec<Message>) -> Answer<Vec<Result<String, GuestError>>> {
         let backend = guest_try!(self.queue_for(&queue));
         if messages.is_empty() || messages.len() > MAX_BATCH {
-            return Ok(Err(GuestError::Invalid(format!("send-batch takes 1 to {MAX_BATCH} messages, not {}", messages.len()))));
+            return Ok(Err(GuestError::Invalid(format!(
+                "send-batch takes 1 to {MAX_BATCH} messages, not {}",
+                messages.len()
+            ))));
         }
         let messages: Vec<_> = messages.into_iter().map(outgoing).collect();
         let results = guest_try!(backend.send(&queue, &messages).await);
@@ -47,7 +56,13 @@ impl Host for HostState {
         let got = guest_try!(backend.receive(&queue, max, visibility_timeout_seconds).await);
         Ok(Ok(got
             .into_iter()
-            .map(|m| Received { id: m.id, receipt: m.receipt, body: m.body, attributes: m.attributes, receive_count: m.receive_count })
+            .map(|m| Received {
+                id: m.id,
+                receipt: m.receipt,
+                body: m.body,
+                attributes: m.attributes,
+                receive_count: m.receive_count,
+            })
             .collect()))
     }
 

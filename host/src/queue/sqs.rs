@@ -95,22 +95,34 @@ where
             if is_missing_queue(code) {
                 missing(queue)
             } else if INVALID_CODES.contains(&bare_code(code)) {
-                invalid(format!("SQS {operation} on queue {queue} refused the request: {}", service.err().message().unwrap_or(code)))
+                invalid(format!(
+                    "SQS {operation} on queue {queue} refused the request: {}",
+                    service.err().message().unwrap_or(code)
+                ))
             } else {
                 BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {code} (HTTP {status})"))
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            invalid(format!("SQS {operation} request for queue {queue} is not valid: {}", DisplayErrorContext(&err)))
-        }
+        SdkError::ConstructionFailure(_) => invalid(format!(
+            "SQS {operation} request for queue {queue} is not valid: {}",
+            DisplayErrorContext(&err)
+        )),
         _ => BackendError::Unavailable(format!("SQS {operation} on queue {queue} failed: {}", DisplayErrorContext(&err))),
     }
 }
 
 /// The error of one entry of a batch SQS did not accept.
 fn entry_error(queue: &str, failed: &BatchResultErrorEntry) -> BackendError {
-    let text = format!("SQS refused a message for queue {queue}: {}: {}", failed.code(), failed.message().unwrap_or_default());
-    if failed.sender_fault() { BackendError::Invalid(text) } else { BackendError::Unavailable(text) }
+    let text = format!(
+        "SQS refused a message for queue {queue}: {}: {}",
+        failed.code(),
+        failed.message().unwrap_or_default()
+    );
+    if failed.sender_fault() {
+        BackendError::Invalid(text)
+    } else {
+        BackendError::Unavailable(text)
+    }
 }
 
 /// The batch entry for `message`, or why SQS would refuse it. Checked here
@@ -120,10 +132,16 @@ fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessa
         return Err(invalid("a message body must not be empty"));
     }
     if message.delay_seconds > MAX_DELAY_SECONDS {
-        return Err(invalid(format!("delay_seconds must be 0 to {MAX_DELAY_SECONDS}, not {}", message.delay_seconds)));
+        return Err(invalid(format!(
+            "delay_seconds must be 0 to {MAX_DELAY_SECONDS}, not {}",
+            message.delay_seconds
+        )));
     }
     if message.attributes.len() > MAX_ATTRIBUTES {
-        return Err(invalid(format!("a message takes at most {MAX_ATTRIBUTES} attributes, not {}", message.attributes.len())));
+        return Err(invalid(format!(
+            "a message takes at most {MAX_ATTRIBUTES} attributes, not {}",
+            message.attributes.len()
+        )));
     }
     let mut builder = SendMessageBatchRequestEntry::builder().message_body(&message.body);
     let mut seen = HashSet::new();
@@ -135,7 +153,11 @@ fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessa
         if value.is_empty() {
             return Err(invalid(format!("message attribute {name} must not be empty")));
         }
-        let value = MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| build_error(queue, e))?;
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| build_error(queue, e))?;
         builder = builder.message_attributes(name, value);
     }
     if fifo {
@@ -143,9 +165,13 @@ fn entry(queue: &str, fifo: bool, message: &OutgoingMessage) -> Result<SendMessa
             return Err(invalid(format!("a message for FIFO queue {queue} needs a group id")));
         };
         if message.delay_seconds != 0 {
-            return Err(invalid(format!("FIFO queue {queue} takes no per-message delay; delay_seconds must be 0")));
+            return Err(invalid(format!(
+                "FIFO queue {queue} takes no per-message delay; delay_seconds must be 0"
+            )));
         }
-        builder = builder.message_group_id(group).set_message_deduplication_id(message.dedup_id.clone());
+        builder = builder
+            .message_group_id(group)
+            .set_message_deduplication_id(message.dedup_id.clone());
     } else {
         builder = builder.delay_seconds(message.delay_seconds as i32);
     }
@@ -183,7 +209,11 @@ impl SqsQueue {
     /// Queues on the SQS endpoint and credentials of `sdk_config`; `names`
     /// names the SQS queue behind each queue.
     pub fn new(sdk_config: &aws_config::SdkConfig, names: NameMap) -> SqsQueue {
-        SqsQueue { client: Client::new(sdk_config), names, urls: RwLock::new(HashMap::new()) }
+        SqsQueue {
+            client: Client::new(sdk_config),
+            names,
+            urls: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Creates each queue that does not exist: FIFO, without content-based
@@ -275,7 +305,14 @@ impl SqsQueue {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
             let entries = pending.iter().map(|&i| with_id(&batch[i].1, i)).collect();
-            let out = match self.client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await {
+            let out = match self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 Ok(out) => out,
                 Err(e) => {
                     let err = sdk_error("SendMessageBatch", name, e);
@@ -367,7 +404,13 @@ impl Queue for SqsQueue {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BackendError::Unavailable(format!("SQS did not report on a message to queue {name}")))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(BackendError::Unavailable(format!(
+                        "SQS did not report on a message to queue {name}"
+                    )))
+                })
+            })
             .collect())
     }
 
@@ -376,7 +419,9 @@ impl Queue for SqsQueue {
             return Err(invalid(format!("max must be 1 to {MAX_BATCH}, not {max}")));
         }
         if visibility_seconds > MAX_VISIBILITY_SECONDS {
-            return Err(invalid(format!("visibility timeout must be at most {MAX_VISIBILITY_SECONDS} seconds, not {visibility_seconds}")));
+            return Err(invalid(format!(
+                "visibility timeout must be at most {MAX_VISIBILITY_SECONDS} seconds, not {visibility_seconds}"
+            )));
         }
         let url = self.url(queue).await?;
         let name = self.names.resolve(queue);
@@ -443,33 +488,60 @@ mod tests {
     use super::*;
 
     fn message(body: &str) -> OutgoingMessage {
-        OutgoingMessage { body: body.into(), ..Default::default() }
+        OutgoingMessage {
+            body: body.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn fifo_messages_need_a_group_and_no_delay() {
         assert!(matches!(entry("q.fifo", true, &message("a")), Err(BackendError::Invalid(_))));
-        let grouped = OutgoingMessage { group_id: Some("g".into()), dedup_id: Some("d".into()), ..message("a") };
+        let grouped = OutgoingMessage {
+            group_id: Some("g".into()),
+            dedup_id: Some("d".into()),
+            ..message("a")
+        };
         let e = entry("q.fifo", true, &grouped).expect("valid");
-        assert_eq!((e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()), (Some("g"), Some("d"), None));
-        let delayed = OutgoingMessage { delay_seconds: 5, ..grouped };
+        assert_eq!(
+            (e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()),
+            (Some("g"), Some("d"), None)
+        );
+        let delayed = OutgoingMessage {
+            delay_seconds: 5,
+            ..grouped
+        };
         assert!(matches!(entry("q.fifo", true, &delayed), Err(BackendError::Invalid(_))));
     }
 
     #[test]
     fn standard_messages_keep_their_delay_and_drop_fifo_ids() {
-        let m = OutgoingMessage { group_id: Some("g".into()), dedup_id: Some("d".into()), delay_seconds: 900, ..message("a") };
+        let m = OutgoingMessage {
+            group_id: Some("g".into()),
+            dedup_id: Some("d".into()),
+            delay_seconds: 900,
+            ..message("a")
+        };
         let e = entry("q", false, &m).expect("valid");
-        assert_eq!((e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()), (None, None, Some(900)));
+        assert_eq!(
+            (e.message_group_id(), e.message_deduplication_id(), e.delay_seconds()),
+            (None, None, Some(900))
+        );
         let late = OutgoingMessage { delay_seconds: 901, ..m };
         assert!(matches!(entry("q", false, &late), Err(BackendError::Invalid(_))));
     }
 
     #[test]
     fn attributes_are_checked() {
-        let twice = OutgoingMessage { attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())], ..message("x") };
+        let twice = OutgoingMessage {
+            attributes: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+            ..message("x")
+        };
         assert!(matches!(entry("q", false, &twice), Err(BackendError::Invalid(_))));
-        let empty = OutgoingMessage { attributes: vec![("a".into(), String::new())], ..message("x") };
+        let empty = OutgoingMessage {
+            attributes: vec![("a".into(), String::new())],
+            ..message("x")
+        };
         assert!(matches!(entry("q", false, &empty), Err(BackendError::Invalid(_))));
         assert!(matches!(entry("q", false, &message("")), Err(BackendError::Invalid(_))));
     }
@@ -478,6 +550,9 @@ mod tests {
     fn query_error_codes_are_recognised() {
         assert!(is_missing_queue("AWS.SimpleQueueService.NonExistentQueue"));
         assert!(is_missing_queue("QueueDoesNotExist"));
-        assert_eq!(bare_code("AWS.SimpleQueueService.BatchEntryIdsNotDistinct"), "BatchEntryIdsNotDistinct");
+        assert_eq!(
+            bare_code("AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
+            "BatchEntryIdsNotDistinct"
+        );
     }
 }
