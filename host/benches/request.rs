@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
             local_stream: false,
         };
         let app = Arc::new(App::start(&manifest, &options).await?);
-        let component = app.runtime().component("testbed").expect("loaded").clone();
+        let component = app.runtime().component("testbed").expect("loaded").current();
 
         let native = measure(WARMUP, ITERATIONS, async || {
             black_box(native_ping(black_box(ping_request())));

@@ -1,22 +1,28 @@
 //! The request path shared by every edge: route, authenticate, run the
 //! component, and answer in one shape, with one log line per request.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use wasmtime::component::Component;
 
 use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
 use crate::error::ApiError;
-use crate::instance::Backends;
-use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest};
+use crate::hotswap::HotSwap;
+use crate::instance::{Backends, ComponentContext};
+use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest, WasmSource};
+use crate::registry::Registry;
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
-use crate::runtime::{CallError, Loaded, Runtime, RuntimeOptions};
+use crate::runtime::{CallError, Hosted, Loaded, Runtime, RuntimeOptions};
 
 /// What a route leads to.
 pub struct Target {
-    /// The component that serves it.
-    pub component: Arc<Loaded>,
+    /// The component that serves it (whichever version is current).
+    pub component: Arc<Hosted>,
     /// The component's mount point.
     pub mount: String,
     /// The template relative to the mount.
@@ -43,12 +49,15 @@ pub struct App {
     router: Router<Target>,
     cors: Option<CorsSpec>,
     runtime: Arc<Runtime>,
-    consumers: Vec<(Arc<Loaded>, EventSpec)>,
+    consumers: Vec<(Arc<Hosted>, EventSpec)>,
     verifier: Arc<dyn Verifier>,
     max_body_bytes: usize,
     /// Every cache store some component is granted: a stream record of one
     /// of their tables is a cache-store change.
     cache_stores: std::collections::BTreeSet<String>,
+    /// The local change stream of subscribed cache stores, when the host runs one.
+    change_log: Option<Arc<crate::stream::ChangeLog>>,
+    hot_swap: Option<Arc<HotSwap>>,
 }
 
 /// Where the host keeps its state and how much it runs at once.
@@ -66,8 +75,7 @@ pub struct AppOptions {
 }
 
 impl App {
-    /// Connects the backends the manifest names, loads every component and
-    /// runs its `init`.
+    /// Connects the backends the manifest names and loads every component.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
@@ -83,19 +91,56 @@ impl App {
                 Arc::new(verifier)
             }
         };
-        let app = App::new(manifest, Arc::new(backends), verifier, options)?;
-        app.runtime().init_all().await?;
-        Ok(app)
+        App::new(manifest, Arc::new(backends), verifier, options).await
     }
 
-    /// Loads every component of the manifest over the given backends (without
-    /// running `init`: [`App::start`] does).
-    pub fn new(manifest: &Manifest, backends: Arc<Backends>, verifier: Arc<dyn Verifier>, options: &AppOptions) -> anyhow::Result<App> {
+    /// Loads every component of the manifest over the given backends: from
+    /// its file, or from the registry (then followed as new versions are
+    /// published, unless pinned).
+    pub async fn new(
+        manifest: &Manifest,
+        backends: Arc<Backends>,
+        verifier: Arc<dyn Verifier>,
+        options: &AppOptions,
+    ) -> anyhow::Result<App> {
         let runtime_options = RuntimeOptions {
             concurrency: options.concurrency,
             artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
         };
-        let runtime = Runtime::new(manifest, backends, &runtime_options)?;
+        let mut runtime = Runtime::new(manifest, &runtime_options)?;
+        let registry = match &manifest.backends.registry {
+            Some(spec) if manifest.uses_registry() => {
+                Some(Arc::new(Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?))
+            }
+            _ if manifest.uses_registry() => {
+                anyhow::bail!(
+                    "manifest: components come from the registry, but no store is set: add [backends.registry] store = \"s3://BUCKET/PREFIX\" or \"dir:PATH\", or pass --store"
+                )
+            }
+            _ => None,
+        };
+        let mut followed = Vec::new();
+        for (name, spec) in &manifest.components {
+            let started = std::time::Instant::now();
+            let context = Arc::new(ComponentContext {
+                name: name.clone(),
+                grants: spec.grants.clone(),
+                config: spec.config.clone(),
+                limits: spec.limits,
+                backends: backends.clone(),
+            });
+            let (component, digest, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
+            let loaded = runtime.prepare(context, &component, digest)?;
+            runtime
+                .validate(&loaded)
+                .await
+                .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
+            tracing::info!(component = %name, digest = loaded.version(), ms = started.elapsed().as_millis() as u64, "component ready");
+            let hosted = runtime.add(loaded);
+            if let Some((published_as, tag)) = follow {
+                followed.push((hosted, published_as, tag));
+            }
+        }
         let mut routes = Vec::new();
         for (name, spec) in &manifest.components {
             let component = runtime.component(name).expect("every manifest component is loaded").clone();
@@ -129,15 +174,36 @@ impl App {
                 spec.events.iter().map(move |e| (component.clone(), e.clone()))
             })
             .collect();
+        let runtime = Arc::new(runtime);
+        let hot_swap = match (registry, &manifest.backends.registry) {
+            (Some(registry), Some(spec)) if !followed.is_empty() => {
+                let hot_swap = Arc::new(HotSwap::new(
+                    runtime.clone(),
+                    registry,
+                    followed,
+                    Duration::from_secs(spec.check_seconds),
+                ));
+                hot_swap.spawn();
+                Some(hot_swap)
+            }
+            _ => None,
+        };
         Ok(App {
             router,
             cors: manifest.cors.clone(),
-            runtime: Arc::new(runtime),
+            runtime,
             consumers,
             verifier,
             max_body_bytes: manifest.max_body_bytes(),
             cache_stores: manifest.components.values().flat_map(|c| c.grants.caches.iter().cloned()).collect(),
+            change_log: backends.change_log.clone(),
+            hot_swap,
         })
+    }
+
+    /// What follows the registry, when components come from it unpinned.
+    pub fn hot_swap(&self) -> Option<&Arc<HotSwap>> {
+        self.hot_swap.as_ref()
     }
 
     /// Every route, for printing: methods, full path, component, access.
@@ -165,7 +231,7 @@ impl App {
     /// The components consuming `source`, given by its deployed name (an SQS
     /// queue or DynamoDB table name), with the logical name they know it by.
     pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
-        let names = |c: &Loaded| match source {
+        let names = |c: &Hosted| match source {
             DeployedSource::Queue(_) => c.context.backends.queue_names.clone(),
             DeployedSource::Table(_) => c.context.backends.table_names.clone(),
         };
@@ -176,7 +242,7 @@ impl App {
                 (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
                 _ => false,
             })
-            .map(|(component, spec)| (component.clone(), spec.source.clone()))
+            .map(|(component, spec)| (component.current(), spec.source.clone()))
             .collect()
     }
 
@@ -190,7 +256,7 @@ impl App {
     /// manifest's `events`). Needs a Tokio runtime.
     pub fn start_event_consumers(&self) {
         crate::events::spawn_consumers(self.runtime.clone(), self.consumers.clone());
-        if let Some(log) = self.runtime.change_log() {
+        if let Some(log) = self.change_log.clone() {
             crate::stream::spawn_consumers(self.runtime.clone(), log, self.consumers.clone());
         }
     }
@@ -204,7 +270,7 @@ impl App {
             Some(answer) => answer,
             None => self.dispatch(&request, &request_id, &mut served_by).await,
         };
-        self.finish(&request, &request_id, started, served_by, result)
+        self.finish(&request, &request_id, started, served_by.as_ref(), result)
     }
 
     fn finish(
@@ -212,7 +278,7 @@ impl App {
         request: &Request,
         request_id: &str,
         started: Instant,
-        served_by: Option<(&str, &str)>,
+        served_by: Option<&ServedBy<'_>>,
         result: Result<Response, ApiError>,
     ) -> Response {
         finish_response(self.cors.as_ref(), request, request_id, started, served_by, result)
@@ -242,7 +308,7 @@ impl App {
         &'a self,
         request: &Request,
         request_id: &str,
-        served_by: &mut Option<(&'a str, &'a str)>,
+        served_by: &mut Option<ServedBy<'a>>,
     ) -> Result<Response, ApiError> {
         let (route, params) = match self.router.find(&request.method, &request.path) {
             Match::Found(route, params) => (route, params),
@@ -257,7 +323,13 @@ impl App {
             }
         };
         let target = &route.target;
-        *served_by = Some((target.component.context.name.as_str(), route.template.as_str()));
+        // This request stays on this version, whatever is swapped in meanwhile.
+        let component = target.component.current();
+        *served_by = Some(ServedBy {
+            component: target.component.context.name.as_str(),
+            route: route.template.as_str(),
+            version: component.clone(),
+        });
         if request.body.len() > target.max_body_bytes {
             return Err(ApiError::payload_too_large(format!(
                 "the body is larger than {} bytes",
@@ -278,7 +350,7 @@ impl App {
             request_id: request_id.to_owned(),
         };
         let name = &target.component.context.name;
-        match self.runtime.handle_request(&target.component, wit_request, identity).await {
+        match self.runtime.handle_request(&component, wit_request, identity).await {
             Ok(r) => response_from(r, name),
             Err(CallError::Timeout(ms)) => {
                 tracing::warn!(component = %name, request_id, limit_ms = ms, "component ran past its time limit");
@@ -326,21 +398,92 @@ impl App {
     }
 }
 
+/// The version a component starts with, compiled (or from the artifact
+/// cache), with its sha256 and, when it follows the registry, its published
+/// name and the pointer's entity tag it was read at.
+async fn initial_version(
+    runtime: &Runtime,
+    registry: Option<&Registry>,
+    name: &str,
+    source: &WasmSource,
+) -> anyhow::Result<(Component, String, Option<(String, Option<String>)>)> {
+    match source {
+        WasmSource::File(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
+            let (component, digest, _) = runtime
+                .compile(&bytes)
+                .with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
+            Ok((component, digest, None))
+        }
+        WasmSource::Registry { name: published_as, pin } => {
+            let registry = registry.expect("opened when a component uses it");
+            let (doc, tag) = registry
+                .versions(published_as)
+                .await
+                .with_context(|| format!("component \"{name}\": reading {published_as} in {}", registry.location()))?;
+            let digest = match pin {
+                Some(pin) => doc
+                    .find(pin)
+                    .with_context(|| format!("component \"{name}\": {published_as} in {}", registry.location()))?
+                    .sha256
+                    .clone(),
+                None => doc.current.clone().with_context(|| {
+                    format!(
+                        "component \"{name}\": nothing is published as {published_as} in {}",
+                        registry.location()
+                    )
+                })?,
+            };
+            let component = match runtime.cached(&digest) {
+                Some(component) => component,
+                None => {
+                    let bytes = registry
+                        .bytes(published_as, &digest)
+                        .await
+                        .with_context(|| format!("component \"{name}\""))?;
+                    runtime
+                        .compile(&bytes)
+                        .with_context(|| {
+                            format!(
+                                "component \"{name}\": version {} of {published_as} is not a valid component",
+                                &digest[..12]
+                            )
+                        })?
+                        .0
+                }
+            };
+            Ok((component, digest, pin.is_none().then(|| (published_as.clone(), tag))))
+        }
+    }
+}
+
+/// Which component, route and version a request reached.
+struct ServedBy<'a> {
+    component: &'a str,
+    route: &'a str,
+    version: Arc<Loaded>,
+}
+
 /// The response for `result`, with its request id, and the request's log line.
 fn finish_response(
     cors: Option<&CorsSpec>,
     request: &Request,
     request_id: &str,
     started: Instant,
-    served_by: Option<(&str, &str)>,
+    served_by: Option<&ServedBy<'_>>,
     result: Result<Response, ApiError>,
 ) -> Response {
     let mut response = result.unwrap_or_else(|e| e.into_response(request_id));
     response.headers.push(("x-request-id".into(), request_id.to_owned()));
+    if let Some(served_by) = served_by {
+        response
+            .headers
+            .push(("x-corral-version".into(), served_by.version.version().to_owned()));
+    }
     if let (Some(cors), Some(origin)) = (cors, request.header("origin")) {
         crate::cors::decorate(cors, origin, &mut response);
     }
-    let (component, route) = served_by.unwrap_or(("-", "-"));
+    let (component, route) = served_by.map_or(("-", "-"), |s| (s.component, s.route));
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     crate::metrics::record_request(component, response.status, duration_ms);
     tracing::info!(

@@ -1,6 +1,11 @@
 //! Compiled components, cached on disk by content hash and engine
 //! configuration, so a restart deserializes (about a millisecond) instead
 //! of compiling again.
+//!
+//! Loading native code from a file trusts that file completely, so an
+//! artifact is loaded only when it is intact (a sha256 trailer over its
+//! bytes) and wasmtime accepts it for this engine (its own version and
+//! configuration check). Anything else is compiled again and replaced.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -9,7 +14,20 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// Length of the integrity trailer: a sha256 of the serialized component.
+const TRAILER: usize = 32;
+
+/// Where a loaded component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Deserialized from a cached artifact.
+    Cached,
+    /// Compiled from its bytes (and cached for next time).
+    Compiled,
+}
+
 /// Where compiled artifacts live.
+#[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
@@ -18,8 +36,8 @@ pub struct ArtifactCache {
 impl ArtifactCache {
     /// A cache in `dir` for artifacts of `engine`.
     pub fn new(engine: &Engine, dir: PathBuf) -> ArtifactCache {
-        // Artifacts of another wasmtime version or configuration must never
-        // load: the key changes with both.
+        // Artifacts of another wasmtime version or configuration get another
+        // name, so they are not even tried.
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         ArtifactCache {
@@ -28,36 +46,132 @@ impl ArtifactCache {
         }
     }
 
-    /// The component for `bytes`: from the cache when present and loadable,
-    /// else compiled and stored. Returns it with its sha256 digest.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, String)> {
-        let digest = hex::encode(Sha256::digest(bytes));
-        let path = self.dir.join(format!("{digest}-{}.cwasm", self.engine_key));
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an engine
-            // with the same compatibility hash, into the host's own cache directory.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, digest)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unloadable compiled artifact")
-                }
+    /// The artifact file of the component whose bytes hash to `digest`.
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    }
+
+    /// The cached component with sha256 `digest`, when its artifact is
+    /// present, intact and accepted by `engine`.
+    pub fn cached(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.path(digest);
+        let file = std::fs::read(&path).ok()?;
+        match verified(&file).and_then(|code| {
+            // SAFETY: the bytes are exactly what `Component::serialize` wrote
+            // (the trailer checks that), and wasmtime refuses artifacts of
+            // another version or engine configuration.
+            unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!("{e}"))
+        }) {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable compiled artifact; compiling again");
+                None
             }
         }
+    }
+
+    /// The component for `bytes`: from the cache when usable, else compiled
+    /// and stored. Returns it with its sha256 digest and where it came from.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, String, Origin)> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if let Some(component) = self.cached(engine, &digest) {
+            return Ok((component, digest, Origin::Cached));
+        }
         let component = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let path = self.path(&digest);
         if let Err(e) = store(&path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
         }
-        Ok((component, digest))
+        Ok((component, digest, Origin::Compiled))
     }
+}
+
+/// The serialized component in `file`, if its trailer matches.
+fn verified(file: &[u8]) -> anyhow::Result<&[u8]> {
+    anyhow::ensure!(file.len() > TRAILER, "the artifact is truncated");
+    let (code, trailer) = file.split_at(file.len() - TRAILER);
+    anyhow::ensure!(
+        Sha256::digest(code)[..] == *trailer,
+        "the artifact's checksum does not match: it is damaged"
+    );
+    Ok(code)
 }
 
 /// Writes atomically: a reader never sees half an artifact.
 fn store(path: &Path, component: &Component) -> anyhow::Result<()> {
     let dir = path.parent().expect("artifact paths have a folder");
     std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let trailer = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&trailer);
     let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component there is: `(component)` in binary form.
+    const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    fn engine(epochs: bool) -> Engine {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true).epoch_interruption(epochs);
+        Engine::new(&config).unwrap()
+    }
+
+    #[test]
+    fn a_second_load_deserializes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(true);
+        let cache = ArtifactCache::new(&engine, dir.path().to_owned());
+        let bytes = EMPTY;
+        assert_eq!(cache.load(&engine, bytes).unwrap().2, Origin::Compiled);
+        assert_eq!(cache.load(&engine, bytes).unwrap().2, Origin::Cached);
+    }
+
+    #[test]
+    fn damaged_artifacts_are_compiled_again_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(true);
+        let cache = ArtifactCache::new(&engine, dir.path().to_owned());
+        let bytes = EMPTY;
+        let (_, digest, _) = cache.load(&engine, bytes).unwrap();
+        let path = cache.path(&digest);
+        let good = std::fs::read(&path).unwrap();
+
+        // One flipped bit in the code.
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(cache.cached(&engine, &digest).is_none());
+        assert_eq!(cache.load(&engine, bytes).unwrap().2, Origin::Compiled);
+        assert_eq!(std::fs::read(&path).unwrap(), good, "the damaged artifact was replaced");
+
+        // Cut short.
+        std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+        assert_eq!(cache.load(&engine, bytes).unwrap().2, Origin::Compiled);
+        assert_eq!(cache.load(&engine, bytes).unwrap().2, Origin::Cached);
+    }
+
+    #[test]
+    fn artifacts_of_another_engine_configuration_are_compiled_again_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = engine(true);
+        let foreign = engine(false);
+        let bytes = EMPTY;
+        let ours_cache = ArtifactCache::new(&ours, dir.path().to_owned());
+        let foreign_cache = ArtifactCache::new(&foreign, dir.path().to_owned());
+        assert_ne!(ours_cache.path("x"), foreign_cache.path("x"), "another configuration, another name");
+
+        // An intact artifact of the other engine, under our engine's name.
+        let (_, digest, _) = foreign_cache.load(&foreign, bytes).unwrap();
+        std::fs::copy(foreign_cache.path(&digest), ours_cache.path(&digest)).unwrap();
+        assert!(ours_cache.cached(&ours, &digest).is_none(), "wasmtime must refuse it");
+        assert_eq!(ours_cache.load(&ours, bytes).unwrap().2, Origin::Compiled);
+        assert_eq!(ours_cache.load(&ours, bytes).unwrap().2, Origin::Cached);
+    }
 }

@@ -163,6 +163,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         queue_names,
         table_names,
         change_log,
+        aws,
     })
 }
 

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use crate::bindings::handler::{Event, EventSource};
 use crate::manifest::{EventSourceSpec, EventSpec};
 use crate::queue::ReceivedMessage;
-use crate::runtime::{Loaded, Runtime};
+use crate::runtime::{Hosted, Loaded, Runtime};
 
 /// How long a consumer waits after finding its queue empty.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Starts one consumer task per queue a component consumes.
-pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Loaded>, EventSpec)>) {
+pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
     for (component, spec) in consumers {
         if let EventSourceSpec::Queue(queue) = &spec.source {
             tracing::info!(component = %component.context.name, queue = %queue, "consuming queue");
@@ -25,12 +25,13 @@ pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Loaded>, Event
     }
 }
 
-async fn consume(runtime: Arc<Runtime>, component: Arc<Loaded>, queue_name: String, spec: EventSpec) {
+async fn consume(runtime: Arc<Runtime>, component: Arc<Hosted>, queue_name: String, spec: EventSpec) {
     let queue = component.context.backends.queue.clone();
     loop {
         match queue.receive(&queue_name, spec.batch_size, spec.visibility_seconds).await {
             Ok(messages) if messages.is_empty() => tokio::time::sleep(IDLE_POLL).await,
-            Ok(messages) => deliver(&runtime, &component, &queue_name, messages).await,
+            // Each batch runs on the version current when it arrives.
+            Ok(messages) => deliver(&runtime, &component.current(), &queue_name, messages).await,
             Err(e) => {
                 tracing::warn!(component = %component.context.name, queue = %queue_name, error = %e, "cannot read the queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -35,6 +35,8 @@ pub struct Backends {
     /// The local change stream of subscribed cache stores (`corral serve`
     /// only: on Lambda, DynamoDB streams deliver the changes).
     pub change_log: Option<Arc<crate::stream::ChangeLog>>,
+    /// The AWS configuration, when anything needed it (the S3 registry too).
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 /// Everything about a component that does not change between requests.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use corral::auth::DevKeys;
-use corral::manifest::{Access, BackendsSpec};
+use corral::manifest::{Access, BackendsSpec, RegistrySpec};
+use corral::registry::{Registry, RollbackTo, StoreLocation};
 use corral::{App, AppOptions, Manifest};
 
 #[derive(Parser)]
@@ -45,6 +46,29 @@ struct HostArgs {
     /// Log as JSON lines.
     #[arg(long, env = "CORRAL_LOG_JSON")]
     log_json: bool,
+    /// The component registry (`s3://BUCKET/PREFIX` or `dir:PATH`); replaces
+    /// the store of `[backends.registry]`.
+    #[arg(long, env = "CORRAL_STORE")]
+    store: Option<String>,
+    /// How often to check the registry for new versions, in seconds; replaces
+    /// `check_seconds` of `[backends.registry]`.
+    #[arg(long, env = "CORRAL_REGISTRY_CHECK_SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    registry_check_seconds: Option<u64>,
+}
+
+/// Where the registry is: `--store`, else the backends file's or the
+/// manifest's `[backends.registry]`.
+#[derive(Args)]
+struct StoreArgs {
+    /// The component registry: `s3://BUCKET/PREFIX` or `dir:PATH`.
+    #[arg(long, env = "CORRAL_STORE")]
+    store: Option<String>,
+    /// A backends file with a `[backends.registry]` table.
+    #[arg(long, env = "CORRAL_BACKENDS")]
+    backends: Option<PathBuf>,
+    /// The manifest, whose `[backends.registry]` is used when neither of the above is given.
+    #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
+    manifest: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +85,39 @@ enum Command {
     Lambda {
         #[command(flatten)]
         host: HostArgs,
+    },
+    /// Checks a component (it compiles, fits the world and instantiates),
+    /// uploads it to the registry and makes it the current version; prints
+    /// its sha256.
+    Publish {
+        /// The component file.
+        file: PathBuf,
+        /// The name to publish it under (`wasm = "registry:NAME"`).
+        #[arg(long)]
+        component: String,
+        /// Upload without the local check (the host still checks before serving it).
+        #[arg(long)]
+        no_validate: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Lists the published versions of a component, oldest first; `*` marks the current one.
+    Versions {
+        /// The published name.
+        component: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Makes an earlier version current again: the one before the current
+    /// one, or the one given with --to.
+    Rollback {
+        /// The published name.
+        component: String,
+        /// A sha256 (or a unique prefix of one) of the version to go back to.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Prints a development token signed with the data directory's key.
     Token {
@@ -106,6 +163,62 @@ fn main() -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             })
         }
+        Command::Publish {
+            file,
+            component,
+            no_validate,
+            store,
+        } => {
+            corral::logging::init(false);
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let registry = open_registry(&store).await?;
+                let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                if !no_validate {
+                    corral::publish::check(&component, &bytes)
+                        .await
+                        .with_context(|| format!("{} cannot serve", file.display()))?;
+                }
+                let sha256 = registry.publish(&component, bytes).await?;
+                eprintln!("published {component} to {}", registry.location());
+                println!("{sha256}");
+                Ok(())
+            })
+        }
+        Command::Versions { component, store } => {
+            corral::logging::init(false);
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let registry = open_registry(&store).await?;
+                let (doc, _) = registry.versions(&component).await?;
+                anyhow::ensure!(
+                    !doc.versions.is_empty(),
+                    "nothing is published as {component} in {}",
+                    registry.location()
+                );
+                for v in &doc.versions {
+                    let mark = if doc.current.as_deref() == Some(v.sha256.as_str()) {
+                        '*'
+                    } else {
+                        ' '
+                    };
+                    println!("{mark} {}  {}  {} bytes", v.sha256, v.published_at, v.size);
+                }
+                Ok(())
+            })
+        }
+        Command::Rollback { component, to, store } => {
+            corral::logging::init(false);
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let registry = open_registry(&store).await?;
+                let target = match &to {
+                    Some(prefix) => RollbackTo::Version(prefix),
+                    None => RollbackTo::Previous,
+                };
+                let sha256 = registry.rollback(&component, target).await?;
+                eprintln!("{component} in {} is back at {}", registry.location(), &sha256[..12]);
+                println!("{sha256}");
+                Ok(())
+            })
+        }
         Command::Token {
             sub,
             groups,
@@ -128,6 +241,20 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
     if let Some(path) = &host.backends {
         manifest.backends = BackendsSpec::load(path, env)?;
     }
+    if let Some(store) = &host.store {
+        let check_seconds = manifest
+            .backends
+            .registry
+            .as_ref()
+            .map_or(RegistrySpec::DEFAULT_CHECK_SECONDS, |r| r.check_seconds);
+        manifest.backends.registry = Some(RegistrySpec {
+            store: store.clone(),
+            check_seconds,
+        });
+    }
+    if let (Some(seconds), Some(registry)) = (host.registry_check_seconds, manifest.backends.registry.as_mut()) {
+        registry.check_seconds = seconds;
+    }
     let options = AppOptions {
         data_dir: host.data_dir.clone().unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
@@ -140,6 +267,17 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
 async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
     let app = load(&host, ".corral", 32, true).await?;
     app.start_event_consumers();
+    if let Some(hot_swap) = app.hot_swap().cloned() {
+        // SIGHUP checks the registry now, as an S3 notification does on Lambda.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                for (component, outcome) in hot_swap.check(None, true).await {
+                    tracing::info!(component = %component, outcome = ?outcome, "reloaded on SIGHUP");
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -152,6 +290,34 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
     corral::server::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The registry named by `--store`, the backends file or the manifest.
+async fn open_registry(args: &StoreArgs) -> anyhow::Result<Registry> {
+    let env = |k: &str| std::env::var(k).ok();
+    let store = match (&args.store, &args.backends) {
+        (Some(store), _) => store.clone(),
+        (None, Some(path)) => {
+            BackendsSpec::load(path, env)?
+                .registry
+                .context("the backends file has no [backends.registry]; pass --store")?
+                .store
+        }
+        (None, None) => {
+            let manifest = Manifest::load(&args.manifest, env).context("no --store given, and the manifest cannot be read")?;
+            manifest
+                .backends
+                .registry
+                .context("the manifest has no [backends.registry]; pass --store")?
+                .store
+        }
+    };
+    let location = StoreLocation::parse(&store, std::path::Path::new(".")).map_err(|m| anyhow::anyhow!("--store {m}"))?;
+    let aws = match location {
+        StoreLocation::S3 { .. } => Some(aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await),
+        StoreLocation::Dir(_) => None,
+    };
+    Registry::open(&location, aws.as_ref())
 }
 
 async fn shutdown_signal() {

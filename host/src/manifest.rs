@@ -48,8 +48,8 @@ impl Default for Limits {
 pub struct ComponentSpec {
     /// The component's name (its key in the manifest).
     pub name: String,
-    /// The component's `.wasm` file, resolved against the manifest's folder.
-    pub wasm: PathBuf,
+    /// Where the component's bytes come from.
+    pub wasm: WasmSource,
     /// Path prefix for all its routes (`""` for none).
     pub mount: String,
     /// Its routes, relative to the mount.
@@ -62,6 +62,21 @@ pub struct ComponentSpec {
     pub events: Vec<EventSpec>,
     /// Its limits (the defaults where it sets none).
     pub limits: Limits,
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasmSource {
+    /// A `.wasm` file, resolved against the manifest's folder.
+    File(PathBuf),
+    /// The registry (`wasm = "registry:NAME"`): the current version of `name`,
+    /// followed as it changes, or the version pinned by a sha256 prefix.
+    Registry {
+        /// The name it is published under.
+        name: String,
+        /// A sha256 prefix that fixes the version.
+        pin: Option<String>,
+    },
 }
 
 /// The tables, cache stores and queues a component may use. Anything not
@@ -224,6 +239,34 @@ pub struct BackendsSpec {
     /// How long an SSM secret is cached, in seconds (default 300).
     #[serde(default = "default_secrets_ttl")]
     pub secrets_ttl_seconds: u64,
+    /// Where `registry:` components are published.
+    pub registry: Option<RegistrySpec>,
+}
+
+/// The component registry (`[backends.registry]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySpec {
+    /// `s3://BUCKET/PREFIX` or `dir:PATH` (relative to the file that names it).
+    pub store: String,
+    /// How often the host checks for a new current version, in seconds
+    /// (default 5); an S3 notification reloads at once.
+    #[serde(default = "default_check_seconds")]
+    pub check_seconds: u64,
+}
+
+fn default_check_seconds() -> u64 {
+    RegistrySpec::DEFAULT_CHECK_SECONDS
+}
+
+impl RegistrySpec {
+    /// How often the registry is checked unless configured.
+    pub const DEFAULT_CHECK_SECONDS: u64 = 5;
+
+    /// The store location, with a relative folder taken from `base`.
+    pub fn location(&self, base: &Path) -> Result<crate::registry::StoreLocation, ManifestError> {
+        crate::registry::StoreLocation::parse(&self.store, base).map_err(|m| invalid(format!("backends: registry store {m}")))
+    }
 }
 
 fn default_secrets_ttl() -> u64 {
@@ -363,22 +406,33 @@ impl BackendsSpec {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        file.backends.resolve(&env)
+        file.backends.resolve(&env, path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Whether any backend or secret needs an AWS configuration.
     pub fn uses_aws(&self) -> bool {
-        matches!(self.db, DbSpec::Postgres { iam: true, .. })
+        self.registry.as_ref().is_some_and(|r| r.store.starts_with("s3://"))
+            || matches!(self.db, DbSpec::Postgres { iam: true, .. })
             || matches!(self.cache, CacheSpec::Dynamodb(_))
             || matches!(self.queue, QueueSpec::Sqs(_))
     }
 
     /// Resolves `${env:NAME}` in the values that may hold deployment details.
-    fn resolve(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+    fn resolve(mut self, env: &impl Fn(&str) -> Option<String>, base: &Path) -> Result<BackendsSpec, ManifestError> {
         let fix = |what: &str, v: &mut String| -> Result<(), ManifestError> {
             *v = resolve_env(v, env).map_err(|m| invalid(format!("backends: {what}: {m}")))?;
             Ok(())
         };
+        if let Some(registry) = &mut self.registry {
+            fix("registry store", &mut registry.store)?;
+            // Stored absolute, so the file's folder no longer matters.
+            if let crate::registry::StoreLocation::Dir(path) = registry.location(base)? {
+                registry.store = format!("dir:{}", path.display());
+            }
+            if !(1..=86_400).contains(&registry.check_seconds) {
+                return Err(invalid("backends: registry check_seconds must be 1 to 86400".into()));
+            }
+        }
         if let DbSpec::Postgres {
             url,
             region,
@@ -475,7 +529,8 @@ struct RawLimits {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawComponent {
-    wasm: PathBuf,
+    wasm: String,
+    version: Option<String>,
     #[serde(default)]
     mount: String,
     #[serde(default)]
@@ -568,7 +623,7 @@ impl Manifest {
                 })
                 .collect::<Result<_, ManifestError>>()?;
             let events = c.events.into_iter().map(|e| check_event(&name, e)).collect::<Result<Vec<_>, _>>()?;
-            let wasm = if c.wasm.is_absolute() { c.wasm } else { base.join(c.wasm) };
+            let wasm = wasm_source(&name, &c.wasm, c.version, base)?;
             components.insert(
                 name.clone(),
                 ComponentSpec {
@@ -583,7 +638,7 @@ impl Manifest {
                 },
             );
         }
-        let backends = raw.backends.resolve(&env)?;
+        let backends = raw.backends.resolve(&env, base)?;
         if let Some(cors) = &raw.cors {
             if cors.allow_origins.is_empty() {
                 return Err(invalid("cors: allow_origins must name at least one origin, or \"*\"".into()));
@@ -598,6 +653,11 @@ impl Manifest {
             cors: raw.cors,
             components,
         })
+    }
+
+    /// Whether any component comes from the registry.
+    pub fn uses_registry(&self) -> bool {
+        self.components.values().any(|c| matches!(c.wasm, WasmSource::Registry { .. }))
     }
 
     /// The largest memory cap of any component, in bytes.
@@ -731,6 +791,30 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
     })
 }
 
+fn wasm_source(component: &str, wasm: &str, version: Option<String>, base: &Path) -> Result<WasmSource, ManifestError> {
+    let Some(name) = wasm.strip_prefix("registry:") else {
+        if version.is_some() {
+            return Err(invalid(format!(
+                "component \"{component}\": version pins a registry version; it needs wasm = \"registry:NAME\""
+            )));
+        }
+        let path = Path::new(wasm);
+        return Ok(WasmSource::File(if path.is_absolute() { path.to_owned() } else { base.join(path) }));
+    };
+    check_name(name, "registry component").map_err(|e| invalid(format!("component \"{component}\": {e}")))?;
+    if let Some(pin) = &version
+        && (!(4..=64).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(invalid(format!(
+            "component \"{component}\": version \"{pin}\" must be 4 to 64 hex digits of a sha256"
+        )));
+    }
+    Ok(WasmSource::Registry {
+        name: name.to_owned(),
+        pin: version.map(|v| v.to_ascii_lowercase()),
+    })
+}
+
 fn normalize_mount(mount: &str) -> Option<String> {
     if mount.is_empty() || mount == "/" {
         return Some(String::new());
@@ -786,7 +870,7 @@ mod tests {
         )
         .unwrap();
         let c = &m.components["students"];
-        assert_eq!(c.wasm, Path::new("/app/crud.wasm"));
+        assert_eq!(c.wasm, WasmSource::File("/app/crud.wasm".into()));
         assert_eq!(
             c.limits,
             Limits {
@@ -854,6 +938,47 @@ mod tests {
     }
 
     #[test]
+    fn reads_registry_sources() {
+        let m = parse(
+            r#"
+            [backends.registry]
+            store = "dir:published"
+            [components.a]
+            wasm = "registry:notes"
+            [components.b]
+            wasm = "registry:notes"
+            version = "ABCDEF12"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.components["a"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: None
+            }
+        );
+        assert_eq!(
+            m.components["b"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: Some("abcdef12".into())
+            }
+        );
+        let registry = m.backends.registry.clone().unwrap();
+        assert_eq!(
+            registry,
+            RegistrySpec {
+                store: "dir:/app/published".into(),
+                check_seconds: 5
+            }
+        );
+        assert!(m.uses_registry() && !m.backends.uses_aws());
+        let s3 = parse("[backends.registry]\nstore = 's3://b/p'\ncheck_seconds = 2").unwrap();
+        assert!(s3.backends.uses_aws());
+    }
+
+    #[test]
     fn rejects_what_it_cannot_serve() {
         for (text, needle) in [
             ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
@@ -879,6 +1004,11 @@ mod tests {
                 "exactly one",
             ),
             ("[components.a]\nwasm='a'\nhosts=['x.org/api']", "host \"x.org/api\""),
+            ("[components.a]\nwasm='a'\nversion='abcd'", "needs wasm = \"registry:NAME\""),
+            ("[components.a]\nwasm='registry:Bad'", "registry component name"),
+            ("[components.a]\nwasm='registry:a'\nversion='xyz1'", "hex digits"),
+            ("[backends.registry]\nstore='/abs'", "s3://BUCKET/PREFIX or dir:PATH"),
+            ("[backends.registry]\nstore='dir:r'\ncheck_seconds=0", "check_seconds"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

@@ -163,7 +163,7 @@ impl<T> Router<T> {
                 }
             }
         }
-        routes.sort_by(|a, b| b.template.specificity().cmp(&a.template.specificity()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
         Ok(Router { routes })
     }
 

@@ -1,21 +1,22 @@
-//! The engine and the loaded components: one `Engine` for the process, one
-//! pre-instantiated component per manifest entry, and a fresh instance for
-//! every request, with memory and time limits.
+//! The engine and the loaded components: one `Engine` for the process, per
+//! manifest entry the current version (one pre-instantiated component, which
+//! hot swap may replace), and a fresh instance for every request, with memory
+//! and time limits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-use crate::artifacts::ArtifactCache;
+use crate::artifacts::{ArtifactCache, Origin};
 use crate::auth::Identity;
 use crate::bindings::handler::{Event, Request, Response};
 use crate::bindings::{Service, ServicePre};
-use crate::instance::{Backends, ComponentContext, HostState};
+use crate::instance::{ComponentContext, HostState};
 use crate::manifest::Manifest;
 
 /// Bytes of each pooled memory, table and stack kept mapped between uses.
@@ -41,13 +42,41 @@ pub enum CallError {
     Instantiate(String),
 }
 
-/// A component ready to run.
+/// One version of a component, ready to run.
 pub struct Loaded {
     /// Its context (name, grants, config, limits).
     pub context: Arc<ComponentContext>,
     /// The sha256 of its bytes.
     pub digest: String,
     pre: ServicePre<HostState>,
+}
+
+impl Loaded {
+    /// The short form of its digest that responses carry (`x-corral-version`).
+    pub fn version(&self) -> &str {
+        &self.digest[..12]
+    }
+}
+
+/// A manifest component and the version of it that new requests get.
+/// Requests hold an `Arc<Loaded>`, so those in flight finish on the version
+/// they started with when another one is swapped in.
+pub struct Hosted {
+    /// Its context (name, grants, config, limits).
+    pub context: Arc<ComponentContext>,
+    current: ArcSwap<Loaded>,
+}
+
+impl Hosted {
+    /// The version serving new requests.
+    pub fn current(&self) -> Arc<Loaded> {
+        self.current.load_full()
+    }
+
+    /// Makes `next` the version new requests get; returns the one it replaced.
+    pub fn swap(&self, next: Arc<Loaded>) -> Arc<Loaded> {
+        self.current.swap(next)
+    }
 }
 
 /// Runtime settings from the command line or environment.
@@ -62,17 +91,17 @@ pub struct RuntimeOptions {
 /// The engine and every loaded component.
 pub struct Runtime {
     engine: Engine,
-    change_log: Option<Arc<crate::stream::ChangeLog>>,
-    components: BTreeMap<String, Arc<Loaded>>,
+    linker: Linker<HostState>,
+    cache: ArtifactCache,
+    components: BTreeMap<String, Arc<Hosted>>,
     /// One permit per instance slot, so a burst waits instead of failing.
     slots: Arc<Semaphore>,
 }
 
 impl Runtime {
-    /// Builds the engine, then compiles (or loads from cache) and
-    /// pre-instantiates every component of the manifest. Any failure names
-    /// the component.
-    pub fn new(manifest: &Manifest, backends: Arc<Backends>, options: &RuntimeOptions) -> anyhow::Result<Runtime> {
+    /// Builds the engine (sized for `manifest`) and the linker, with no
+    /// components yet: add them with [`Runtime::add`].
+    pub fn new(manifest: &Manifest, options: &RuntimeOptions) -> anyhow::Result<Runtime> {
         let engine = engine(manifest, options)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -80,71 +109,81 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
-        let mut components = BTreeMap::new();
-        for (name, spec) in &manifest.components {
-            let started = std::time::Instant::now();
-            let bytes = std::fs::read(&spec.wasm).with_context(|| format!("component \"{name}\": cannot read {}", spec.wasm.display()))?;
-            let (component, digest) = cache
-                .load(&engine, &bytes)
-                .with_context(|| format!("component \"{name}\": {} is not a valid component", spec.wasm.display()))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .and_then(ServicePre::new)
-                .map_err(|e| anyhow::anyhow!("component \"{name}\" does not fit the corral:host world: {e:?}"))?;
-            let context = Arc::new(ComponentContext {
-                name: name.clone(),
-                grants: spec.grants.clone(),
-                config: spec.config.clone(),
-                limits: spec.limits,
-                backends: backends.clone(),
-            });
-            tracing::info!(component = %name, digest = %&digest[..12], ms = started.elapsed().as_millis() as u64, "component ready");
-            components.insert(name.clone(), Arc::new(Loaded { context, digest, pre }));
-        }
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
-            change_log: backends.change_log.clone(),
             engine,
-            components,
+            linker,
+            cache,
+            components: BTreeMap::new(),
             slots: Arc::new(Semaphore::new(options.concurrency as usize)),
         })
     }
 
-    /// The local change stream, when the host runs one.
-    pub fn change_log(&self) -> Option<Arc<crate::stream::ChangeLog>> {
-        self.change_log.clone()
+    /// Compiles `bytes` (or loads the cached artifact). Blocks for the
+    /// length of a compile: call it off the async threads when serving.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, String, Origin)> {
+        self.cache.load(&self.engine, bytes)
     }
 
-    /// The loaded component called `name`.
-    pub fn component(&self, name: &str) -> Option<&Arc<Loaded>> {
-        self.components.get(name)
+    /// The engine and artifact cache, for compiling on a blocking thread.
+    pub fn compiler(&self) -> (Engine, ArtifactCache) {
+        (self.engine.clone(), self.cache.clone())
     }
 
-    /// Runs `init` in a fresh instance of `component`, as the host does once
-    /// for every version it loads; the error is the component's own message.
-    pub async fn init(&self, component: &Loaded) -> Result<(), String> {
-        let call_id = format!("init-{}", &component.digest[..12]);
+    /// The cached compiled form of the component with sha256 `digest`, if any.
+    pub fn cached(&self, digest: &str) -> Option<Component> {
+        self.cache.cached(&self.engine, digest)
+    }
+
+    /// Links `component` for `context`: it must fit the world.
+    pub fn prepare(&self, context: Arc<ComponentContext>, component: &Component, digest: String) -> anyhow::Result<Loaded> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .and_then(ServicePre::new)
+            .map_err(|e| anyhow::anyhow!("component \"{}\" does not fit the corral:host world: {e:?}", context.name))?;
+        Ok(Loaded { context, digest, pre })
+    }
+
+    /// Whether `loaded` instantiates, in a fresh store with its own limits:
+    /// what can be checked without the component's grants and config.
+    pub async fn instantiates(&self, loaded: &Loaded) -> anyhow::Result<()> {
+        self.run(loaded, format!("check-{}", loaded.version()), None, async |_, _| Ok(()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The check a version passes before it serves, at start-up and before
+    /// a swap: its `init` runs in a fresh instance with the component's own
+    /// limits (creating tables, checking config). The error is the
+    /// component's own message, or why the call failed.
+    pub async fn validate(&self, loaded: &Loaded) -> anyhow::Result<()> {
+        let call_id = format!("init-{}", loaded.version());
         let outcome = self
-            .run(component, call_id, None, async |store, bindings| {
+            .run(loaded, call_id, None, async |store, bindings| {
                 bindings.corral_host_handler().call_init(store).await
             })
             .await;
         match outcome {
-            Ok(result) => result,
-            Err(e) => Err(e.to_string()),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(anyhow::anyhow!("{message}")),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
         }
     }
 
-    /// Runs `init` for every loaded component; the first failure names its component.
-    pub async fn init_all(&self) -> anyhow::Result<()> {
-        for (name, component) in &self.components {
-            let started = std::time::Instant::now();
-            self.init(component)
-                .await
-                .map_err(|message| anyhow::anyhow!("component \"{name}\" refused to start: {message}"))?;
-            tracing::debug!(component = %name, ms = started.elapsed().as_millis() as u64, "component initialized");
-        }
-        Ok(())
+    /// Adds a component, serving `loaded`.
+    pub fn add(&mut self, loaded: Loaded) -> Arc<Hosted> {
+        let hosted = Arc::new(Hosted {
+            context: loaded.context.clone(),
+            current: ArcSwap::from_pointee(loaded),
+        });
+        self.components.insert(hosted.context.name.clone(), hosted.clone());
+        hosted
+    }
+
+    /// The component called `name`.
+    pub fn component(&self, name: &str) -> Option<&Arc<Hosted>> {
+        self.components.get(name)
     }
 
     /// Runs `handle-request` in a fresh instance of `component`.

@@ -24,7 +24,7 @@ use crate::backend::BackendError;
 use crate::bindings::handler::{Event, EventSource};
 use crate::cache::Cache;
 use crate::manifest::{EventSourceSpec, EventSpec};
-use crate::runtime::{Loaded, Runtime};
+use crate::runtime::{Hosted, Loaded, Runtime};
 
 /// How long a consumer waits for new changes before looking again anyway.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -284,7 +284,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Starts one consumer per (component, subscribed store), and the pruning
 /// of changes past retention.
-pub fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Vec<(Arc<Loaded>, EventSpec)>) {
+pub fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
     let pruned = log.clone();
     tokio::spawn(async move {
         loop {
@@ -305,7 +305,7 @@ pub fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Ve
     }
 }
 
-async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Loaded>, store: String, batch_size: u32) {
+async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Hosted>, store: String, batch_size: u32) {
     let name = component.context.name.clone();
     let consumer = format!("{name}:{store}");
     let mut backoff = FIRST_BACKOFF;
@@ -332,7 +332,8 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Load
             }
             continue;
         }
-        let first_failed = deliver(&runtime, &component, &store, &batch).await;
+        // Each batch goes to the version serving now (hot swap may replace it).
+        let first_failed = deliver(&runtime, &component.current(), &store, &batch).await;
         let handled_up_to = match first_failed {
             Some(0) => None,
             Some(i) => Some(batch[i - 1].seq),

@@ -7,7 +7,12 @@
 
 mod common;
 
-use common::lambda::{Lambda, failures, http_json, sorted_keys, v1_header, v2_header};
+use std::path::Path;
+use std::process::Command;
+
+use common::lambda::{
+    Lambda, failures, http_json, read_fixture, sorted_keys, v1_header, v2_header,
+};
 use serde_json::{Value, json};
 
 /// The students resource of the example manifest, and two testbed
@@ -546,6 +551,95 @@ fn http_invocations_write_metric_lines_and_json_logs_with_the_lambda_request_id(
         logs.iter()
             .any(|l| l["request_id"] == trap_id && l["target"] != "corral::request"),
         "no other line for the trapped request {trap_id}: {}",
+        lambda.stderr()
+    );
+}
+
+/// A registry component on S3: an S3 notification about its objects
+/// reloads it within that invocation, long before the hourly check.
+#[test]
+fn s3_notices_about_a_published_component_swap_it_at_once() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = format!(
+        "corral-lambda-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let created = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{moto}/{bucket}")])
+        .status()
+        .expect("running curl");
+    assert!(
+        created.success(),
+        "creating bucket {bucket} in moto at {moto}"
+    );
+    let store = format!("s3://{bucket}/components");
+    let publish = |file: &Path| -> String {
+        let out = Command::new(common::corral_bin())
+            .args([
+                "publish",
+                &file.display().to_string(),
+                "--component",
+                "tb",
+                "--store",
+                &store,
+            ])
+            .env_remove("CORRAL_STORE")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("running corral publish");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let v1 = publish(&common::wasm("testbed"));
+    let manifest = format!(
+        r#"
+[backends.registry]
+store = "{store}"
+check_seconds = 3600
+
+[components.tb]
+wasm = "registry:tb"
+mount = "/tb"
+
+[[components.tb.routes]]
+path = "/testbed/{{action}}"
+methods = ["GET"]
+auth = "public"
+"#
+    );
+    let mut lambda = Lambda::start_with_env(&manifest, &env);
+    let answer = lambda.http("GET", "/tb/testbed/ping", None);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(v2_header(&answer, "x-corral-version"), &v1[..12]);
+
+    // v2: the testbed with a custom section appended (another digest).
+    let mut bytes = std::fs::read(common::wasm("testbed")).unwrap();
+    bytes.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+    let v2_file = lambda.dir.path().join("v2.wasm");
+    std::fs::write(&v2_file, bytes).unwrap();
+    let v2 = publish(&v2_file);
+    let answer = lambda.http("GET", "/tb/testbed/ping", None);
+    assert_eq!(
+        v2_header(&answer, "x-corral-version"),
+        &v1[..12],
+        "swapped without a notice"
+    );
+
+    let mut notice = read_fixture("example-s3-event.json");
+    notice["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+    notice["Records"][0]["s3"]["object"]["key"] = json!("components/tb/versions.json");
+    assert_eq!(lambda.invoke(&notice), json!({ "acknowledged": 1 }));
+    let answer = lambda.http("GET", "/tb/testbed/ping", None);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(
+        v2_header(&answer, "x-corral-version"),
+        &v2[..12],
+        "{}",
         lambda.stderr()
     );
 }

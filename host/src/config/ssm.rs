@@ -28,10 +28,10 @@ impl Secrets {
 
     /// The decrypted value of parameter `name`.
     pub async fn get(&self, name: &str) -> Result<String, BackendError> {
-        if let Some((at, value)) = self.cache.lock().await.get(name) {
-            if at.elapsed() < self.ttl {
-                return Ok(value.clone());
-            }
+        if let Some((at, value)) = self.cache.lock().await.get(name)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
         }
         let out = self
             .client

@@ -84,7 +84,7 @@ async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String
         Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => http::handle(app, &payload, &lambda_request_id, kind == Kind::ApiGatewayV2).await,
         Kind::Sqs => records::sqs(app, &payload).await,
         Kind::DynamoDbStream => records::dynamodb(app, &payload).await,
-        Kind::S3 => records::s3(&payload),
+        Kind::S3 => records::s3(app, &payload).await,
         Kind::WarmUp => {
             tracing::info!("warm-up ping");
             json!({ "warmed": true })

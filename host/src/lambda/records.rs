@@ -174,14 +174,35 @@ fn cache_change(store: &str, raw: &str) -> Option<String> {
     Some(crate::stream::change_body(store, key, new?.as_deref(), old?.as_deref()))
 }
 
-/// S3 notifications for the components bucket: logged and acknowledged.
-pub fn s3(event: &Value) -> Value {
+/// S3 notifications for the components bucket: a change to a followed
+/// component's objects reloads it at once, and the invocation ends when the
+/// new version serves (or was refused), before Lambda freezes the process.
+pub async fn s3(app: &App, event: &Value) -> Value {
+    let mut changed = BTreeSet::new();
     for record in records(event) {
         let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), text("/s3/object/key"));
         tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
+        if let Some(component) = app.hot_swap().and_then(|h| h.location().component_of(&bucket, &object_key(&key))) {
+            changed.insert(component);
+        }
+    }
+    if let Some(hot_swap) = app.hot_swap()
+        && !changed.is_empty()
+    {
+        let names: Vec<String> = changed.into_iter().collect();
+        for (component, outcome) in hot_swap.check(Some(&names), true).await {
+            tracing::info!(component = %component, outcome = ?outcome, "reloaded on an S3 notification");
+        }
     }
     json!({ "acknowledged": records(event).len() })
+}
+
+/// An S3 notification's key, which arrives URL-encoded (spaces as `+`).
+fn object_key(encoded: &str) -> String {
+    percent_encoding::percent_decode_str(&encoded.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A DynamoDB attribute map as plain JSON (`{"S": "x"}` becomes `"x"`).
@@ -221,6 +242,12 @@ fn attribute(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_keys_are_decoded() {
+        assert_eq!(object_key("Happy%20Face+1.jpg"), "Happy Face 1.jpg");
+        assert_eq!(object_key("components/notes/versions.json"), "components/notes/versions.json");
+    }
 
     #[test]
     fn names_come_from_arns() {

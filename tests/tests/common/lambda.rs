@@ -102,7 +102,8 @@ pub fn kill_group(child: &mut Child) {
 /// A Lambda runtime API emulator on a free port and the `corral` binary
 /// serving it, both stopped on drop.
 pub struct Lambda {
-    dir: tempfile::TempDir,
+    /// The function's folder: its manifest and data directory.
+    pub dir: tempfile::TempDir,
     port: u16,
     emulator: Child,
     emulator_log: Arc<Mutex<String>>,
@@ -120,6 +121,20 @@ impl Lambda {
     /// The function on the embedded backends, or on PostgreSQL, DynamoDB
     /// and SQS in the emulator when `aws` is given.
     pub fn start_on(manifest_toml: &str, aws: Option<&super::AwsResources>) -> Lambda {
+        Lambda::launch(manifest_toml, aws, &[])
+    }
+
+    /// The function on the embedded backends, with more environment (such
+    /// as moto's settings, for a registry on S3).
+    pub fn start_with_env(manifest_toml: &str, env: &[(String, String)]) -> Lambda {
+        Lambda::launch(manifest_toml, None, env)
+    }
+
+    fn launch(
+        manifest_toml: &str,
+        aws: Option<&super::AwsResources>,
+        env: &[(String, String)],
+    ) -> Lambda {
         let tool = cargo_lambda();
         let bin = super::corral_bin();
         for name in super::component_names(manifest_toml) {
@@ -176,6 +191,7 @@ impl Lambda {
             aws.configure(&mut function);
         }
         let mut function = function
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),

@@ -135,6 +135,7 @@ pub enum Backends {
 
 /// Turns each `async fn name(backends: Backends)` into a module `name`
 /// with two tests, `name::embedded` and `name::aws`.
+#[allow(unused_macros)] // each test file includes this module; not all use it
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
         $(
@@ -152,6 +153,7 @@ macro_rules! on_both_backends {
         )+
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_both_backends;
 
 /// The PostgreSQL database and AWS name prefix of one host; the database is
@@ -267,14 +269,7 @@ impl AwsResources {
                 command.env_remove(name);
             }
         }
-        command
-            .env("AWS_ENDPOINT_URL", &self.moto_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        command.envs(moto_env(&self.moto_url));
     }
 
     /// Drops the database. The emulator's tables and queues stay: their
@@ -660,6 +655,27 @@ impl Host {
         }
     }
 
+    /// Sends SIGHUP to the host: it checks the component registry at once.
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("the host is running");
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(child.id().to_string())
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "kill -HUP {} failed: {status:?}",
+            child.id()
+        );
+    }
+
+    /// The environment the host's AWS clients get (moto's), for running
+    /// other `corral` commands against the same emulator.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        let aws = self.aws.as_ref().expect("an AWS host");
+        moto_env(&aws.moto_url)
+    }
+
     /// Sends SIGTERM to the host without waiting for it to exit.
     pub fn terminate(&self) {
         if let Some(child) = &self.child {
@@ -770,6 +786,27 @@ impl Drop for Host {
             aws.remove();
         }
     }
+}
+
+/// The AWS settings that point a `corral` process at moto, and nowhere else.
+pub fn moto_env(moto_url: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", moto_url),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The moto endpoint of the AWS-side tests; panics when it is not set.
+pub fn moto_url() -> String {
+    service_env("CORRAL_TEST_MOTO_URL")
 }
 
 /// Runs `corral token` against `data_dir`'s signing key.

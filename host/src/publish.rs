@@ -1,0 +1,37 @@
+//! The check `corral publish` runs before uploading: the component compiles,
+//! fits the world and instantiates. Its `init` needs the grants and config of
+//! the manifest that serves it, so the host runs that before it lets the
+//! version serve.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::instance::ComponentContext;
+use crate::manifest::Manifest;
+use crate::runtime::{Runtime, RuntimeOptions};
+
+/// Checks that `bytes` would be accepted as component `name`.
+pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    // A scratch host: embedded backends and an artifact cache that go away.
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let manifest = Manifest::parse("", scratch.path(), |_| None)?;
+    let backends = Arc::new(crate::connect::connect(&manifest, scratch.path(), false).await?);
+    let runtime = Runtime::new(
+        &manifest,
+        &RuntimeOptions {
+            concurrency: 1,
+            artifact_dir: scratch.path().join("artifacts"),
+        },
+    )?;
+    let (component, digest, _) = runtime.compile(bytes).context("it is not a valid component")?;
+    let context = Arc::new(ComponentContext {
+        name: name.to_owned(),
+        grants: Default::default(),
+        config: Default::default(),
+        limits: manifest.defaults,
+        backends,
+    });
+    let loaded = runtime.prepare(context, &component, digest)?;
+    runtime.instantiates(&loaded).await.context("it does not start")
+}

@@ -1,0 +1,500 @@
+//! Hot swap: a component published to the registry (an S3 bucket in moto,
+//! or a folder) replaces the running version without a restart, under
+//! continuous load and without a failed request; a broken version is
+//! refused and the old one keeps serving; `corral rollback` goes back.
+//!
+//! Versions are told apart by the `x-corral-version` header (the first 12
+//! hex digits of the serving version's sha256). v2 is the testbed with a
+//! custom section appended, so it behaves the same with another digest.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Backends, Host, WASM_PLACEHOLDER};
+
+/// Client tasks hammering the host while versions change.
+const LOAD_TASKS: usize = 4;
+/// How long a swap may take beyond the check interval before the test fails.
+const SWAP_SLACK: Duration = Duration::from_secs(15);
+
+/// `bytes` with a custom section appended: the same component, another sha256.
+fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
+    let name = b"corral-test";
+    let mut content = vec![name.len() as u8];
+    content.extend_from_slice(name);
+    content.extend_from_slice(payload.as_bytes());
+    assert!(content.len() < 128, "one LEB128 byte of section size");
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push(content.len() as u8);
+    out.extend_from_slice(&content);
+    out
+}
+
+/// The smallest component there is: it compiles, but exports nothing, so it
+/// does not fit the world.
+const WRONG_WORLD: &[u8] = b"\0asm\x0d\0\x01\0";
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("running sha256sum");
+    String::from_utf8(out.stdout).expect("text")[..64].to_owned()
+}
+
+/// Runs the `corral` command line with `env`.
+fn corral(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut command = Command::new(common::corral_bin());
+    command
+        .args(args)
+        .env_remove("CORRAL_STORE")
+        .env_remove("CORRAL_BACKENDS");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command.output().expect("running corral")
+}
+
+/// Runs `corral` and returns its stdout; panics with its stderr if it fails.
+fn corral_ok(args: &[&str], env: &[(String, String)]) -> String {
+    let out = corral(args, env);
+    assert!(
+        out.status.success(),
+        "corral {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("text")
+        .trim()
+        .to_owned()
+}
+
+/// Publishes `file` as `name` and returns the printed sha256.
+fn publish(
+    file: &Path,
+    name: &str,
+    store: &str,
+    env: &[(String, String)],
+    extra: &[&str],
+) -> String {
+    let file = file.display().to_string();
+    let mut args = vec![
+        "publish",
+        file.as_str(),
+        "--component",
+        name,
+        "--store",
+        store,
+    ];
+    args.extend_from_slice(extra);
+    let sha = corral_ok(&args, env);
+    assert_eq!(sha.len(), 64, "publish printed {sha:?}");
+    sha
+}
+
+/// A manifest serving the registry component `tb` at `/tb/testbed/{action}`.
+fn manifest(extra: &str) -> String {
+    format!(
+        r#"
+[components.tb]
+wasm = "registry:tb"
+mount = "/tb"
+
+[[components.tb.routes]]
+path = "/testbed/{{action}}"
+methods = ["GET"]
+auth = "public"
+{extra}"#
+    )
+}
+
+/// What the load saw: every answer's status and version, per task, in order.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>,
+}
+
+impl Load {
+    fn start(host: &Host) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..LOAD_TASKS)
+            .map(|_| {
+                let (client, url, stop) = (
+                    host.client().clone(),
+                    host.url("/tb/testbed/ping"),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        match client.get(&url).send().await {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let version = r
+                                    .headers()
+                                    .get("x-corral-version")
+                                    .map(|v| v.to_str().unwrap().to_owned())
+                                    .unwrap_or_default();
+                                let body = r.text().await.unwrap_or_default();
+                                let ok = status == 200 && body == "pong";
+                                seen.push((if ok { status } else { 599 }, version));
+                            }
+                            Err(e) => {
+                                eprintln!("request failed: {e}");
+                                seen.push((0, String::new()));
+                            }
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    /// Stops the load; asserts no request failed and each task saw the
+    /// versions in `order` (each at most once as a run, some possibly not at all).
+    async fn finish(self, order: &[&str]) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        for task in self.tasks {
+            let seen = task.await.expect("a load task");
+            total += seen.len();
+            let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
+            assert!(
+                failed.is_empty(),
+                "{} of {} requests failed: {:?}",
+                failed.len(),
+                seen.len(),
+                &failed[..failed.len().min(5)]
+            );
+            let mut runs: Vec<&str> = Vec::new();
+            for (_, v) in &seen {
+                if runs.last() != Some(&v.as_str()) {
+                    runs.push(v);
+                }
+            }
+            let mut expected = order.iter();
+            for run in &runs {
+                assert!(
+                    expected.any(|v| v == run),
+                    "versions seen out of order: {runs:?}, expected a subsequence of {order:?}"
+                );
+            }
+        }
+        total
+    }
+}
+
+/// Waits until `/tb/testbed/ping` answers from `version`; returns how long that took.
+async fn wait_for_version(host: &Host, version: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = host.get("/tb/testbed/ping").await;
+        assert_eq!(reply.status, 200, "{reply}");
+        if reply.header("x-corral-version") == Some(version) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still answering from {:?}, not {version}, after {within:?}; host log:\n{}",
+            reply.header("x-corral-version"),
+            host.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh bucket in moto, created with an unsigned request (moto accepts them).
+async fn create_bucket(moto: &str) -> String {
+    let bucket = format!(
+        "corral-swap-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let response = reqwest::Client::new()
+        .put(format!("{moto}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto at {moto} does not answer: {e}"));
+    assert!(
+        response.status().is_success(),
+        "creating the bucket: {}",
+        response.status()
+    );
+    bucket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollback_goes_back() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = create_bucket(&moto).await;
+    let store = format!("s3://{bucket}/components");
+    let work = tempfile::tempdir().unwrap();
+    let v1_file = common::wasm("testbed");
+    let v2_file = work.path().join("v2.wasm");
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "v2"),
+    )
+    .unwrap();
+    let v3_file = work.path().join("v3.wasm");
+    std::fs::write(&v3_file, WRONG_WORLD).unwrap();
+
+    let v1 = publish(&v1_file, "tb", &store, &env, &[]);
+    assert_eq!(
+        v1,
+        sha256_of(&v1_file),
+        "the version is the sha256 of the bytes"
+    );
+    let check_seconds = 2;
+    let host = Host::start_on_with(
+        Backends::Aws,
+        &manifest(""),
+        &[
+            "--store",
+            &store,
+            "--registry-check-seconds",
+            &check_seconds.to_string(),
+        ],
+    );
+    let first = host.get("/tb/testbed/ping").await;
+    assert_eq!(first.status, 200, "{first}");
+    assert_eq!(first.text(), "pong");
+    assert_eq!(first.header("x-corral-version"), Some(&v1[..12]));
+
+    let load = Load::start(&host);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // v2: the answers switch within the check interval.
+    let v2 = publish(&v2_file, "tb", &store, &env, &[]);
+    assert_ne!(v1, v2);
+    wait_for_version(
+        &host,
+        &v2[..12],
+        Duration::from_secs(check_seconds) + SWAP_SLACK,
+    )
+    .await;
+    host.wait_for_log("about the swap to v2", |l| {
+        l["message"] == "swapped in a new version" && l["to"] == v2[..12]
+    })
+    .await;
+
+    // v3 does not fit the world: publish refuses it and uploads nothing...
+    let refused = corral(
+        &[
+            "publish",
+            &v3_file.display().to_string(),
+            "--component",
+            "tb",
+            "--store",
+            &store,
+        ],
+        &env,
+    );
+    assert!(
+        !refused.status.success(),
+        "publish accepted a component of the wrong world"
+    );
+    let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    // ...and uploaded anyway (as another tool might), the host refuses it and v2 keeps serving.
+    let v3 = publish(&v3_file, "tb", &store, &env, &["--no-validate"]);
+    let log = host
+        .wait_for_log("refusing v3", |l| {
+            l["message"] == "refused a new version; the current one keeps serving"
+                && l["version"] == v3[..12]
+        })
+        .await;
+    assert_eq!(log["serving"], v2[..12], "{log}");
+    for _ in 0..5 {
+        let reply = host.get("/tb/testbed/ping").await;
+        assert_eq!(reply.header("x-corral-version"), Some(&v2[..12]), "{reply}");
+    }
+
+    // Rollback: from v3 to v2 (already serving), then to v1 by its prefix.
+    assert_eq!(corral_ok(&["rollback", "tb", "--store", &store], &env), v2);
+    assert_eq!(
+        corral_ok(
+            &["rollback", "tb", "--to", &v1[..10], "--store", &store],
+            &env
+        ),
+        v1
+    );
+    wait_for_version(
+        &host,
+        &v1[..12],
+        Duration::from_secs(check_seconds) + SWAP_SLACK,
+    )
+    .await;
+    let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(lines[0].starts_with(&format!("* {v1}")), "{listed}");
+    assert!(
+        lines[1].starts_with(&format!("  {v2}")) && lines[2].starts_with(&format!("  {v3}")),
+        "{listed}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total = load.finish(&[&v1[..12], &v2[..12], &v1[..12]]).await;
+    assert!(total > 100, "only {total} requests ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = create_bucket(&moto).await;
+    let store = format!("s3://{bucket}");
+    let work = tempfile::tempdir().unwrap();
+    let v1_file = common::wasm("testbed");
+    let v2_file = work.path().join("v2.wasm");
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "signal"),
+    )
+    .unwrap();
+    let v1 = publish(&v1_file, "tb", &store, &env, &[]);
+    // An hour between checks: only the signal can explain a swap.
+    let host = Host::start_on_with(
+        Backends::Aws,
+        &manifest(""),
+        &["--store", &store, "--registry-check-seconds", "3600"],
+    );
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
+
+    let load = Load::start(&host);
+    let v2 = publish(&v2_file, "tb", &store, &env, &[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12]),
+        "swapped before the signal"
+    );
+    host.hangup();
+    wait_for_version(&host, &v2[..12], SWAP_SLACK).await;
+    load.finish(&[&v1[..12], &v2[..12]]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_directory_store_swaps_followed_components_and_keeps_pinned_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = work.path().join("registry");
+    let store = format!("dir:{}", registry.display());
+    let v1_file = common::wasm("testbed");
+    let v2_file = work.path().join("v2.wasm");
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "dir"),
+    )
+    .unwrap();
+    let v1 = publish(&v1_file, "tb", &store, &[], &[]);
+
+    let pinned = format!(
+        r#"
+[components.pinned]
+wasm = "registry:tb"
+version = "{}"
+mount = "/pinned"
+
+[[components.pinned.routes]]
+path = "/testbed/{{action}}"
+methods = ["GET"]
+auth = "public"
+
+[backends.registry]
+store = "{store}"
+check_seconds = 1
+"#,
+        &v1[..8]
+    );
+    assert!(!pinned.contains(WASM_PLACEHOLDER));
+    let host = Host::start(&manifest(&pinned));
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
+
+    let load = Load::start(&host);
+    let v2 = publish(&v2_file, "tb", &store, &[], &[]);
+    wait_for_version(&host, &v2[..12], Duration::from_secs(1) + SWAP_SLACK).await;
+    load.finish(&[&v1[..12], &v2[..12]]).await;
+
+    // The pinned component stays on its version.
+    let reply = host.get("/pinned/testbed/ping").await;
+    assert_eq!(reply.status, 200, "{reply}");
+    assert_eq!(reply.header("x-corral-version"), Some(&v1[..12]), "{reply}");
+
+    // The pointer document is plain JSON with the history, oldest first.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.join("tb/versions.json")).unwrap()).unwrap();
+    assert_eq!(doc["current"], v2.as_str(), "{doc}");
+    let history: Vec<&str> = doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, [v1.as_str(), v2.as_str()]);
+    assert!(registry.join(format!("tb/{v2}.wasm")).is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_to_s3_lose_no_version() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = create_bucket(&moto).await;
+    let store = format!("s3://{bucket}/c");
+    let work = tempfile::tempdir().unwrap();
+    let testbed = std::fs::read(common::wasm("testbed")).unwrap();
+    let files: Vec<_> = (0..6)
+        .map(|i| {
+            let path = work.path().join(format!("v{i}.wasm"));
+            std::fs::write(&path, with_custom_section(&testbed, &format!("p{i}"))).unwrap();
+            path
+        })
+        .collect();
+    // All at once: each rewrites versions.json only if nobody did since it read it.
+    let publishers: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let (file, store, env) = (file.clone(), store.clone(), env.clone());
+            std::thread::spawn(move || publish(&file, "tb", &store, &env, &["--no-validate"]))
+        })
+        .collect();
+    let published: Vec<String> = publishers
+        .into_iter()
+        .map(|p| p.join().expect("a publisher"))
+        .collect();
+    let listed = corral_ok(&["versions", "tb", "--store", &store], &env);
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+    for sha in &published {
+        assert!(listed.contains(sha.as_str()), "{sha} is missing:\n{listed}");
+    }
+    // The current one is one of them, marked once.
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with('*')).count(),
+        1,
+        "{listed}"
+    );
+}
