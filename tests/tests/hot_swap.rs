@@ -10,31 +10,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::registry::{corral, corral_ok, create_bucket, publish, with_custom_section};
 use common::{Backends, Host, WASM_PLACEHOLDER};
 
 /// Client tasks hammering the host while versions change.
 const LOAD_TASKS: usize = 4;
 /// How long a swap may take beyond the check interval before the test fails.
 const SWAP_SLACK: Duration = Duration::from_secs(15);
-
-/// `bytes` with a custom section appended: the same component, another sha256.
-fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
-    let name = b"corral-test";
-    let mut content = vec![name.len() as u8];
-    content.extend_from_slice(name);
-    content.extend_from_slice(payload.as_bytes());
-    assert!(content.len() < 128, "one LEB128 byte of section size");
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(content.len() as u8);
-    out.extend_from_slice(&content);
-    out
-}
 
 /// The smallest component there is: it compiles, but exports nothing, so it
 /// does not fit the world.
@@ -46,60 +33,6 @@ fn sha256_of(path: &Path) -> String {
         .output()
         .expect("running sha256sum");
     String::from_utf8(out.stdout).expect("text")[..64].to_owned()
-}
-
-/// Runs the `corral` command line with `env`.
-fn corral(args: &[&str], env: &[(String, String)]) -> Output {
-    let mut command = Command::new(common::corral_bin());
-    command
-        .args(args)
-        .env_remove("CORRAL_STORE")
-        .env_remove("CORRAL_BACKENDS");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command.output().expect("running corral")
-}
-
-/// Runs `corral` and returns its stdout; panics with its stderr if it fails.
-fn corral_ok(args: &[&str], env: &[(String, String)]) -> String {
-    let out = corral(args, env);
-    assert!(
-        out.status.success(),
-        "corral {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("text")
-        .trim()
-        .to_owned()
-}
-
-/// Publishes `file` as `name` and returns the printed sha256.
-fn publish(
-    file: &Path,
-    name: &str,
-    store: &str,
-    env: &[(String, String)],
-    extra: &[&str],
-) -> String {
-    let file = file.display().to_string();
-    let mut args = vec![
-        "publish",
-        file.as_str(),
-        "--component",
-        name,
-        "--store",
-        store,
-    ];
-    args.extend_from_slice(extra);
-    let sha = corral_ok(&args, env);
-    assert_eq!(sha.len(), 64, "publish printed {sha:?}");
-    sha
 }
 
 /// A manifest serving the registry component `tb` at `/tb/testbed/{action}`.
@@ -215,30 +148,11 @@ async fn wait_for_version(host: &Host, version: &str, within: Duration) -> Durat
     }
 }
 
-/// A fresh bucket in moto, created with an unsigned request (moto accepts them).
-async fn create_bucket(moto: &str) -> String {
-    let bucket = format!(
-        "corral-swap-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let response = reqwest::Client::new()
-        .put(format!("{moto}/{bucket}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("moto at {moto} does not answer: {e}"));
-    assert!(
-        response.status().is_success(),
-        "creating the bucket: {}",
-        response.status()
-    );
-    bucket
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollback_goes_back() {
     let moto = common::moto_url();
     let env = common::moto_env(&moto);
-    let bucket = create_bucket(&moto).await;
+    let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/components");
     let work = tempfile::tempdir().unwrap();
     let v1_file = common::wasm("testbed");
@@ -355,7 +269,7 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
 async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() {
     let moto = common::moto_url();
     let env = common::moto_env(&moto);
-    let bucket = create_bucket(&moto).await;
+    let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}");
     let work = tempfile::tempdir().unwrap();
     let v1_file = common::wasm("testbed");
@@ -463,7 +377,7 @@ check_seconds = 1
 async fn concurrent_publishers_to_s3_lose_no_version() {
     let moto = common::moto_url();
     let env = common::moto_env(&moto);
-    let bucket = create_bucket(&moto).await;
+    let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/c");
     let work = tempfile::tempdir().unwrap();
     let testbed = std::fs::read(common::wasm("testbed")).unwrap();

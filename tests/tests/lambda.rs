@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::lambda::{
     Lambda, failures, http_json, read_fixture, sorted_keys, v1_header, v2_header,
 };
+use common::registry::{create_bucket, publish, with_custom_section};
 use serde_json::{Value, json};
 
 /// The students resource of the example manifest, and two testbed
@@ -561,40 +561,9 @@ fn http_invocations_write_metric_lines_and_json_logs_with_the_lambda_request_id(
 fn s3_notices_about_a_published_component_swap_it_at_once() {
     let moto = common::moto_url();
     let env = common::moto_env(&moto);
-    let bucket = format!(
-        "corral-lambda-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let created = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{moto}/{bucket}")])
-        .status()
-        .expect("running curl");
-    assert!(
-        created.success(),
-        "creating bucket {bucket} in moto at {moto}"
-    );
+    let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/components");
-    let publish = |file: &Path| -> String {
-        let out = Command::new(common::corral_bin())
-            .args([
-                "publish",
-                &file.display().to_string(),
-                "--component",
-                "tb",
-                "--store",
-                &store,
-            ])
-            .env_remove("CORRAL_STORE")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("running corral publish");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let publish = |file: &Path| publish(file, "tb", &store, &env, &[]);
     let v1 = publish(&common::wasm("testbed"));
     let manifest = format!(
         r#"
@@ -618,10 +587,9 @@ auth = "public"
     assert_eq!(v2_header(&answer, "x-corral-version"), &v1[..12]);
 
     // v2: the testbed with a custom section appended (another digest).
-    let mut bytes = std::fs::read(common::wasm("testbed")).unwrap();
-    bytes.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+    let bytes = std::fs::read(common::wasm("testbed")).unwrap();
     let v2_file = lambda.dir.path().join("v2.wasm");
-    std::fs::write(&v2_file, bytes).unwrap();
+    std::fs::write(&v2_file, with_custom_section(&bytes, "v2")).unwrap();
     let v2 = publish(&v2_file);
     let answer = lambda.http("GET", "/tb/testbed/ping", None);
     assert_eq!(

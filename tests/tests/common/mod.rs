@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod lambda;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
