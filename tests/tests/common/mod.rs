@@ -193,6 +193,17 @@ fn run_async<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// Every column of every row, read as an integer.
+fn integers<R: sqlx::Row>(rows: &[R]) -> Vec<Vec<i64>>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
+        .collect()
+}
+
 /// `url` with its database name replaced by `database`.
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -572,7 +583,7 @@ impl Host {
     /// PostgreSQL database) and returns every row, each column read as an
     /// integer: a test's look at what really landed there.
     pub fn sql_integers(&self, sql: &str) -> Vec<Vec<i64>> {
-        use sqlx::{Connection as _, Row as _};
+        use sqlx::Connection as _;
         let sql = sql.to_owned();
         match &self.aws {
             None => {
@@ -587,9 +598,7 @@ impl Host {
                         .fetch_all(&mut conn)
                         .await
                         .expect("the test's SQL runs");
-                    rows.iter()
-                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
-                        .collect()
+                    integers(&rows)
                 })
             }
             Some(aws) => {
@@ -602,9 +611,7 @@ impl Host {
                         .fetch_all(&mut conn)
                         .await
                         .expect("the test's SQL runs");
-                    rows.iter()
-                        .map(|row| (0..row.len()).map(|i| row.get::<i64, _>(i)).collect())
-                        .collect()
+                    integers(&rows)
                 })
             }
         }
