@@ -127,6 +127,7 @@ impl App {
                 grants: spec.grants.clone(),
                 config: spec.config.clone(),
                 limits: spec.limits,
+                db: backends.db.clone().scoped(name, &spec.grants.tables).await?,
                 backends: backends.clone(),
             });
             let (component, digest, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;

@@ -49,6 +49,8 @@ pub struct ComponentContext {
     pub config: BTreeMap<String, String>,
     /// Its limits.
     pub limits: Limits,
+    /// The database as this component may use it (see [`Database::scoped`]).
+    pub db: Arc<dyn Database>,
     /// The backends.
     pub backends: Arc<Backends>,
 }

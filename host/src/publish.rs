@@ -30,6 +30,7 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         grants: Default::default(),
         config: Default::default(),
         limits: manifest.defaults,
+        db: backends.db.clone().scoped(name, &Default::default()).await?,
         backends,
     });
     let loaded = runtime.prepare(context, &component, digest)?;

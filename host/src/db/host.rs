@@ -20,7 +20,7 @@ impl HostState {
     /// The database, once `table` is known to be granted.
     fn db_for(&self, table: &str) -> Result<Arc<dyn Database>, GuestError> {
         self.check_grant("table", |g| &g.tables, table)?;
-        Ok(self.component.backends.db.clone())
+        Ok(self.component.db.clone())
     }
 
     /// Refuses SQL that is not one plain statement or reaches outside the
@@ -116,7 +116,7 @@ impl Host for HostState {
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.backends.db.clone();
+        let db = self.component.db.clone();
         let result = db.query(&sql, &params).await;
         if changes_schema {
             db.schema_changed();
@@ -126,7 +126,7 @@ impl Host for HostState {
 
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.backends.db.clone();
+        let db = self.component.db.clone();
         let result = db.execute(&sql, &params).await;
         if changes_schema {
             db.schema_changed();
@@ -142,7 +142,7 @@ impl Host for HostState {
     }
 
     async fn begin(&mut self) -> Answer<Resource<TransactionHandle>> {
-        let db = self.component.backends.db.clone();
+        let db = self.component.db.clone();
         let tx = guest_try!(db.begin().await);
         Ok(Ok(self.table().push(TransactionHandle(tx))?))
     }
@@ -151,7 +151,7 @@ impl Host for HostState {
 impl HostTransaction for HostState {
     async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.backends.db.clone();
+        let db = self.component.db.clone();
         let handle = self.table().get_mut(&tx)?;
         let result = handle.0.query(&sql, &params).await;
         if changes_schema {
@@ -162,7 +162,7 @@ impl HostTransaction for HostState {
 
     async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.backends.db.clone();
+        let db = self.component.db.clone();
         let handle = self.table().get_mut(&tx)?;
         let result = handle.0.execute(&sql, &params).await;
         if changes_schema {

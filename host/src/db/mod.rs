@@ -10,6 +10,9 @@ mod postgres;
 pub mod records;
 mod sqlite;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use crate::backend::BackendError;
@@ -49,6 +52,10 @@ pub trait Database: Send + Sync {
     /// A statement created, altered or dropped something: forget what is
     /// known about which record tables exist.
     fn schema_changed(&self);
+    /// The database as `component` uses it: its statements reach only
+    /// `tables`, and the database itself enforces that, beneath the SQL
+    /// guard.
+    async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError>;
 }
 
 /// An open transaction; dropping it rolls back.

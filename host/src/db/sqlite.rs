@@ -201,6 +201,10 @@ fn column_value(row: &SqliteRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Sqlite {
+    async fn scoped(self: std::sync::Arc<Self>, _component: &str, _tables: &std::collections::BTreeSet<String>) -> Result<std::sync::Arc<dyn Database>, BackendError> {
+        Ok(self)
+    }
+
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
         self.ensure_records_table(table).await?;
         let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)");
