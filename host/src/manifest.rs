@@ -31,6 +31,13 @@ pub struct Limits {
     pub timeout_ms: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a database transaction, or one statement outside a
+    /// transaction, may hold the database, in milliseconds.
+    pub transaction_ms: u64,
+    /// Most rows one SQL query may return.
+    pub max_result_rows: usize,
+    /// Most bytes of values one SQL query or records page may return.
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +46,9 @@ impl Default for Limits {
             memory_mb: 64,
             timeout_ms: 10_000,
             max_body_bytes: 1024 * 1024,
+            transaction_ms: 2_000,
+            max_result_rows: 10_000,
+            max_result_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -524,6 +534,9 @@ struct RawLimits {
     memory_mb: Option<u32>,
     timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    transaction_ms: Option<u64>,
+    max_result_rows: Option<usize>,
+    max_result_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -687,6 +700,9 @@ impl RawLimits {
             memory_mb: self.memory_mb.unwrap_or(base.memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
+            transaction_ms: self.transaction_ms.unwrap_or(base.transaction_ms),
+            max_result_rows: self.max_result_rows.unwrap_or(base.max_result_rows),
+            max_result_bytes: self.max_result_bytes.unwrap_or(base.max_result_bytes),
         }
     }
 }
@@ -706,6 +722,24 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
         return Err(invalid(format!(
             "{what}: max_body_bytes must be 1 to 67108864, not {}",
             l.max_body_bytes
+        )));
+    }
+    if !(1..=60_000).contains(&l.transaction_ms) {
+        return Err(invalid(format!(
+            "{what}: transaction_ms must be 1 to 60000, not {}",
+            l.transaction_ms
+        )));
+    }
+    if !(1..=1_000_000).contains(&l.max_result_rows) {
+        return Err(invalid(format!(
+            "{what}: max_result_rows must be 1 to 1000000, not {}",
+            l.max_result_rows
+        )));
+    }
+    if l.max_result_bytes == 0 || l.max_result_bytes > 256 * 1024 * 1024 {
+        return Err(invalid(format!(
+            "{what}: max_result_bytes must be 1 to 268435456, not {}",
+            l.max_result_bytes
         )));
     }
     Ok(())
@@ -876,7 +910,8 @@ mod tests {
             Limits {
                 memory_mb: 32,
                 timeout_ms: 500,
-                max_body_bytes: 1024 * 1024
+                max_body_bytes: 1024 * 1024,
+                ..Limits::default()
             }
         );
         assert_eq!(c.config["home"], "/home/x/data");

@@ -2,9 +2,11 @@
 //! fields, filters, keyset pages) and parameterized SQL, behind one trait so
 //! each backend (SQLite here, PostgreSQL on AWS) serves the same contract.
 
+mod authorizer;
 mod guard;
 mod host;
 pub mod iam;
+pub mod limits;
 mod placeholders;
 mod postgres;
 pub mod records;
@@ -18,6 +20,7 @@ use async_trait::async_trait;
 pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
+pub use limits::{DbLimits, with_limits};
 pub use postgres::{Postgres, PostgresOptions};
 pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;

@@ -67,7 +67,14 @@ impl StoredRecord {
         out.insert("last_updated_at".into(), self.last_updated_at.clone().into());
         out.insert("creator_uid".into(), self.creator_uid.clone().into());
         out.insert("last_updater_uid".into(), self.last_updater_uid.clone().into());
-        out.extend(self.data.clone());
+        // Keys named like audit fields inside the data (written there by
+        // raw SQL) never override the stamped values.
+        out.extend(
+            self.data
+                .iter()
+                .filter(|(k, _)| !AUDIT_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         Json::Object(out)
     }
 
@@ -290,6 +297,12 @@ mod tests {
         );
         assert_eq!(r.last_updated_at, "2030-01-01T00:00:00.000Z");
         assert_eq!(r.to_json()["creator_uid"], "alice");
+
+        // Data written by raw SQL may hold keys named like audit fields.
+        r.data.insert("creator_uid".into(), json!("mallory"));
+        r.data.insert("uid".into(), json!("x"));
+        let seen = r.to_json();
+        assert_eq!((&seen["creator_uid"], &seen["uid"]), (&json!("alice"), &json!(r.uid)));
     }
 
     #[test]
