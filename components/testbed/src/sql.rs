@@ -26,6 +26,9 @@ struct SqlBody {
 struct TxBody {
     statements: Vec<Statement>,
     commit: bool,
+    /// Milliseconds to hold the transaction open after the statements.
+    #[serde(default)]
+    hold_ms: u64,
 }
 
 /// Runs one statement: `db::query` when the body's `query` is true, else
@@ -57,6 +60,7 @@ pub fn transaction(request: &Request) -> Result<Response, ApiError> {
     for (sql, params) in &statements {
         transaction.execute(sql, params)?;
     }
+    std::thread::sleep(std::time::Duration::from_millis(body.hold_ms));
     if body.commit {
         Transaction::commit(transaction)?;
     } else {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
+use super::limits::{BoundedTransaction, DbLimits, ResultCap, with_limits};
 use super::records::{check_limit, decode_cursor, encode_cursor, parse_object};
-use super::{Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
+use super::{BackendError, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
 use crate::backend::guest_try;
 use crate::bindings::GuestError;
 use crate::bindings::corral::host::db::{Filter as WitFilter, Host, HostTransaction, ListQuery, Page, SqlDialect as WitDialect};
@@ -28,6 +29,13 @@ impl HostState {
     /// the table its name starts with (`notes_by_body` to `notes`), so a
     /// component names, and drops, only its own tables' indexes.
     fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
+        // SQLite stops reading at a NUL and the driver then loops on the
+        // rest; PostgreSQL cannot take one at all.
+        if sql.contains('\0') {
+            return Err(GuestError::Invalid(
+                "the SQL text holds a NUL character (\\0), which no statement may contain".into(),
+            ));
+        }
         let touches = inspect(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
         touches
             .tables
@@ -44,6 +52,27 @@ impl HostState {
             }
         }
         Ok(touches.changes_schema)
+    }
+
+    /// The component's database limits, for [`with_limits`].
+    fn db_limits(&self) -> DbLimits {
+        DbLimits::of(&self.component.limits)
+    }
+
+    /// A backend answer for the component; a statement the database itself
+    /// refused for reaching outside the grants is logged like the guard's
+    /// refusals.
+    fn answer<T>(&self, result: Result<T, BackendError>) -> Result<T, GuestError> {
+        if let Err(BackendError::NotGranted(reason)) = &result {
+            tracing::warn!(
+                component = %self.component.name,
+                request_id = %self.request_id,
+                kind = "sql",
+                reason = %reason,
+                "the database refused a statement outside the component's grants"
+            );
+        }
+        result.map_err(Into::into)
     }
 
     fn stamp(&self) -> Stamp {
@@ -65,28 +94,28 @@ impl Host for HostState {
     async fn insert(&mut self, table: String, fields: String) -> Answer<String> {
         let db = guest_try!(self.db_for(&table));
         let record = StoredRecord::new(guest_try!(parse_object(&fields, "the record")), &self.stamp());
-        Ok(db.insert(&table, &record).await.map(|()| json_text(&record)).map_err(Into::into))
+        let done = with_limits(self.db_limits(), db.insert(&table, &record)).await;
+        Ok(self.answer(done.map(|()| json_text(&record))))
     }
 
     async fn get(&mut self, table: String, uid: String) -> Answer<Option<String>> {
         let db = guest_try!(self.db_for(&table));
-        Ok(db.get(&table, &uid).await.map(|r| r.as_ref().map(json_text)).map_err(Into::into))
+        let found = with_limits(self.db_limits(), db.get(&table, &uid)).await;
+        Ok(self.answer(found.map(|r| r.as_ref().map(json_text))))
     }
 
     async fn update(&mut self, table: String, uid: String, changes: String) -> Answer<Option<String>> {
         let db = guest_try!(self.db_for(&table));
         let changes = guest_try!(parse_object(&changes, "the changes"));
         let stamp = self.stamp();
-        Ok(db
-            .update(&table, &uid, &changes, &stamp)
-            .await
-            .map(|r| r.as_ref().map(json_text))
-            .map_err(Into::into))
+        let updated = with_limits(self.db_limits(), db.update(&table, &uid, &changes, &stamp)).await;
+        Ok(self.answer(updated.map(|r| r.as_ref().map(json_text))))
     }
 
     async fn delete(&mut self, table: String, uid: String) -> Answer<bool> {
         let db = guest_try!(self.db_for(&table));
-        Ok(db.delete(&table, &uid).await.map_err(Into::into))
+        let deleted = with_limits(self.db_limits(), db.delete(&table, &uid)).await;
+        Ok(self.answer(deleted))
     }
 
     async fn delete_where(&mut self, table: String, filter_list: Vec<WitFilter>) -> Answer<u64> {
@@ -95,7 +124,8 @@ impl Host for HostState {
         if filters.is_empty() {
             return Ok(Err(GuestError::Invalid("delete-where needs at least one filter".into())));
         }
-        Ok(db.delete_where(&table, &filters).await.map_err(Into::into))
+        let deleted = with_limits(self.db_limits(), db.delete_where(&table, &filters)).await;
+        Ok(self.answer(deleted))
     }
 
     async fn list(&mut self, table: String, query: ListQuery) -> Answer<Page> {
@@ -104,34 +134,37 @@ impl Host for HostState {
         let filters = guest_try!(filters(query.filters));
         let after = guest_try!(query.after.as_deref().map(decode_cursor).transpose());
         // One extra record tells whether another page follows.
-        let mut found = guest_try!(db.list(&table, &filters, limit + 1, after.as_deref()).await);
+        let limits = self.db_limits();
+        let found = with_limits(limits, db.list(&table, &filters, limit + 1, after.as_deref())).await;
+        let mut found = guest_try!(self.answer(found));
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
         let next = if more { found.last().map(|r| encode_cursor(&r.uid)) } else { None };
-        Ok(Ok(Page {
-            records: found.iter().map(json_text).collect(),
-            next,
-        }))
+        let records: Vec<String> = found.iter().map(json_text).collect();
+        // A page holds at most 1000 records, but each can be large.
+        let bytes = records.iter().map(String::len).sum();
+        guest_try!(with_limits(limits, async { ResultCap::new().add_bytes(bytes) }).await);
+        Ok(Ok(Page { records, next }))
     }
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.db.clone();
-        let result = db.query(&sql, &params).await;
+        let result = with_limits(self.db_limits(), db.query(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
         }
-        Ok(result.map_err(Into::into))
+        Ok(self.answer(result))
     }
 
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.db.clone();
-        let result = db.execute(&sql, &params).await;
+        let result = with_limits(self.db_limits(), db.execute(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
         }
-        Ok(result.map_err(Into::into))
+        Ok(self.answer(result))
     }
 
     async fn dialect(&mut self) -> wasmtime::Result<WitDialect> {
@@ -141,10 +174,23 @@ impl Host for HostState {
         })
     }
 
+    /// A transaction takes locks (on SQLite, the one write lock), so it
+    /// needs a table grant, and it is rolled back once held past the
+    /// component's `transaction_ms`.
     async fn begin(&mut self) -> Answer<Resource<TransactionHandle>> {
+        if self.component.grants.tables.is_empty() {
+            let message = format!(
+                "component \"{}\" is granted no table, so it cannot open a transaction",
+                self.component.name
+            );
+            return Ok(Err(self.refuse("table", "", message)));
+        }
         let db = self.component.db.clone();
-        let tx = guest_try!(db.begin().await);
-        Ok(Ok(self.table().push(TransactionHandle(tx))?))
+        let limits = self.db_limits();
+        let begun = with_limits(limits, db.begin()).await;
+        let tx = guest_try!(self.answer(begun));
+        let tx = BoundedTransaction::new(tx, limits.transaction, &self.component.name);
+        Ok(Ok(self.table().push(TransactionHandle(Box::new(tx)))?))
     }
 }
 
@@ -152,33 +198,37 @@ impl HostTransaction for HostState {
     async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.db.clone();
+        let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
-        let result = handle.0.query(&sql, &params).await;
+        let result = with_limits(limits, handle.0.query(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
         }
-        Ok(result.map_err(Into::into))
+        Ok(self.answer(result))
     }
 
     async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
         let db = self.component.db.clone();
+        let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
-        let result = handle.0.execute(&sql, &params).await;
+        let result = with_limits(limits, handle.0.execute(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
         }
-        Ok(result.map_err(Into::into))
+        Ok(self.answer(result))
     }
 
     async fn commit(&mut self, tx: Resource<TransactionHandle>) -> Answer<()> {
         let handle = self.table().delete(tx)?;
-        Ok(handle.0.commit().await.map_err(Into::into))
+        let done = handle.0.commit().await;
+        Ok(self.answer(done))
     }
 
     async fn rollback(&mut self, tx: Resource<TransactionHandle>) -> Answer<()> {
         let handle = self.table().delete(tx)?;
-        Ok(handle.0.rollback().await.map_err(Into::into))
+        let done = handle.0.rollback().await;
+        Ok(self.answer(done))
     }
 
     async fn drop(&mut self, tx: Resource<TransactionHandle>) -> wasmtime::Result<()> {

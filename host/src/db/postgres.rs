@@ -222,13 +222,25 @@ fn record_from_row(row: &PgRow) -> Result<StoredRecord, BackendError> {
 /// Runs a query on one connection; with no rows, the column names come from
 /// the prepared statement instead.
 async fn query_rows(conn: &mut sqlx::PgConnection, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
+    use futures_util::TryStreamExt;
     let sql = number_placeholders(sql);
-    let rows = bind(sqlx::query(AssertSqlSafe(sql.clone())), params)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_error)?;
-    let columns = match rows.first() {
-        Some(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
+    // Rows are counted as they arrive and the result stops at the cap.
+    let mut cap = super::limits::ResultCap::new();
+    let mut columns = None;
+    let mut rows = Vec::new();
+    {
+        let mut stream = bind(sqlx::query(AssertSqlSafe(sql.clone())), params).fetch(&mut *conn);
+        while let Some(row) = stream.try_next().await.map_err(map_error)? {
+            if columns.is_none() {
+                columns = Some(row.columns().iter().map(|c| c.name().to_owned()).collect());
+            }
+            let values = (0..row.len()).map(|i| column_value(&row, i)).collect::<Result<Vec<_>, _>>()?;
+            cap.add(&values)?;
+            rows.push(values);
+        }
+    }
+    let columns = match columns {
+        Some(columns) => columns,
         None => {
             let statement = sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql)))
                 .await
@@ -236,10 +248,6 @@ async fn query_rows(conn: &mut sqlx::PgConnection, sql: &str, params: &[Value]) 
             sqlx::Statement::columns(&statement).iter().map(|c| c.name().to_owned()).collect()
         }
     };
-    let rows = rows
-        .iter()
-        .map(|row| (0..row.len()).map(|i| column_value(row, i)).collect::<Result<Vec<_>, _>>())
-        .collect::<Result<_, _>>()?;
     Ok(Rows { columns, rows })
 }
 
