@@ -17,6 +17,9 @@ pub enum BackendError {
     /// The backend failed or could not be reached; a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The database refused to reach something outside the caller's grants.
+    #[error("{0}")]
+    NotGranted(String),
 }
 
 /// How a store or queue name that components use becomes the name of the
@@ -46,6 +49,7 @@ impl From<BackendError> for GuestError {
             BackendError::Conflict(m) => GuestError::Conflict(m),
             BackendError::Invalid(m) => GuestError::Invalid(m),
             BackendError::Unavailable(m) => GuestError::Unavailable(m),
+            BackendError::NotGranted(m) => GuestError::NotGranted(m),
         }
     }
 }

@@ -67,7 +67,13 @@ impl StoredRecord {
         out.insert("last_updated_at".into(), self.last_updated_at.clone().into());
         out.insert("creator_uid".into(), self.creator_uid.clone().into());
         out.insert("last_updater_uid".into(), self.last_updater_uid.clone().into());
-        out.extend(self.data.clone());
+        // A document changed through SQL may hold keys named like audit
+        // fields; the stamped values win.
+        for (k, v) in &self.data {
+            if !AUDIT_FIELDS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
         Json::Object(out)
     }
 
@@ -290,6 +296,13 @@ mod tests {
         );
         assert_eq!(r.last_updated_at, "2030-01-01T00:00:00.000Z");
         assert_eq!(r.to_json()["creator_uid"], "alice");
+        // As if SQL had written audit-named keys into the document.
+        r.data.insert("creator_uid".into(), "mallory".into());
+        r.data.insert("uid".into(), "forged".into());
+        assert_eq!(
+            (r.to_json()["creator_uid"].as_str(), r.to_json()["uid"].as_str()),
+            (Some("alice"), Some(r.uid.as_str()))
+        );
     }
 
     #[test]
