@@ -60,11 +60,16 @@ async fn fixture() -> Fixture {
 }
 
 async fn connect(url: &str) -> Arc<Postgres> {
+    connect_with(url, 4).await
+}
+
+/// With `max_connections` 2, a component role's pool holds one connection.
+async fn connect_with(url: &str, max_connections: u32) -> Arc<Postgres> {
     Arc::new(
         Postgres::connect(PostgresOptions {
             url: url.to_owned(),
             password_source: None,
-            max_connections: 4,
+            max_connections,
             statement_timeout: Duration::from_secs(5),
         })
         .await
@@ -278,6 +283,8 @@ async fn records_audit_fields_cannot_be_forged_from_sql() {
         "UPDATE notes SET creator_uid = 'mallory'",
         "UPDATE notes SET last_updated_at = '2000-01-01T00:00:00.000Z', last_updater_uid = 'mallory'",
         "UPDATE notes SET uid = 'forged'",
+        "ALTER TABLE notes ALTER COLUMN creator_uid TYPE text USING 'mallory'",
+        "ALTER TABLE notes RENAME COLUMN creator_uid TO planted",
         "INSERT INTO notes (uid, created_at, last_updated_at, creator_uid, last_updater_uid, data) \
          VALUES ('x', 'now', 'now', 'mallory', 'mallory', '{}')",
     ] {
@@ -297,12 +304,17 @@ async fn records_audit_fields_cannot_be_forged_from_sql() {
     assert_eq!(shown["uid"], record.uid.as_str());
     assert_eq!(shown["title"], "changed");
     assert_eq!(db.execute("DELETE FROM notes", &[]).await.unwrap(), 1);
+    // The component may still drop its records table; the records API makes it again.
+    db.execute("DROP TABLE notes", &[]).await.unwrap();
+    db.schema_changed();
+    db.insert("notes", &record).await.unwrap();
+    assert_refused("after the drop", db.execute("UPDATE notes SET creator_uid = 'mallory'", &[]).await);
 }
 
 #[tokio::test]
 async fn session_state_never_reaches_the_next_checkout() {
     let f = fixture().await;
-    let host = connect(&f.url).await;
+    let host = connect_with(&f.url, 2).await;
     let db = host.clone().scoped("stateful", &tables(&["kept"])).await.unwrap();
     db.execute("CREATE TABLE kept (id int)", &[]).await.unwrap();
 

@@ -179,8 +179,10 @@ pub async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String
 }
 
 /// Before a schema change by `role`: it becomes the owner of its granted
-/// tables that are not records tables, so it can index, alter and drop them.
-pub async fn hand_over(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>) -> Result<(), BackendError> {
+/// tables, so it can index, alter and drop them; of records tables only when
+/// the statement cannot alter their columns (an owner could rewrite the
+/// audit columns with `ALTER COLUMN ... USING`).
+pub async fn hand_over(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, with_records: bool) -> Result<(), BackendError> {
     let mut sql = String::new();
     let owned_by_host: Vec<String> = sqlx::query(
         "SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace \
@@ -194,7 +196,7 @@ pub async fn hand_over(conn: &mut PgConnection, role: &str, tables: &BTreeSet<St
     .map(|r| r.get(0))
     .collect();
     for t in existing(conn, tables).await? {
-        if !t.records && owned_by_host.contains(&t.name) {
+        if (with_records || !t.records) && owned_by_host.contains(&t.name) {
             sql.push_str(&format!("ALTER TABLE {} OWNER TO {};\n", ident(&t.name), ident(role)));
         }
     }
@@ -224,12 +226,23 @@ pub async fn reclaim(
     .iter()
     .map(|r| r.get(0))
     .collect();
+    // What the role granted while it owned a table is revoked from every
+    // component role (and PUBLIC); each then gets its own grants again.
+    let grantees: Vec<String> = sqlx::query("SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'corral\\_g\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(|r| ident(&r.get::<String, _>(0)))
+        .chain(["PUBLIC".to_owned()])
+        .collect();
     let mut sql = String::new();
     for t in &owned {
         let name = ident(t);
         sql.push_str(&format!(
-            "ALTER TABLE {name} OWNER TO CURRENT_USER;\nREVOKE ALL ON TABLE {name} FROM PUBLIC;\n\
-             ALTER TABLE {name} DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;\n"
+            "ALTER TABLE {name} OWNER TO CURRENT_USER;\nREVOKE ALL ON TABLE {name} FROM {};\n\
+             ALTER TABLE {name} DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;\n",
+            grantees.join(", ")
         ));
         let extras = sqlx::query(
             "SELECT 'TRIGGER', tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal \
@@ -283,6 +296,18 @@ pub fn may_change_schema(sql: &str) -> bool {
     })
 }
 
+/// Whether a statement may alter a table's columns: ALTER TABLE, or text
+/// that does not parse.
+pub fn may_alter_columns(sql: &str) -> bool {
+    use sqlparser::ast::Statement;
+    match sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql) {
+        Ok(statements) => statements
+            .iter()
+            .any(|s| !matches!(s, Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::Drop { .. })),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +332,9 @@ mod tests {
         assert!(may_change_schema("CREATE TABLE t (id int)"));
         assert!(may_change_schema("CREATE INDEX notes_x ON notes (x)"));
         assert!(may_change_schema("not sql at all"));
+        assert!(may_alter_columns("ALTER TABLE notes ALTER COLUMN creator_uid TYPE text USING 'x'"));
+        assert!(may_alter_columns("GRANT ALL ON notes TO PUBLIC"));
+        assert!(!may_alter_columns("DROP TABLE notes"));
+        assert!(!may_alter_columns("CREATE INDEX notes_by_x ON notes ((data->>'x'))"));
     }
 }

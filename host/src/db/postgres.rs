@@ -241,7 +241,7 @@ impl Postgres {
             options = options.password(p);
         }
         let pool = PgPoolOptions::new()
-            .max_connections((self.max_connections / 2).max(2))
+            .max_connections((self.max_connections / 2).max(1))
             .min_connections(0)
             .idle_timeout(ROLE_IDLE_TIMEOUT)
             .acquire_timeout(Duration::from_secs(10))
@@ -294,7 +294,7 @@ impl Postgres {
             .map_err(map_error)?;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *host).await.map_err(map_error)?;
-            pg_grants::hand_over(&mut tx, &role.name, &role.tables).await?;
+            pg_grants::hand_over(&mut tx, &role.name, &role.tables, !pg_grants::may_alter_columns(statement.sql)).await?;
             tx.commit().await.map_err(map_error)?;
             let mut conn = role.pool.get().await?.acquire().await.map_err(map_error)?;
             let outcome = statement.run(&mut conn).await;
