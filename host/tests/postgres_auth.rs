@@ -32,6 +32,14 @@ impl PasswordSource for Rotating {
     fn lifetime(&self) -> Duration {
         self.lifetime
     }
+
+    fn for_user(&self, _user: &str) -> Arc<dyn PasswordSource> {
+        Arc::new(Rotating {
+            current: Mutex::new(self.current.lock().unwrap().clone()),
+            lifetime: self.lifetime,
+            made: AtomicUsize::new(0),
+        })
+    }
 }
 
 fn admin_url() -> String {

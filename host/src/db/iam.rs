@@ -2,6 +2,7 @@
 //! password is a short-lived auth token: a SigV4-presigned `connect` action
 //! for the host, port and user, made from the host's own AWS credentials.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -23,6 +24,8 @@ pub trait PasswordSource: Send + Sync {
     async fn password(&self) -> Result<String, BackendError>;
     /// How long a password stays valid after it is made.
     fn lifetime(&self) -> Duration;
+    /// The same kind of password for another database user.
+    fn for_user(&self, user: &str) -> Arc<dyn PasswordSource>;
 }
 
 /// What an RDS auth token is for.
@@ -103,6 +106,19 @@ impl PasswordSource for RdsIamAuth {
 
     fn lifetime(&self) -> Duration {
         self.lifetime
+    }
+
+    /// Tokens for a component role: `GRANT rds_iam` lets it log in with them,
+    /// and the host's IAM policy covers `dbuser:<resource-id>/corral_g_*`.
+    fn for_user(&self, user: &str) -> Arc<dyn PasswordSource> {
+        Arc::new(RdsIamAuth {
+            target: RdsTarget {
+                user: user.to_owned(),
+                ..self.target.clone()
+            },
+            credentials: self.credentials.clone(),
+            lifetime: self.lifetime,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ mod guard;
 mod host;
 pub mod iam;
 pub mod limits;
+mod pg_grants;
 mod placeholders;
 mod postgres;
 pub mod records;
@@ -21,7 +22,7 @@ pub use crate::backend::BackendError;
 pub use crate::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
 pub use limits::{DbLimits, with_limits};
-pub use postgres::{Postgres, PostgresOptions};
+pub use postgres::{Postgres, PostgresOptions, ScopedPostgres};
 pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
 
@@ -89,6 +90,11 @@ pub(crate) fn map_error(e: sqlx::Error) -> BackendError {
         // interrupts, PostgreSQL cancels (57014, query_canceled).
         sqlx::Error::Database(db) if db.message() == "interrupted" || db.code().as_deref() == Some("57014") => {
             BackendError::Unavailable("the statement ran past the request's time limit".into())
+        }
+        // PostgreSQL's insufficient_privilege: the statement reached past the
+        // grants of the role it ran as.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+            BackendError::NotGranted(format!("the database refused the statement: {}", db.message()))
         }
         // PostgreSQL refusing the login (28...) or the connection (08..., 57P...)
         // is the backend's trouble, not the statement's.

@@ -4,7 +4,7 @@
 //! the pool is used (a frozen Lambda runs no timers), and the pool's connect
 //! options are replaced before the token gets old.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use sqlx::{AssertSqlSafe, Column, PgPool, Postgres as Pg, Row, TypeInfo, ValueRe
 use tokio::sync::Mutex;
 
 use super::iam::PasswordSource;
+use super::pg_grants;
 use super::placeholders::number_placeholders;
 use super::records::{Condition, JsonKind};
 use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
@@ -43,14 +44,86 @@ pub struct PostgresOptions {
     pub statement_timeout: Duration,
 }
 
-/// PostgreSQL behind the [`Database`] trait.
-pub struct Postgres {
+/// A pool whose new connections log in with a fresh password when the
+/// password source makes short-lived ones (RDS auth tokens).
+struct LoginPool {
     pool: PgPool,
-    base_options: PgConnectOptions,
+    options: PgConnectOptions,
     auth: Option<Arc<dyn PasswordSource>>,
-    /// When the current password was made; refreshed under this lock.
-    password_made: Mutex<Instant>,
+    /// When the current password was made (none yet: a lazy pool); refreshed under this lock.
+    password_made: Mutex<Option<Instant>>,
+}
+
+impl LoginPool {
+    /// The pool, with connect options whose password is still fresh: a token
+    /// is replaced once two thirds of its lifetime have passed, so a new
+    /// connection never logs in with an expired one.
+    async fn get(&self) -> Result<&PgPool, BackendError> {
+        if let Some(source) = &self.auth {
+            let mut made = self.password_made.lock().await;
+            if made.is_none_or(|m| m.elapsed() >= source.lifetime() * 2 / 3) {
+                let password = source.password().await?;
+                self.pool.set_connect_options(self.options.clone().password(&password));
+                *made = Some(Instant::now());
+                tracing::debug!("database auth token refreshed");
+            }
+        }
+        Ok(&self.pool)
+    }
+}
+
+/// PostgreSQL behind the [`Database`] trait, as the host uses it: the
+/// records API and the role and grant upkeep. Components reach it through
+/// [`ScopedPostgres`].
+pub struct Postgres {
+    host: LoginPool,
     ensured: std::sync::Mutex<HashSet<String>>,
+    /// Component roles by name, with their grant sets.
+    roles: std::sync::Mutex<BTreeMap<String, Arc<GrantRole>>>,
+    /// The secret role passwords derive from; none with IAM auth.
+    role_secret: Option<String>,
+    max_connections: u32,
+    /// Whether PUBLIC's schema and database privileges were revoked.
+    public_revoked: Mutex<bool>,
+}
+
+/// The login role and pool of one grant set.
+struct GrantRole {
+    name: String,
+    tables: BTreeSet<String>,
+    pool: LoginPool,
+    /// When its grants were last brought up to date after a refusal.
+    last_sync: std::sync::Mutex<Instant>,
+}
+
+/// How long a role's idle connections stay open.
+const ROLE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Grants are brought up to date after a refusal (a table another host
+/// made since) at most this often per role.
+const GRANT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Undoes what a component's statements may have left on its session
+/// (settings, cursors, LISTEN, advisory locks, temporary objects, SQL-level
+/// prepared statements) and lists the prepared statements to deallocate.
+/// Not `DISCARD ALL`: it would drop the statements sqlx has cached too.
+const RESET_SESSION: &str = "CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; \
+    SELECT name FROM pg_prepared_statements WHERE from_sql";
+
+async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    // The one text column among the rows is the list of statement names.
+    let names: Vec<String> = sqlx::raw_sql(RESET_SESSION)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .filter_map(|row| row.try_get::<String, _>(0).ok())
+        .collect();
+    for name in names {
+        sqlx::raw_sql(AssertSqlSafe(format!("DEALLOCATE {}", pg_grants::ident(&name))))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 impl Postgres {
@@ -75,29 +148,34 @@ impl Postgres {
             .connect_with(connect)
             .await
             .map_err(|e| BackendError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        // Role passwords derive from the host's own password, or from the
+        // whole URL when it carries none.
+        let role_secret = match &options.password_source {
+            Some(_) => None,
+            None => Some(
+                url::Url::parse(&options.url)
+                    .ok()
+                    .and_then(|u| u.password().map(str::to_owned))
+                    .unwrap_or_else(|| options.url.clone()),
+            ),
+        };
         Ok(Postgres {
-            pool,
-            base_options,
-            auth: options.password_source,
-            password_made: Mutex::new(Instant::now()),
+            host: LoginPool {
+                pool,
+                options: base_options,
+                auth: options.password_source,
+                password_made: Mutex::new(Some(Instant::now())),
+            },
             ensured: std::sync::Mutex::new(HashSet::new()),
+            roles: std::sync::Mutex::new(BTreeMap::new()),
+            role_secret,
+            max_connections: options.max_connections,
+            public_revoked: Mutex::new(false),
         })
     }
 
-    /// The pool, with connect options whose password is still fresh: a token
-    /// is replaced once two thirds of its lifetime have passed, so a new
-    /// connection never logs in with an expired one.
     async fn pool(&self) -> Result<&PgPool, BackendError> {
-        if let Some(source) = &self.auth {
-            let mut made = self.password_made.lock().await;
-            if made.elapsed() >= source.lifetime() * 2 / 3 {
-                let password = source.password().await?;
-                self.pool.set_connect_options(self.base_options.clone().password(&password));
-                *made = Instant::now();
-                tracing::debug!("database auth token refreshed");
-            }
-        }
-        Ok(&self.pool)
+        self.host.get().await
     }
 
     async fn ensure_records_table(&self, table: &str) -> Result<&PgPool, BackendError> {
@@ -115,8 +193,162 @@ impl Postgres {
             tracing::debug!(table, error = %e, "retrying table creation");
             sqlx::query(AssertSqlSafe(ddl)).execute(pool).await.map_err(map_error)?;
         }
+        // The roles whose grant sets include the table get their privileges on it.
+        let roles: Vec<Arc<GrantRole>> = self
+            .roles
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .filter(|r| r.tables.contains(table))
+            .cloned()
+            .collect();
+        if !roles.is_empty() {
+            let mut tx = pool.begin().await.map_err(map_error)?;
+            pg_grants::lock(&mut tx).await?;
+            for role in roles {
+                pg_grants::grant(&mut tx, &role.name, &role.tables).await?;
+            }
+            tx.commit().await.map_err(map_error)?;
+        }
         self.ensured.lock().expect("not poisoned").insert(table.to_owned());
         Ok(pool)
+    }
+
+    /// The role for `tables`, created or updated in the database with its
+    /// privileges, and its (lazy) pool.
+    async fn grant_role(&self, tables: &BTreeSet<String>) -> Result<Arc<GrantRole>, BackendError> {
+        let name = pg_grants::role_name(tables);
+        if let Some(role) = self.roles.lock().expect("not poisoned").get(&name) {
+            return Ok(role.clone());
+        }
+        let pool = self.pool().await?;
+        {
+            let mut revoked = self.public_revoked.lock().await;
+            if !*revoked {
+                pg_grants::revoke_from_public(&mut *pool.acquire().await.map_err(map_error)?).await?;
+                *revoked = true;
+            }
+        }
+        let password = self.role_secret.as_deref().map(|secret| pg_grants::role_password(&name, secret));
+        let mut tx = pool.begin().await.map_err(map_error)?;
+        pg_grants::lock(&mut tx).await?;
+        pg_grants::ensure_role(&mut tx, &name, password.as_deref(), self.host.auth.is_some()).await?;
+        pg_grants::grant(&mut tx, &name, tables).await?;
+        tx.commit().await.map_err(map_error)?;
+
+        let mut options = self.host.options.clone().username(&name);
+        if let Some(p) = &password {
+            options = options.password(p);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections((self.max_connections / 2).max(1))
+            .min_connections(0)
+            .idle_timeout(ROLE_IDLE_TIMEOUT)
+            .acquire_timeout(Duration::from_secs(10))
+            // A component's next request never sees what its last one set.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    match reset_session(conn).await {
+                        Ok(()) => Ok(true),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "closing a database connection that could not be reset");
+                            Ok(false)
+                        }
+                    }
+                })
+            })
+            .connect_lazy_with(options.clone());
+        let role = Arc::new(GrantRole {
+            name: name.clone(),
+            tables: tables.clone(),
+            pool: LoginPool {
+                pool,
+                options,
+                auth: self.host.auth.as_ref().map(|a| a.for_user(&name)),
+                password_made: Mutex::new(None),
+            },
+            last_sync: std::sync::Mutex::new(Instant::now()),
+        });
+        Ok(self.roles.lock().expect("not poisoned").entry(name).or_insert(role).clone())
+    }
+
+    /// Every role this host knows, with its grant set.
+    fn known_roles(&self) -> Vec<(String, BTreeSet<String>)> {
+        self.roles
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|r| (r.name.clone(), r.tables.clone()))
+            .collect()
+    }
+
+    /// Runs a schema change as `role`: under the grants lock (held on a host
+    /// session for the whole change), the role owns its granted tables while
+    /// the statement runs, and the host takes them back afterwards.
+    async fn change_schema(&self, role: &GrantRole, statement: Statement<'_>) -> Result<Outcome, BackendError> {
+        let mut host = self.pool().await?.acquire().await.map_err(map_error)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(pg_grants::GRANTS_LOCK)
+            .execute(&mut *host)
+            .await
+            .map_err(map_error)?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *host).await.map_err(map_error)?;
+            pg_grants::hand_over(&mut tx, &role.name, &role.tables, !pg_grants::may_alter_columns(statement.sql)).await?;
+            tx.commit().await.map_err(map_error)?;
+            let mut conn = role.pool.get().await?.acquire().await.map_err(map_error)?;
+            let outcome = statement.run(&mut conn).await;
+            drop(conn);
+            self.reclaim_on(&mut host, role).await?;
+            outcome
+        }
+        .await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(pg_grants::GRANTS_LOCK)
+            .execute(&mut *host)
+            .await;
+        if unlocked.is_err() {
+            // A session that may still hold the lock must not go back to the pool.
+            host.detach();
+        }
+        result
+    }
+
+    async fn reclaim_on(&self, host: &mut sqlx::PgConnection, role: &GrantRole) -> Result<(), BackendError> {
+        let mut tx = sqlx::Connection::begin(&mut *host).await.map_err(map_error)?;
+        pg_grants::reclaim(&mut tx, &role.name, &role.tables, &self.known_roles()).await?;
+        tx.commit().await.map_err(map_error)?;
+        self.schema_changed();
+        Ok(())
+    }
+
+    /// After a transaction that changed the schema: take back what it made.
+    async fn reclaim(&self, role: &GrantRole) -> Result<(), BackendError> {
+        let mut host = self.pool().await?.acquire().await.map_err(map_error)?;
+        let mut tx = sqlx::Connection::begin(&mut *host).await.map_err(map_error)?;
+        pg_grants::lock(&mut tx).await?;
+        pg_grants::reclaim(&mut tx, &role.name, &role.tables, &self.known_roles()).await?;
+        tx.commit().await.map_err(map_error)?;
+        self.schema_changed();
+        Ok(())
+    }
+
+    /// After the database refused a statement: the role's grants are applied
+    /// again (a granted table may have appeared since, made by another host),
+    /// at most every [`GRANT_SYNC_INTERVAL`]. True when they were.
+    async fn resync(&self, role: &GrantRole) -> Result<bool, BackendError> {
+        {
+            let mut last = role.last_sync.lock().expect("not poisoned");
+            if last.elapsed() < GRANT_SYNC_INTERVAL {
+                return Ok(false);
+            }
+            *last = Instant::now();
+        }
+        let mut tx = self.pool().await?.begin().await.map_err(map_error)?;
+        pg_grants::lock(&mut tx).await?;
+        pg_grants::grant(&mut tx, &role.name, &role.tables).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 }
 
@@ -292,12 +524,14 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Postgres {
-    async fn scoped(
-        self: std::sync::Arc<Self>,
-        _component: &str,
-        _tables: &std::collections::BTreeSet<String>,
-    ) -> Result<std::sync::Arc<dyn Database>, BackendError> {
-        Ok(self)
+    async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
+        let role = self.grant_role(tables).await?;
+        tracing::debug!(component, role = %role.name, "component database role ready");
+        Ok(Arc::new(ScopedPostgres {
+            host: self,
+            component: component.to_owned(),
+            role,
+        }))
     }
 
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
@@ -442,5 +676,194 @@ impl Transaction for PgTransaction {
 
     async fn rollback(self: Box<Self>) -> Result<(), BackendError> {
         self.0.rollback().await.map_err(map_error)
+    }
+}
+
+/// The database as one component reaches it: its SQL runs on its grant
+/// set's role, so PostgreSQL refuses whatever reaches past the grants; the
+/// records API runs on the host's pool, after the host's grant check.
+pub struct ScopedPostgres {
+    host: Arc<Postgres>,
+    component: String,
+    role: Arc<GrantRole>,
+}
+
+impl ScopedPostgres {
+    /// Logs a refusal by the database; the component gets it as not granted.
+    fn checked<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
+        if let Err(BackendError::NotGranted(message)) = &result {
+            tracing::warn!(component = %self.component, role = %self.role.name, %message, "the database refused a statement outside the component's grants");
+        }
+        result
+    }
+
+    /// Runs one statement as the component's role: a schema change under
+    /// the grants lock (see [`Postgres::change_schema`]); a refused statement
+    /// once more after the grants are brought up to date.
+    async fn run(&self, statement: Statement<'_>) -> Result<Outcome, BackendError> {
+        if pg_grants::may_change_schema(statement.sql) {
+            return self.checked(self.host.change_schema(&self.role, statement).await);
+        }
+        let mut conn = self.role.pool.get().await?.acquire().await.map_err(map_error)?;
+        let result = statement.run(&mut conn).await;
+        drop(conn);
+        if matches!(result, Err(BackendError::NotGranted(_))) && self.host.resync(&self.role).await? {
+            let mut conn = self.role.pool.get().await?.acquire().await.map_err(map_error)?;
+            return self.checked(statement.run(&mut conn).await);
+        }
+        self.checked(result)
+    }
+}
+
+/// One statement of a component's.
+#[derive(Clone, Copy)]
+struct Statement<'a> {
+    sql: &'a str,
+    params: &'a [Value],
+    returns_rows: bool,
+}
+
+/// What a statement gave back.
+enum Outcome {
+    Rows(Rows),
+    Changed(u64),
+}
+
+impl Statement<'_> {
+    async fn run(self, conn: &mut sqlx::PgConnection) -> Result<Outcome, BackendError> {
+        if self.returns_rows {
+            return query_rows(conn, self.sql, self.params).await.map(Outcome::Rows);
+        }
+        let done = bind(sqlx::query(AssertSqlSafe(number_placeholders(self.sql))), self.params)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        Ok(Outcome::Changed(done.rows_affected()))
+    }
+}
+
+#[async_trait]
+impl Database for ScopedPostgres {
+    async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
+        self.host.clone().scoped(component, tables).await
+    }
+
+    async fn insert(&self, table: &str, record: &StoredRecord) -> Result<(), BackendError> {
+        self.host.insert(table, record).await
+    }
+
+    async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
+        self.host.get(table, uid).await
+    }
+
+    async fn update(
+        &self,
+        table: &str,
+        uid: &str,
+        changes: &Map<String, Json>,
+        stamp: &Stamp,
+    ) -> Result<Option<StoredRecord>, BackendError> {
+        self.host.update(table, uid, changes, stamp).await
+    }
+
+    async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
+        self.host.delete(table, uid).await
+    }
+
+    async fn delete_where(&self, table: &str, filters: &[Filter]) -> Result<u64, BackendError> {
+        self.host.delete_where(table, filters).await
+    }
+
+    async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError> {
+        self.host.list(table, filters, limit, after).await
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
+        let statement = Statement {
+            sql,
+            params,
+            returns_rows: true,
+        };
+        match self.run(statement).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Changed(_) => unreachable!("a query returns rows"),
+        }
+    }
+
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
+        let statement = Statement {
+            sql,
+            params,
+            returns_rows: false,
+        };
+        match self.run(statement).await? {
+            Outcome::Changed(n) => Ok(n),
+            Outcome::Rows(_) => unreachable!("an execute returns a count"),
+        }
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError> {
+        let tx = self.role.pool.get().await?.begin().await.map_err(map_error)?;
+        Ok(Box::new(ScopedTransaction {
+            tx,
+            changed_schema: false,
+            host: self.host.clone(),
+            role: self.role.clone(),
+            component: self.component.clone(),
+        }))
+    }
+
+    fn schema_changed(&self) {
+        self.host.schema_changed();
+    }
+}
+
+/// A component's transaction, on its role. A schema change inside it runs
+/// without owning the granted tables; whatever it creates is taken back by
+/// the host when it commits.
+struct ScopedTransaction {
+    tx: sqlx::Transaction<'static, Pg>,
+    changed_schema: bool,
+    host: Arc<Postgres>,
+    role: Arc<GrantRole>,
+    component: String,
+}
+
+impl ScopedTransaction {
+    fn checked<T>(&mut self, sql: &str, result: Result<T, BackendError>) -> Result<T, BackendError> {
+        self.changed_schema |= pg_grants::may_change_schema(sql);
+        if let Err(BackendError::NotGranted(message)) = &result {
+            tracing::warn!(component = %self.component, role = %self.role.name, %message, "the database refused a statement outside the component's grants");
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Transaction for ScopedTransaction {
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
+        let result = query_rows(&mut self.tx, sql, params).await;
+        self.checked(sql, result)
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
+        let result = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params)
+            .execute(&mut *self.tx)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(map_error);
+        self.checked(sql, result)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), BackendError> {
+        self.tx.commit().await.map_err(map_error)?;
+        if self.changed_schema {
+            self.host.reclaim(&self.role).await?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), BackendError> {
+        self.tx.rollback().await.map_err(map_error)
     }
 }

@@ -1,0 +1,383 @@
+//! PostgreSQL itself enforces a component's grants: statements sent straight
+//! to the scoped handle, past the SQL guard, are refused by the database
+//! when they reach anything but the granted tables.
+//!
+//! The host logs in as a role like an RDS master user (CREATEROLE, owner of
+//! the database and its schema, not a superuser), in a fresh database.
+//! Needs `CORRAL_TEST_PG_URL` (a superuser URL); `scripts/test` starts a
+//! throwaway cluster and sets it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral::backend::BackendError;
+use corral::db::{Database, Postgres, PostgresOptions, Stamp, StoredRecord, Value};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+fn admin_url() -> String {
+    std::env::var("CORRAL_TEST_PG_URL").expect("CORRAL_TEST_PG_URL is not set: run scripts/test, which starts PostgreSQL")
+}
+
+/// A database owned by a fresh master-like role; its URL and a superuser
+/// pool on it.
+struct Fixture {
+    url: String,
+    admin: PgPool,
+}
+
+async fn fixture() -> Fixture {
+    let cluster = PgPool::connect(&admin_url()).await.expect("the test cluster is up");
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (master, database) = (format!("master_{id}"), format!("grants_{id}"));
+    for sql in [
+        format!("CREATE ROLE {master} LOGIN PASSWORD 'master-secret' CREATEROLE CREATEDB"),
+        format!("CREATE DATABASE {database} OWNER {master}"),
+    ] {
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&cluster).await.unwrap();
+    }
+    let mut url = url::Url::parse(&admin_url()).unwrap();
+    url.set_path(&database);
+    let admin = PgPool::connect(url.as_str()).await.unwrap();
+    // What the other components and the host hold: a plain table, a
+    // partitioned one, both owned by the master role.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE victim (id int PRIMARY KEY, secret text NOT NULL);
+         INSERT INTO victim VALUES (1, 'the victim''s secret'), (2, 'another');
+         CREATE TABLE victim_parts (id int) PARTITION BY RANGE (id);
+         ALTER TABLE victim OWNER TO {master}; ALTER TABLE victim_parts OWNER TO {master};
+         ANALYZE victim;"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    url.set_username(&master).unwrap();
+    url.set_password(Some("master-secret")).unwrap();
+    Fixture {
+        url: url.to_string(),
+        admin,
+    }
+}
+
+async fn connect(url: &str) -> Arc<Postgres> {
+    connect_with(url, 4).await
+}
+
+/// With `max_connections` 2, a component role's pool holds one connection.
+async fn connect_with(url: &str, max_connections: u32) -> Arc<Postgres> {
+    Arc::new(
+        Postgres::connect(PostgresOptions {
+            url: url.to_owned(),
+            password_source: None,
+            max_connections,
+            statement_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("the master role connects"),
+    )
+}
+
+fn tables(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+async fn victim_rows(admin: &PgPool) -> Vec<(i32, String)> {
+    sqlx::query("SELECT id, secret FROM victim ORDER BY id")
+        .fetch_all(admin)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+fn assert_refused<T: std::fmt::Debug>(sql: &str, result: Result<T, BackendError>) {
+    match result {
+        Err(BackendError::NotGranted(message)) => {
+            assert!(message.starts_with("the database refused the statement"), "{sql}: {message}")
+        }
+        other => panic!("the database must refuse {sql:?}, got {other:?}"),
+    }
+}
+
+fn ints(rows: &corral::db::Rows) -> Vec<i64> {
+    rows.rows
+        .iter()
+        .map(|r| match &r[0] {
+            Value::Integer(i) => *i,
+            other => panic!("not an integer: {other:?}"),
+        })
+        .collect()
+}
+
+fn text(rows: &corral::db::Rows) -> Vec<String> {
+    rows.rows
+        .iter()
+        .map(|r| match &r[0] {
+            Value::Text(t) => t.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_database_refuses_what_the_grants_do_not_name() {
+    let f = fixture().await;
+    let host = connect(&f.url).await;
+    let db = host.clone().scoped("attacker", &tables(&["mine", "notes"])).await.unwrap();
+    let before = victim_rows(&f.admin).await;
+
+    // The component's own table, made through SQL, works as usual.
+    db.execute("CREATE TABLE mine (id serial PRIMARY KEY, body text)", &[])
+        .await
+        .unwrap();
+    db.execute("CREATE INDEX mine_by_body ON mine (body)", &[]).await.unwrap();
+    db.execute("INSERT INTO mine (body) VALUES ($1)", &[Value::Text("hello".into())])
+        .await
+        .unwrap();
+    assert_eq!(text(&db.query("SELECT body FROM mine", &[]).await.unwrap()), ["hello"]);
+
+    let reads = [
+        "SELECT * FROM victim",
+        "SELECT * FROM public.victim",
+        "TABLE victim",
+        "WITH mine AS (SELECT * FROM victim) SELECT * FROM mine",
+        "SELECT * FROM generate_series(1, 1) g, LATERAL (SELECT secret FROM victim) v",
+        "SELECT * FROM unnest(ARRAY(SELECT secret FROM victim))",
+        "SELECT * FROM json_populate_recordset(NULL::victim, (SELECT json_agg(v) FROM victim v))",
+        "SELECT query_to_xml('select * from victim', true, false, '')",
+        r#"SELECT * FROM U&"\0076ictim""#,
+        "SELECT * FROM pg_authid",
+        "SELECT passwd FROM pg_shadow",
+        "SELECT * FROM mine, victim",
+    ];
+    for sql in reads {
+        assert_refused(sql, db.query(sql, &[]).await);
+    }
+    let writes = [
+        "UPDATE victim SET secret = 'owned'",
+        "DELETE FROM victim",
+        "INSERT INTO victim VALUES (3, 'planted')",
+        "CREATE TABLE stolen (LIKE victim)",
+        "CREATE TABLE child () INHERITS (victim)",
+        "CREATE TABLE pointer (id int REFERENCES victim (id))",
+        "CREATE TABLE piece PARTITION OF victim_parts FOR VALUES FROM (1) TO (2)",
+        "SELECT * INTO copied FROM victim",
+        "CREATE TABLE copied AS SELECT * FROM victim",
+        "CREATE TEMP TABLE mine (id int)",
+        "SET ROLE postgres",
+        "SELECT set_config('role', 'postgres', false)",
+        "SET SESSION AUTHORIZATION postgres",
+        "ALTER TABLE victim ADD COLUMN planted int",
+        "DROP TABLE victim",
+    ];
+    for sql in writes {
+        assert_refused(sql, db.execute(sql, &[]).await);
+    }
+    // RESET ROLE gives back nothing: the login role is the component's.
+    db.execute("RESET ROLE", &[]).await.unwrap();
+    assert_refused("after RESET ROLE", db.query("SELECT * FROM victim", &[]).await);
+    // Inside a transaction too.
+    let mut tx = db.begin().await.unwrap();
+    tx.execute("INSERT INTO mine (body) VALUES ('in a transaction')", &[])
+        .await
+        .unwrap();
+    assert_refused("in a transaction", tx.query("SELECT * FROM victim", &[]).await);
+    drop(tx);
+
+    // The catalog still shows other tables' names, by design; their data
+    // (statistics, columns through information_schema) stays hidden.
+    let stats = db
+        .query("SELECT attname::text FROM pg_stats WHERE tablename = 'victim'", &[])
+        .await
+        .unwrap();
+    assert!(stats.rows.is_empty(), "no statistics of an ungranted table: {stats:?}");
+    let columns = db
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'victim'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(columns.rows.is_empty(), "information_schema hides ungranted tables: {columns:?}");
+
+    assert_eq!(victim_rows(&f.admin).await, before, "the victim's rows are unchanged");
+    let leftovers: Vec<String> =
+        sqlx::query("SELECT relname::text FROM pg_class WHERE relname IN ('stolen', 'child', 'pointer', 'piece', 'copied')")
+            .fetch_all(&f.admin)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert!(leftovers.is_empty(), "no refused statement created anything: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn tables_a_component_makes_end_up_owned_by_the_host() {
+    let f = fixture().await;
+    let host = connect(&f.url).await;
+    let db = host.clone().scoped("builder", &tables(&["built", "shared"])).await.unwrap();
+    let reader = host.clone().scoped("reader", &tables(&["shared"])).await.unwrap();
+
+    db.execute("CREATE TABLE built (id int)", &[]).await.unwrap();
+    // A name outside the grants, a function and a trigger: the database lets
+    // the role make them, and the host drops them right after.
+    db.execute("CREATE TABLE ungranted (id int)", &[]).await.unwrap();
+    db.execute(
+        "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.execute("CREATE TABLE shared (id int)", &[]).await.unwrap();
+    let master: String = sqlx::query("SELECT relowner::regrole::text FROM pg_class WHERE relname = 'victim'")
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    let owners: Vec<(String, String)> = sqlx::query(
+        "SELECT relname::text, relowner::regrole::text FROM pg_class WHERE relname IN ('built', 'shared', 'ungranted') ORDER BY 1",
+    )
+    .fetch_all(&f.admin)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert_eq!(owners, [("built".into(), master.clone()), ("shared".into(), master.clone())]);
+    let functions: i64 = sqlx::query("SELECT count(*) FROM pg_proc WHERE proname = 'planted'")
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(functions, 0, "the role's function is gone");
+    // The other grant set that includes the new table got its privileges.
+    reader.execute("INSERT INTO shared VALUES (1)", &[]).await.unwrap();
+    assert_eq!(ints(&reader.query("SELECT id::int8 FROM shared", &[]).await.unwrap()), [1]);
+    // The role owns the table only while its statement runs: what it
+    // grants then is revoked when the host takes the table back.
+    db.execute("GRANT ALL ON built TO PUBLIC", &[]).await.unwrap();
+    let public_grants: i64 =
+        sqlx::query("SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE c.relname = 'built' AND a.grantee = 0")
+            .fetch_one(&f.admin)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(public_grants, 0, "PUBLIC holds nothing on the table");
+    // Its indexes and drops still work through the brief ownership.
+    db.execute("CREATE INDEX built_by_id ON built (id)", &[]).await.unwrap();
+    db.execute("DROP TABLE built", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn records_audit_fields_cannot_be_forged_from_sql() {
+    let f = fixture().await;
+    let host = connect(&f.url).await;
+    let db = host.clone().scoped("writer", &tables(&["notes"])).await.unwrap();
+    let stamp = Stamp::now(Some("alice".into()));
+    let record = StoredRecord::new(serde_json::from_str(r#"{"title": "first"}"#).unwrap(), &stamp);
+    db.insert("notes", &record).await.unwrap();
+
+    for sql in [
+        "UPDATE notes SET creator_uid = 'mallory'",
+        "UPDATE notes SET last_updated_at = '2000-01-01T00:00:00.000Z', last_updater_uid = 'mallory'",
+        "UPDATE notes SET uid = 'forged'",
+        "ALTER TABLE notes ALTER COLUMN creator_uid TYPE text USING 'mallory'",
+        "ALTER TABLE notes RENAME COLUMN creator_uid TO planted",
+        "INSERT INTO notes (uid, created_at, last_updated_at, creator_uid, last_updater_uid, data) \
+         VALUES ('x', 'now', 'now', 'mallory', 'mallory', '{}')",
+    ] {
+        assert_refused(sql, db.execute(sql, &[]).await);
+    }
+    // The document may change, but keys named like audit fields in it never
+    // override the stamped values.
+    db.execute(
+        r#"UPDATE notes SET data = '{"title": "changed", "creator_uid": "mallory", "uid": "forged"}'"#,
+        &[],
+    )
+    .await
+    .unwrap();
+    let stored = db.get("notes", &record.uid).await.unwrap().expect("still there");
+    let shown = stored.to_json();
+    assert_eq!(shown["creator_uid"], "alice");
+    assert_eq!(shown["uid"], record.uid.as_str());
+    assert_eq!(shown["title"], "changed");
+    assert_eq!(db.execute("DELETE FROM notes", &[]).await.unwrap(), 1);
+    // The component may still drop its records table; the records API makes it again.
+    db.execute("DROP TABLE notes", &[]).await.unwrap();
+    db.schema_changed();
+    db.insert("notes", &record).await.unwrap();
+    assert_refused("after the drop", db.execute("UPDATE notes SET creator_uid = 'mallory'", &[]).await);
+}
+
+#[tokio::test]
+async fn session_state_never_reaches_the_next_checkout() {
+    let f = fixture().await;
+    let host = connect_with(&f.url, 2).await;
+    let db = host.clone().scoped("stateful", &tables(&["kept"])).await.unwrap();
+    db.execute("CREATE TABLE kept (id int)", &[]).await.unwrap();
+
+    let setting = |db: Arc<dyn Database>| async move { text(&db.query("SELECT current_setting('application_name')", &[]).await.unwrap()) };
+    let pid = |db: Arc<dyn Database>| async move { ints(&db.query("SELECT pg_backend_pid()::int8", &[]).await.unwrap()) };
+    let first = pid(db.clone()).await;
+    db.execute("SET application_name = 'leaked'", &[]).await.unwrap();
+    db.query("SELECT set_config('application_name', 'leaked too', false)", &[])
+        .await
+        .unwrap();
+    db.execute("PREPARE leaked AS SELECT 1", &[]).await.unwrap();
+    db.execute("LISTEN leaked", &[]).await.unwrap();
+    db.query("SELECT pg_advisory_lock(4242)::text", &[]).await.unwrap();
+    db.execute("DECLARE leaked CURSOR WITH HOLD FOR SELECT 1", &[]).await.unwrap();
+
+    // The same session serves the next checkout, with none of it left.
+    assert_eq!(pid(db.clone()).await, first, "the connection is reused, so the test sees its state");
+    assert_eq!(setting(db.clone()).await, [""]);
+    assert!(
+        matches!(db.execute("EXECUTE leaked", &[]).await, Err(BackendError::Invalid(_))),
+        "the prepared statement is gone"
+    );
+    assert!(
+        matches!(db.execute("FETCH leaked", &[]).await, Err(BackendError::Invalid(_))),
+        "the cursor is gone"
+    );
+    let listening = db.query("SELECT count(*)::int8 FROM pg_listening_channels()", &[]).await.unwrap();
+    assert_eq!(ints(&listening), [0]);
+    let locks: i64 = sqlx::query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "the advisory lock was released");
+    // sqlx's own prepared statements survive the reset.
+    for i in 0..3 {
+        let rows = db.query("SELECT $1::int8 + 1", &[Value::Integer(i)]).await.unwrap();
+        assert_eq!(ints(&rows), [i + 1]);
+    }
+    assert_eq!(pid(db.clone()).await, first);
+}
+
+#[tokio::test]
+async fn hosts_sharing_a_database_start_together() {
+    let f = fixture().await;
+    let grants = tables(&["together"]);
+    let starts = (0..4).map(|_| {
+        let url = f.url.clone();
+        let grants = grants.clone();
+        tokio::spawn(async move {
+            let host = connect(&url).await;
+            let db = host.scoped("same", &grants).await.unwrap();
+            db.execute("CREATE TABLE IF NOT EXISTS together (id int)", &[]).await.unwrap();
+            db.execute("INSERT INTO together VALUES (1)", &[]).await.unwrap();
+        })
+    });
+    for start in starts {
+        start.await.expect("every host starts and logs in with the same role password");
+    }
+    let count: i64 = sqlx::query("SELECT count(*) FROM together")
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 4);
+}
