@@ -31,6 +31,16 @@ pub struct Limits {
     pub timeout_ms: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest response body the component may return, in bytes.
+    pub max_response_bytes: usize,
+    /// Instances of the component that may run at once; a request past it
+    /// waits briefly for one to finish, then gets 503.
+    pub max_instances: u32,
+    /// Bytes of log messages one request may write; later lines are dropped
+    /// and counted.
+    pub max_log_bytes: usize,
+    /// Outbound HTTP requests one instance may have in flight at once.
+    pub max_outbound: u32,
 }
 
 impl Default for Limits {
@@ -39,6 +49,11 @@ impl Default for Limits {
             memory_mb: 64,
             timeout_ms: 10_000,
             max_body_bytes: 1024 * 1024,
+            // What a Lambda function may answer.
+            max_response_bytes: 6 * 1024 * 1024,
+            max_instances: 16,
+            max_log_bytes: 64 * 1024,
+            max_outbound: 8,
         }
     }
 }
@@ -524,6 +539,10 @@ struct RawLimits {
     memory_mb: Option<u32>,
     timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    max_response_bytes: Option<usize>,
+    max_instances: Option<u32>,
+    max_log_bytes: Option<usize>,
+    max_outbound: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -687,6 +706,10 @@ impl RawLimits {
             memory_mb: self.memory_mb.unwrap_or(base.memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
+            max_response_bytes: self.max_response_bytes.unwrap_or(base.max_response_bytes),
+            max_instances: self.max_instances.unwrap_or(base.max_instances),
+            max_log_bytes: self.max_log_bytes.unwrap_or(base.max_log_bytes),
+            max_outbound: self.max_outbound.unwrap_or(base.max_outbound),
         }
     }
 }
@@ -707,6 +730,24 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
             "{what}: max_body_bytes must be 1 to 67108864, not {}",
             l.max_body_bytes
         )));
+    }
+    if l.max_response_bytes == 0 || l.max_response_bytes > 64 * 1024 * 1024 {
+        return Err(invalid(format!(
+            "{what}: max_response_bytes must be 1 to 67108864, not {}",
+            l.max_response_bytes
+        )));
+    }
+    if !(1..=1024).contains(&l.max_instances) {
+        return Err(invalid(format!("{what}: max_instances must be 1 to 1024, not {}", l.max_instances)));
+    }
+    if l.max_log_bytes > 64 * 1024 * 1024 {
+        return Err(invalid(format!(
+            "{what}: max_log_bytes must be 0 to 67108864, not {}",
+            l.max_log_bytes
+        )));
+    }
+    if l.max_outbound > 256 {
+        return Err(invalid(format!("{what}: max_outbound must be 0 to 256, not {}", l.max_outbound)));
     }
     Ok(())
 }
@@ -876,7 +917,8 @@ mod tests {
             Limits {
                 memory_mb: 32,
                 timeout_ms: 500,
-                max_body_bytes: 1024 * 1024
+                max_body_bytes: 1024 * 1024,
+                ..Limits::default()
             }
         );
         assert_eq!(c.config["home"], "/home/x/data");

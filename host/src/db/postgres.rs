@@ -284,7 +284,11 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Postgres {
-    async fn scoped(self: std::sync::Arc<Self>, _component: &str, _tables: &std::collections::BTreeSet<String>) -> Result<std::sync::Arc<dyn Database>, BackendError> {
+    async fn scoped(
+        self: std::sync::Arc<Self>,
+        _component: &str,
+        _tables: &std::collections::BTreeSet<String>,
+    ) -> Result<std::sync::Arc<dyn Database>, BackendError> {
         Ok(self)
     }
 
