@@ -25,6 +25,8 @@ pub struct Target {
     pub component: Arc<Hosted>,
     /// The component's mount point.
     pub mount: String,
+    /// How many path segments the mount point has.
+    pub mount_depth: usize,
     /// The template relative to the mount.
     pub route: String,
     /// Who may call it.
@@ -79,7 +81,7 @@ impl App {
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
-        let verifier: Arc<dyn Verifier> = match &manifest.backends.auth {
+        let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
                 let verifier = CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
@@ -158,6 +160,7 @@ impl App {
                     target: Target {
                         component: component.clone(),
                         mount: spec.mount.clone(),
+                        mount_depth: spec.mount.split('/').filter(|s| !s.is_empty()).count(),
                         route: r.path.clone(),
                         access: r.access,
                         groups: r.groups.clone(),
@@ -316,6 +319,12 @@ impl App {
             Match::NotFound => {
                 return Err(ApiError::not_found(format!("no route for {} {}", request.method, request.path)));
             }
+            Match::BadPath(why) => {
+                tracing::warn!(request_id, path = %request.path, reason = %why, "refused a path that can be read more than one way");
+                return Err(ApiError::bad_request(format!(
+                    "{why}; send the path without empty, '.' or '..' segments and without encoded slashes"
+                )));
+            }
             Match::MethodNotAllowed(allowed) => {
                 let mut r = ApiError::method_not_allowed(format!("{} is not allowed here; use {}", request.method, allowed.join(", ")))
                     .into_response(request_id);
@@ -341,7 +350,7 @@ impl App {
         check_json(request)?;
         let wit_request = handler::Request {
             method: request.method.clone(),
-            path: below_mount(&request.path, &target.mount),
+            path: crate::router::below(&request.path, target.mount_depth),
             mount: target.mount.clone(),
             route: target.route.clone(),
             params,
@@ -533,11 +542,6 @@ fn check_json(request: &Request) -> Result<(), ApiError> {
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     }
     Ok(())
-}
-
-fn below_mount(path: &str, mount: &str) -> String {
-    let rest = path.strip_prefix(mount).unwrap_or(path);
-    if rest.is_empty() { "/".into() } else { rest.into() }
 }
 
 /// Most headers a component's response may carry.

@@ -248,9 +248,10 @@ pub struct BackendsSpec {
     /// The queues.
     #[serde(default)]
     pub queue: QueueSpec,
-    /// Who issues the bearer tokens the host checks.
+    /// Who issues the bearer tokens the host checks. Unset, `corral serve`
+    /// checks development tokens and `corral lambda` refuses to start.
     #[serde(default)]
-    pub auth: AuthSpec,
+    pub auth: Option<AuthSpec>,
     /// How long an SSM secret is cached, in seconds (default 300).
     #[serde(default = "default_secrets_ttl")]
     pub secrets_ttl_seconds: u64,
@@ -323,11 +324,10 @@ fn default_cors_max_age() -> u32 {
 
 /// Who issues bearer tokens. (On Lambda, claims an API Gateway authorizer
 /// already checked are used as they are.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthSpec {
     /// HS256 development tokens signed with the key in the data directory (`corral token`).
-    #[default]
     Dev,
     /// A Cognito user pool: RS256 tokens checked against its JWKS.
     Cognito {
@@ -463,7 +463,7 @@ impl BackendsSpec {
                 return Err(invalid("backends: db max_connections must be at least 1".into()));
             }
         }
-        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
+        if let Some(AuthSpec::Cognito { issuer, clients, jwks_url }) = &mut self.auth {
             fix("auth issuer", issuer)?;
             for c in clients.iter_mut() {
                 fix("auth clients", c)?;
