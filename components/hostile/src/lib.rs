@@ -37,23 +37,34 @@ impl Guest for Hostile {
 }
 
 fn admin(ctx: &Ctx) -> Result<Response, ApiError> {
-    Ok(json(200, &json!({ "route": "admin", "id": ctx.param::<String>("id")? })))
+    Ok(json(
+        200,
+        &json!({ "route": "admin", "id": ctx.param::<String>("id")? }),
+    ))
 }
 
 fn field(ctx: &Ctx) -> Result<Response, ApiError> {
-    Ok(json(200, &json!({ "route": "field", "kind": ctx.param::<String>("kind")? })))
+    Ok(json(
+        200,
+        &json!({ "route": "field", "kind": ctx.param::<String>("kind")? }),
+    ))
 }
 
 fn attack(ctx: &Ctx) -> Result<Response, ApiError> {
     let name: String = ctx.param("attack")?;
-    let number = |key: &str, default: u64| -> Result<u64, ApiError> { Ok(ctx.query::<u64>(key)?.unwrap_or(default)) };
+    let number = |key: &str, default: u64| -> Result<u64, ApiError> {
+        Ok(ctx.query::<u64>(key)?.unwrap_or(default))
+    };
     match name.as_str() {
         "ping" => Ok(text(200, "pong")),
         "spin" => spin(),
         "grow" => grow(),
         "big-body" => Ok(text(200, &"x".repeat(number("bytes", 8 << 20)? as usize))),
         "big-log" => {
-            log::log(log::Level::Info, &"L".repeat(number("bytes", 16 << 20)? as usize));
+            log::log(
+                log::Level::Info,
+                &"L".repeat(number("bytes", 16 << 20)? as usize),
+            );
             Ok(json(200, &json!({ "logged": 1 })))
         }
         "log-flood" => {
@@ -87,12 +98,17 @@ fn attack(ctx: &Ctx) -> Result<Response, ApiError> {
         }),
         "many-headers" => Ok(Response {
             status: 200,
-            headers: (0..number("headers", 5000)?).map(|i| (format!("x-h{i}"), "v".into())).collect(),
+            headers: (0..number("headers", 5000)?)
+                .map(|i| (format!("x-h{i}"), "v".into()))
+                .collect(),
             body: b"headers".to_vec(),
         }),
         "big-header" => Ok(Response {
             status: 200,
-            headers: vec![("x-big".into(), "h".repeat(number("bytes", 1 << 20)? as usize))],
+            headers: vec![(
+                "x-big".into(),
+                "h".repeat(number("bytes", 1 << 20)? as usize),
+            )],
             body: b"header".to_vec(),
         }),
         "bad-status" => Ok(Response {
@@ -101,7 +117,10 @@ fn attack(ctx: &Ctx) -> Result<Response, ApiError> {
             body: Vec::new(),
         }),
         "table" => Ok(json(200, &json!({ "record": db::get("notes", "any")? }))),
-        "store" => Ok(json(200, &json!({ "value": cache::get("sessions", "any")? }))),
+        "store" => Ok(json(
+            200,
+            &json!({ "value": cache::get("sessions", "any")? }),
+        )),
         "queue" => {
             let message = queue::Message {
                 body: "forged".into(),
@@ -113,8 +132,13 @@ fn attack(ctx: &Ctx) -> Result<Response, ApiError> {
             Ok(json(200, &json!({ "id": queue::send("jobs", &message)? })))
         }
         "secret" => {
-            let key = ctx.query::<String>("key")?.unwrap_or_else(|| "greeting".into());
-            Ok(json(200, &json!({ "key": key, "value": config::get(&key)? })))
+            let key = ctx
+                .query::<String>("key")?
+                .unwrap_or_else(|| "greeting".into());
+            Ok(json(
+                200,
+                &json!({ "key": key, "value": config::get(&key)? }),
+            ))
         }
         _ => Err(ApiError::not_found(format!("No attack '{name}'"))),
     }
@@ -166,7 +190,9 @@ fn outbound_flood(ctx: &Ctx, requests: u64) -> Result<Response, ApiError> {
     let url = ctx
         .query::<String>("url")?
         .ok_or_else(|| ApiError::bad_request("Query parameter 'url' is required"))?;
-    let gets = (0..requests).map(|_| http::get(url.clone()).timeout_ms(5000)).collect();
+    let gets = (0..requests)
+        .map(|_| http::get(url.clone()).timeout_ms(5000))
+        .collect();
     let mut answered = 0;
     let mut refused: Vec<Value> = Vec::new();
     for result in http::get_all(gets, requests as usize) {
@@ -175,7 +201,10 @@ fn outbound_flood(ctx: &Ctx, requests: u64) -> Result<Response, ApiError> {
             Err(e) => refused.push(e.to_string().into()),
         }
     }
-    Ok(json(200, &json!({ "answered": answered, "refused": refused })))
+    Ok(json(
+        200,
+        &json!({ "answered": answered, "refused": refused }),
+    ))
 }
 
 corral_sdk::export!(Hostile);

@@ -194,7 +194,8 @@ impl Lambda {
         function.env_remove("CORRAL_BACKENDS");
         if let Some(aws) = aws {
             let file = dir.path().join("backends.toml");
-            std::fs::write(&file, aws.backends_file() + DEV_AUTH).expect("writing the backends file");
+            std::fs::write(&file, aws.backends_file() + DEV_AUTH)
+                .expect("writing the backends file");
             function.env("CORRAL_BACKENDS", file);
             aws.configure(&mut function);
         }
