@@ -25,6 +25,8 @@ pub struct Target {
     pub component: Arc<Hosted>,
     /// The component's mount point.
     pub mount: String,
+    /// How many path segments the mount point has.
+    pub mount_depth: usize,
     /// The template relative to the mount.
     pub route: String,
     /// Who may call it.
@@ -79,7 +81,7 @@ impl App {
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
-        let verifier: Arc<dyn Verifier> = match &manifest.backends.auth {
+        let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
                 let verifier = CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
@@ -122,14 +124,14 @@ impl App {
         let mut followed = Vec::new();
         for (name, spec) in &manifest.components {
             let started = std::time::Instant::now();
-            let context = Arc::new(ComponentContext {
-                name: name.clone(),
-                grants: spec.grants.clone(),
-                config: spec.config.clone(),
-                limits: spec.limits,
-                db: backends.db.clone().scoped(name, &spec.grants.tables).await?,
-                backends: backends.clone(),
-            });
+            let context = Arc::new(ComponentContext::new(
+                name.clone(),
+                spec.grants.clone(),
+                spec.config.clone(),
+                spec.limits,
+                backends.db.clone().scoped(name, &spec.grants.tables).await?,
+                backends.clone(),
+            ));
             let (component, digest, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
             let loaded = runtime.prepare(context, &component, digest)?;
             runtime
@@ -158,6 +160,7 @@ impl App {
                     target: Target {
                         component: component.clone(),
                         mount: spec.mount.clone(),
+                        mount_depth: spec.mount.split('/').filter(|s| !s.is_empty()).count(),
                         route: r.path.clone(),
                         access: r.access,
                         groups: r.groups.clone(),
@@ -316,6 +319,12 @@ impl App {
             Match::NotFound => {
                 return Err(ApiError::not_found(format!("no route for {} {}", request.method, request.path)));
             }
+            Match::BadPath(why) => {
+                tracing::warn!(request_id, path = %request.path, reason = %why, "refused a path that can be read more than one way");
+                return Err(ApiError::bad_request(format!(
+                    "{why}; send the path without empty, '.' or '..' segments and without encoded slashes"
+                )));
+            }
             Match::MethodNotAllowed(allowed) => {
                 let mut r = ApiError::method_not_allowed(format!("{} is not allowed here; use {}", request.method, allowed.join(", ")))
                     .into_response(request_id);
@@ -341,7 +350,7 @@ impl App {
         check_json(request)?;
         let wit_request = handler::Request {
             method: request.method.clone(),
-            path: below_mount(&request.path, &target.mount),
+            path: crate::router::below(&request.path, target.mount_depth),
             mount: target.mount.clone(),
             route: target.route.clone(),
             params,
@@ -352,7 +361,13 @@ impl App {
         };
         let name = &target.component.context.name;
         match self.runtime.handle_request(&component, wit_request, identity).await {
-            Ok(r) => response_from(r, name),
+            Ok(r) => response_from(r, name, request_id, &target.component.context.limits),
+            Err(CallError::Busy(max)) => {
+                tracing::warn!(component = %name, request_id, max_instances = max, "component is at its instance limit");
+                Err(ApiError::unavailable(format!(
+                    "the component is busy: {max} instances already run; try again shortly"
+                )))
+            }
             Err(CallError::Timeout(ms)) => {
                 tracing::warn!(component = %name, request_id, limit_ms = ms, "component ran past its time limit");
                 Err(ApiError::timeout(format!("the component did not answer within {ms} ms")))
@@ -529,29 +544,60 @@ fn check_json(request: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn below_mount(path: &str, mount: &str) -> String {
-    let rest = path.strip_prefix(mount).unwrap_or(path);
-    if rest.is_empty() { "/".into() } else { rest.into() }
-}
+/// Most headers a component's response may carry.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+/// Most bytes (names and values) of a component's response headers.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 32 * 1024;
 
-/// Checks what a component returned before it reaches a client.
-fn response_from(r: handler::Response, component: &str) -> Result<Response, ApiError> {
+/// Headers that describe the connection or the message framing rather than
+/// the resource: the edge sets them, a component's values never reach a client.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-request-id",
+];
+
+/// Checks what a component returned before it reaches a client: a valid
+/// status, a body and headers within the caps (else 502, the component's
+/// fault), and no header that frames the message or names the connection.
+fn response_from(r: handler::Response, component: &str, request_id: &str, limits: &crate::manifest::Limits) -> Result<Response, ApiError> {
+    let refuse = |why: String| {
+        tracing::error!(component, request_id, reason = %why, "component returned a response the host does not pass on");
+        Err(ApiError::bad_gateway(format!("the component returned an invalid response: {why}")))
+    };
     if !(100..=599).contains(&r.status) {
-        tracing::error!(component, status = r.status, "component returned an invalid status");
-        return Err(ApiError::internal("the component returned an invalid response"));
+        return refuse(format!("status {} is not an HTTP status", r.status));
     }
-    let headers = r
-        .headers
-        .into_iter()
-        .filter(|(k, v)| {
-            let ok = axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok() && axum::http::HeaderValue::from_str(v).is_ok();
-            if !ok {
-                tracing::warn!(component, header = %k, "dropped an invalid response header");
-            }
-            ok && k != "x-request-id"
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    if r.body.len() > limits.max_response_bytes {
+        return refuse(format!("the body is larger than {} bytes", limits.max_response_bytes));
+    }
+    if r.headers.len() > MAX_RESPONSE_HEADERS {
+        return refuse(format!("more than {MAX_RESPONSE_HEADERS} headers"));
+    }
+    let header_bytes: usize = r.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if header_bytes > MAX_RESPONSE_HEADER_BYTES {
+        return refuse(format!("headers larger than {MAX_RESPONSE_HEADER_BYTES} bytes"));
+    }
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (k, v) in r.headers {
+        let k = k.to_ascii_lowercase();
+        let valid = axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok() && axum::http::HeaderValue::from_str(&v).is_ok();
+        if !valid {
+            tracing::warn!(component, request_id, header = %k, "dropped an invalid response header");
+        } else if HOP_BY_HOP.contains(&k.as_str()) {
+            tracing::warn!(component, request_id, header = %k, "dropped a response header the host sets itself");
+        } else {
+            headers.push((k, v));
+        }
+    }
     Ok(Response {
         status: r.status,
         headers,

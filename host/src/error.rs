@@ -35,6 +35,7 @@ constructors! {
     method_not_allowed => 405, "method_not_allowed";
     payload_too_large => 413, "payload_too_large";
     internal => 500, "internal";
+    bad_gateway => 502, "bad_gateway";
     unavailable => 503, "unavailable";
     timeout => 504, "timeout";
 }

@@ -53,6 +53,33 @@ pub struct ComponentContext {
     pub db: Arc<dyn Database>,
     /// The backends.
     pub backends: Arc<Backends>,
+    /// One permit per instance that may run at once (`max_instances`).
+    pub instances: Arc<tokio::sync::Semaphore>,
+    /// One permit per outbound request that may be in flight (`max_outbound`).
+    pub outbound: Arc<tokio::sync::Semaphore>,
+}
+
+impl ComponentContext {
+    /// The context of component `name`, with its instance and outbound caps.
+    pub fn new(
+        name: String,
+        grants: Grants,
+        config: BTreeMap<String, String>,
+        limits: Limits,
+        db: Arc<dyn Database>,
+        backends: Arc<Backends>,
+    ) -> ComponentContext {
+        ComponentContext {
+            name,
+            grants,
+            config,
+            instances: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
+            outbound: Arc::new(tokio::sync::Semaphore::new(limits.max_outbound as usize)),
+            limits,
+            db,
+            backends,
+        }
+    }
 }
 
 /// The data of one store: one request (or event batch) of one component.
@@ -65,6 +92,10 @@ pub struct HostState {
     pub identity: Option<Arc<Identity>>,
     /// Memory and instance caps for this store.
     pub limits: StoreLimits,
+    /// Bytes of log messages written so far.
+    pub log_bytes: usize,
+    /// Log lines dropped past `max_log_bytes`.
+    pub log_dropped: u64,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
@@ -85,6 +116,8 @@ impl HostState {
             request_id,
             identity,
             limits,
+            log_bytes: 0,
+            log_dropped: 0,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
@@ -121,6 +154,21 @@ impl HostState {
             "refused a call outside the component's grants"
         );
         GuestError::NotGranted(message)
+    }
+}
+
+/// One line for the lines a request's log cap dropped, when the call ends.
+impl Drop for HostState {
+    fn drop(&mut self) {
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                component = %self.component.name,
+                request_id = %self.request_id,
+                dropped_lines = self.log_dropped,
+                limit_bytes = self.component.limits.max_log_bytes,
+                "dropped log lines past the component's log limit"
+            );
+        }
     }
 }
 

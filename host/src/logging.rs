@@ -21,6 +21,14 @@ const MAX_LINE: usize = 8 * 1024;
 
 impl Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        // Past the request's log budget, lines are only counted: one line
+        // says how many when the call ends (see `HostState`'s `Drop`).
+        let cost = message.len().min(MAX_LINE);
+        if self.log_bytes + cost > self.component.limits.max_log_bytes {
+            self.log_dropped += 1;
+            return Ok(());
+        }
+        self.log_bytes += cost;
         let mut message = message;
         if message.len() > MAX_LINE {
             let cut = (0..=MAX_LINE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);

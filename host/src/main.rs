@@ -157,7 +157,7 @@ fn main() -> anyhow::Result<()> {
             // CloudWatch Logs Insights queries JSON lines.
             corral::logging::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
-                let app = load(&host, "/tmp/corral", 4, false).await?;
+                let app = load(&host, "/tmp/corral", 4, true).await?;
                 corral::lambda::run(app)
                     .await
                     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
@@ -235,11 +235,19 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads the manifest (and backends file), connects the backends and loads
 /// every component: the work done once per process.
-async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32, local_stream: bool) -> anyhow::Result<Arc<App>> {
+async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32, lambda: bool) -> anyhow::Result<Arc<App>> {
     let env = |k: &str| std::env::var(k).ok();
     let mut manifest = Manifest::load(&host.manifest, env)?;
     if let Some(path) = &host.backends {
         manifest.backends = BackendsSpec::load(path, env)?;
+    }
+    // A deployed function must not accept tokens signed with a key that
+    // sits in its own data folder unless the deployment says so.
+    if lambda && manifest.backends.auth.is_none() {
+        anyhow::bail!(
+            "the Lambda host needs [backends.auth] in the backends file or manifest: kind = \"cognito\" with issuer and clients, \
+             or kind = \"dev\" to accept development tokens signed with the key in the data directory"
+        );
     }
     if let Some(store) = &host.store {
         let check_seconds = manifest
@@ -259,13 +267,13 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
         data_dir: host.data_dir.clone().unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
         concurrency: host.concurrency.unwrap_or(default_concurrency),
-        local_stream,
+        local_stream: !lambda,
     };
     Ok(Arc::new(App::start(&manifest, &options).await?))
 }
 
 async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
-    let app = load(&host, ".corral", 32, true).await?;
+    let app = load(&host, ".corral", 32, false).await?;
     app.start_event_consumers();
     if let Some(hot_swap) = app.hot_swap().cloned() {
         // SIGHUP checks the registry now, as an S3 notification does on Lambda.

@@ -38,6 +38,16 @@ pub struct Limits {
     pub max_result_rows: usize,
     /// Most bytes of values one SQL query or records page may return.
     pub max_result_bytes: usize,
+    /// Largest response body the component may return, in bytes.
+    pub max_response_bytes: usize,
+    /// Instances of the component that may run at once; a request past it
+    /// waits briefly for one to finish, then gets 503.
+    pub max_instances: u32,
+    /// Bytes of log messages one request may write; later lines are dropped
+    /// and counted.
+    pub max_log_bytes: usize,
+    /// Outbound HTTP requests one instance may have in flight at once.
+    pub max_outbound: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +59,11 @@ impl Default for Limits {
             transaction_ms: 2_000,
             max_result_rows: 10_000,
             max_result_bytes: 16 * 1024 * 1024,
+            // What a Lambda function may answer.
+            max_response_bytes: 6 * 1024 * 1024,
+            max_instances: 16,
+            max_log_bytes: 64 * 1024,
+            max_outbound: 8,
         }
     }
 }
@@ -243,9 +258,10 @@ pub struct BackendsSpec {
     /// The queues.
     #[serde(default)]
     pub queue: QueueSpec,
-    /// Who issues the bearer tokens the host checks.
+    /// Who issues the bearer tokens the host checks. Unset, `corral serve`
+    /// checks development tokens and `corral lambda` refuses to start.
     #[serde(default)]
-    pub auth: AuthSpec,
+    pub auth: Option<AuthSpec>,
     /// How long an SSM secret is cached, in seconds (default 300).
     #[serde(default = "default_secrets_ttl")]
     pub secrets_ttl_seconds: u64,
@@ -318,11 +334,10 @@ fn default_cors_max_age() -> u32 {
 
 /// Who issues bearer tokens. (On Lambda, claims an API Gateway authorizer
 /// already checked are used as they are.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthSpec {
     /// HS256 development tokens signed with the key in the data directory (`corral token`).
-    #[default]
     Dev,
     /// A Cognito user pool: RS256 tokens checked against its JWKS.
     Cognito {
@@ -458,7 +473,7 @@ impl BackendsSpec {
                 return Err(invalid("backends: db max_connections must be at least 1".into()));
             }
         }
-        if let AuthSpec::Cognito { issuer, clients, jwks_url } = &mut self.auth {
+        if let Some(AuthSpec::Cognito { issuer, clients, jwks_url }) = &mut self.auth {
             fix("auth issuer", issuer)?;
             for c in clients.iter_mut() {
                 fix("auth clients", c)?;
@@ -537,6 +552,10 @@ struct RawLimits {
     transaction_ms: Option<u64>,
     max_result_rows: Option<usize>,
     max_result_bytes: Option<usize>,
+    max_response_bytes: Option<usize>,
+    max_instances: Option<u32>,
+    max_log_bytes: Option<usize>,
+    max_outbound: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -703,6 +722,10 @@ impl RawLimits {
             transaction_ms: self.transaction_ms.unwrap_or(base.transaction_ms),
             max_result_rows: self.max_result_rows.unwrap_or(base.max_result_rows),
             max_result_bytes: self.max_result_bytes.unwrap_or(base.max_result_bytes),
+            max_response_bytes: self.max_response_bytes.unwrap_or(base.max_response_bytes),
+            max_instances: self.max_instances.unwrap_or(base.max_instances),
+            max_log_bytes: self.max_log_bytes.unwrap_or(base.max_log_bytes),
+            max_outbound: self.max_outbound.unwrap_or(base.max_outbound),
         }
     }
 }
@@ -741,6 +764,24 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
             "{what}: max_result_bytes must be 1 to 268435456, not {}",
             l.max_result_bytes
         )));
+    }
+    if l.max_response_bytes == 0 || l.max_response_bytes > 64 * 1024 * 1024 {
+        return Err(invalid(format!(
+            "{what}: max_response_bytes must be 1 to 67108864, not {}",
+            l.max_response_bytes
+        )));
+    }
+    if !(1..=1024).contains(&l.max_instances) {
+        return Err(invalid(format!("{what}: max_instances must be 1 to 1024, not {}", l.max_instances)));
+    }
+    if l.max_log_bytes > 64 * 1024 * 1024 {
+        return Err(invalid(format!(
+            "{what}: max_log_bytes must be 0 to 67108864, not {}",
+            l.max_log_bytes
+        )));
+    }
+    if l.max_outbound > 256 {
+        return Err(invalid(format!("{what}: max_outbound must be 0 to 256, not {}", l.max_outbound)));
     }
     Ok(())
 }

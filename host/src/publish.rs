@@ -25,14 +25,14 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         },
     )?;
     let (component, digest, _) = runtime.compile(bytes).context("it is not a valid component")?;
-    let context = Arc::new(ComponentContext {
-        name: name.to_owned(),
-        grants: Default::default(),
-        config: Default::default(),
-        limits: manifest.defaults,
-        db: backends.db.clone().scoped(name, &Default::default()).await?,
+    let context = Arc::new(ComponentContext::new(
+        name.to_owned(),
+        Default::default(),
+        Default::default(),
+        manifest.defaults,
+        backends.db.clone().scoped(name, &Default::default()).await?,
         backends,
-    });
+    ));
     let loaded = runtime.prepare(context, &component, digest)?;
     runtime.instantiates(&loaded).await.context("it does not start")
 }

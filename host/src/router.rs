@@ -1,5 +1,14 @@
 //! Route matching: from a request path and method to the route that serves
 //! it and its path parameters. Pure code, no engine or server.
+//!
+//! A path is read one way only, here and in the SDK's router
+//! (`components/sdk/src/router.rs`): split on `/` after the leading one, a
+//! single trailing `/` ignored, each segment percent-decoded before it is
+//! compared or bound. A path that could be read two ways is refused: an
+//! empty segment (`//`), a segment that is or decodes to `.` or `..`, a
+//! segment holding `/` or `\` once decoded (`%2F`, `%5C`), or one that is
+//! not UTF-8 once decoded. So the route whose access rule the host checks
+//! is the route whose handler runs.
 
 use percent_encoding::percent_decode_str;
 
@@ -64,8 +73,8 @@ impl Template {
         &self.text
     }
 
-    /// The parameters when `path` matches, percent-decoded.
-    fn matches(&self, path_segments: &[&str]) -> Option<Vec<(String, String)>> {
+    /// The parameters when the decoded `path_segments` match.
+    fn matches(&self, path_segments: &[String]) -> Option<Vec<(String, String)>> {
         let greedy = matches!(self.segments.last(), Some(Segment::Rest(_)));
         let fits = if greedy {
             path_segments.len() >= self.segments.len()
@@ -77,18 +86,12 @@ impl Template {
         }
         let mut params = Vec::new();
         for (i, seg) in self.segments.iter().enumerate() {
-            let part = path_segments[i];
+            let part = &path_segments[i];
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Param(name) => params.push((name.clone(), percent_decode_str(part).decode_utf8().ok()?.into_owned())),
-                Segment::Rest(name) => {
-                    let rest = path_segments[i..]
-                        .iter()
-                        .map(|p| percent_decode_str(p).decode_utf8().ok().map(|v| v.into_owned()))
-                        .collect::<Option<Vec<_>>>()?;
-                    params.push((name.clone(), rest.join("/")));
-                }
+                Segment::Param(name) => params.push((name.clone(), part.clone())),
+                Segment::Rest(name) => params.push((name.clone(), path_segments[i..].join("/"))),
             }
         }
         Some(params)
@@ -108,7 +111,7 @@ impl Template {
     }
 }
 
-/// Splits a path into segments; a trailing `/` is ignored.
+/// Splits a template into segments; a trailing `/` is ignored.
 fn split(path: &str) -> Vec<&str> {
     let trimmed = path.trim_start_matches('/').trim_end_matches('/');
     if trimmed.is_empty() {
@@ -116,6 +119,49 @@ fn split(path: &str) -> Vec<&str> {
     } else {
         trimmed.split('/').collect()
     }
+}
+
+/// The raw (still percent-encoded) segments of a request path, or why the
+/// path is refused (see the module documentation).
+pub fn raw_segments(path: &str) -> Result<Vec<&str>, String> {
+    let rest = path.strip_prefix('/').ok_or("the path must start with '/'")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw: Vec<&str> = rest.split('/').collect();
+    for segment in &raw {
+        decode(segment)?;
+    }
+    Ok(raw)
+}
+
+fn decode(segment: &str) -> Result<String, String> {
+    if segment.is_empty() {
+        return Err("the path has an empty segment (\"//\")".into());
+    }
+    let decoded = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| format!("the path segment \"{segment}\" is not UTF-8 once decoded"))?;
+    if decoded == "." || decoded == ".." {
+        return Err(format!("the path segment \"{segment}\" is a relative step"));
+    }
+    if decoded.contains(['/', '\\']) {
+        return Err(format!("the path segment \"{segment}\" holds a slash or backslash"));
+    }
+    Ok(decoded.into_owned())
+}
+
+/// The decoded segments of a request path, or why it is refused.
+pub fn segments(path: &str) -> Result<Vec<String>, String> {
+    raw_segments(path)?.into_iter().map(decode).collect()
+}
+
+/// The path below the first `depth` segments, as the component gets it:
+/// the raw segments, a leading `/`, no trailing one.
+pub fn below(path: &str, depth: usize) -> String {
+    let raw = raw_segments(path).unwrap_or_default();
+    format!("/{}", raw.get(depth..).unwrap_or_default().join("/"))
 }
 
 /// One routable entry: a full template (mount included) with its methods.
@@ -138,6 +184,8 @@ pub enum Match<'a, T> {
     MethodNotAllowed(Vec<String>),
     /// No route has this path.
     NotFound,
+    /// The path can be read more than one way; why.
+    BadPath(String),
 }
 
 /// All routes of all components.
@@ -174,7 +222,9 @@ impl<T> Router<T> {
 
     /// Every method some route serves at `path`, sorted.
     pub fn methods_at(&self, path: &str) -> Vec<String> {
-        let segments = split(path);
+        let Ok(segments) = segments(path) else {
+            return Vec::new();
+        };
         let mut methods: Vec<String> = self
             .routes
             .iter()
@@ -188,7 +238,10 @@ impl<T> Router<T> {
 
     /// Finds the route for `method` and `path` (the path without its query).
     pub fn find(&self, method: &str, path: &str) -> Match<'_, T> {
-        let segments = split(path);
+        let segments = match segments(path) {
+            Ok(segments) => segments,
+            Err(why) => return Match::BadPath(why),
+        };
         let mut allowed: Vec<String> = Vec::new();
         for route in &self.routes {
             if let Some(params) = route.template.matches(&segments) {
@@ -274,6 +327,43 @@ mod tests {
             Match::MethodNotAllowed(m) => assert_eq!(m, ["GET", "PATCH"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn reads_a_path_one_way_or_refuses_it() {
+        let r = Router::new(vec![
+            route("/admin/{id}", &["GET"], 1),
+            route("/public/{id}", &["GET"], 2),
+            route("/public/{id}/admin", &["GET"], 3),
+            route("/files/{path+}", &["GET"], 4),
+        ])
+        .unwrap();
+        for crossing in [
+            "/public/..%2Fadmin/1",
+            "/public/%2e%2e/admin/1",
+            "/public/../admin/1",
+            "/public/./x",
+            "/public//admin",
+            "/public/x%2Fy",
+            "/public/x%5cy",
+            "/public/x\\y",
+            "/files/a/%2E%2E/b",
+            "/files/a//b",
+            "/public/%ff",
+            "public/1",
+        ] {
+            assert!(matches!(r.find("GET", crossing), Match::BadPath(_)), "{crossing}");
+            assert!(r.methods_at(crossing).is_empty(), "{crossing}");
+        }
+        // Literal segments match once decoded, the same as the SDK reads them.
+        assert!(matches!(r.find("GET", "/%61dmin/1"), Match::Found(Route { target: 1, .. }, _)));
+        assert!(matches!(
+            r.find("GET", "/public/1/admin/"),
+            Match::Found(Route { target: 3, .. }, _)
+        ));
+        assert_eq!(below("/public/a%20b/admin/", 1), "/a%20b/admin");
+        assert_eq!(below("/public", 1), "/");
+        assert_eq!(segments("/").unwrap(), Vec::<String>::new());
     }
 
     #[test]

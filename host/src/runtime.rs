@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::artifacts::{ArtifactCache, Origin};
 use crate::auth::Identity;
@@ -22,8 +22,13 @@ use crate::manifest::Manifest;
 /// Bytes of each pooled memory, table and stack kept mapped between uses.
 const KEEP_RESIDENT: usize = 64 * 1024;
 
-/// How often the epoch advances; deadlines are counted in these ticks.
+/// How often the epoch advances: a running guest yields to the executor
+/// once per tick, so a spinning one shares its worker thread.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How long a call waits for one of its component's instance slots
+/// (`max_instances`) before it is refused as busy.
+const INSTANCE_WAIT: Duration = Duration::from_secs(1);
 
 /// How a call into a component ended, when it did not return normally.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,9 @@ pub enum CallError {
     /// The host could not instantiate it.
     #[error("the component could not start: {0}")]
     Instantiate(String),
+    /// All of its `max_instances` slots stayed taken while the call waited.
+    #[error("the component already runs {0} instances")]
+    Busy(u32),
 }
 
 /// One version of a component, ready to run.
@@ -213,9 +221,18 @@ impl Runtime {
     pub fn new_store(&self, component: &Loaded, request_id: String, identity: Option<Arc<Identity>>) -> Store<HostState> {
         let mut store = Store::new(&self.engine, HostState::new(component.context.clone(), request_id, identity));
         store.limiter(|s| &mut s.limits);
-        // The deadline counts from now; without it the first call would trap.
-        store.set_epoch_deadline(component.context.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1);
-        store.epoch_deadline_trap();
+        // At every epoch tick the guest yields to the executor, so a guest
+        // that spins cannot keep other requests off its worker thread; past
+        // its time limit it traps. (Without a deadline the first call would trap.)
+        let deadline = std::time::Instant::now() + Duration::from_millis(component.context.limits.timeout_ms);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         store
     }
 
@@ -235,8 +252,16 @@ impl Runtime {
         identity: Option<Arc<Identity>>,
         call: impl AsyncFnOnce(&mut Store<HostState>, &Service) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let limit_ms = component.context.limits.timeout_ms;
+        // The component's own slot first: a component at its cap queues on
+        // its own permits, not on the ones other components need.
+        let instances = &component.context.instances;
+        let wait = INSTANCE_WAIT.min(Duration::from_millis(limit_ms));
+        let _instance = match tokio::time::timeout(wait, instances.acquire()).await {
+            Ok(permit) => permit.expect("the semaphore is never closed"),
+            Err(_) => return Err(CallError::Busy(component.context.limits.max_instances)),
+        };
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let mut store = self.new_store(component, request_id, identity);
         let work = async {
             let bindings = self.instantiate(component, &mut store).await?;

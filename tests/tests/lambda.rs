@@ -24,6 +24,10 @@ const MANIFEST: &str = r#"
 memory_mb = 64
 timeout_ms = 10000
 
+# A deployed function checks Cognito tokens; these tests sign their own.
+[backends.auth]
+kind = "dev"
+
 [components.students]
 wasm = "{WASM}/crud.wasm"
 tables = ["students"]
@@ -570,6 +574,9 @@ fn s3_notices_about_a_published_component_swap_it_at_once() {
 [backends.registry]
 store = "{store}"
 check_seconds = 3600
+
+[backends.auth]
+kind = "dev"
 
 [components.tb]
 wasm = "registry:tb"

@@ -372,6 +372,12 @@ fn error(url: &str, code: ErrorCode) -> HttpError {
         ErrorCode::HttpRequestDenied => {
             HttpError::Denied(format!("the manifest does not grant the host {host}"))
         }
+        ErrorCode::DestinationIpProhibited => HttpError::Denied(format!(
+            "the host {host} resolves to an address the component may not reach"
+        )),
+        ErrorCode::ConnectionLimitReached => HttpError::Failed(format!(
+            "{host} was not asked: the component has as many requests in flight as it may"
+        )),
         other => HttpError::Failed(format!("{host} could not be reached: {other:?}")),
     }
 }

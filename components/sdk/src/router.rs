@@ -2,6 +2,13 @@
 //! reads like the seed's route table, matched against the path below the
 //! component's mount point, so the component does not care where it is
 //! mounted.
+//!
+//! A path is read exactly as the host's router reads it: split on `/`
+//! after the leading one, a single trailing `/` ignored, each segment
+//! percent-decoded before it is compared or bound. A path that could be
+//! read two ways (an empty segment, `.` or `..` even encoded, `%2F` or `%5C`,
+//! a segment that is not UTF-8 once decoded) gets 400, so the handler that
+//! runs is the one whose access rule the host checked.
 
 use crate::bindings::exports::corral::host::handler::{Request, Response};
 use crate::{ApiError, Ctx, ResponseExt};
@@ -27,9 +34,39 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
-/// The non-empty segments of a path: `/a//b/` and `/a/b` are the same path.
-fn segments(path: &str) -> impl Iterator<Item = &str> {
+/// The segments of a route template: `/a/b/` and `/a/b` are the same.
+fn template_segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|segment| !segment.is_empty())
+}
+
+/// The decoded segments of a request path, or why it is refused.
+pub fn path_segments(path: &str) -> Result<Vec<String>, String> {
+    let rest = path
+        .strip_prefix('/')
+        .ok_or("the path must start with '/'")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    rest.split('/')
+        .map(|segment| {
+            if segment.is_empty() {
+                return Err("the path has an empty segment (\"//\")".to_owned());
+            }
+            let decoded = percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map_err(|_| format!("the path segment \"{segment}\" is not UTF-8 once decoded"))?;
+            if decoded == "." || decoded == ".." {
+                return Err(format!("the path segment \"{segment}\" is a relative step"));
+            }
+            if decoded.contains(['/', '\\']) {
+                return Err(format!(
+                    "the path segment \"{segment}\" holds a slash or backslash"
+                ));
+            }
+            Ok(decoded.into_owned())
+        })
+        .collect()
 }
 
 impl Router {
@@ -41,7 +78,7 @@ impl Router {
     /// Routes `method` on `path` to `handler`. A `{name}` segment matches any
     /// one segment and is read with [`Ctx::param`].
     pub fn route(mut self, method: &str, path: &str, handler: Handler) -> Self {
-        let segments = segments(path)
+        let segments = template_segments(path)
             .map(
                 |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     Some(name) => Segment::Param(name.to_owned()),
@@ -98,6 +135,7 @@ impl Router {
                 "No route for {} {}",
                 request.method, request.path
             ))),
+            Found::BadPath(why) => Err(ApiError::bad_request(why)),
         };
         outcome.unwrap_or_else(|error| crate::error_response(&request, &error))
     }
@@ -105,7 +143,10 @@ impl Router {
     /// The best route for `method` on `path`: where several templates match,
     /// literal segments win over `{name}` ones, earliest segment first.
     fn find(&self, method: &str, path: &str) -> Found<'_> {
-        let parts: Vec<&str> = segments(path).collect();
+        let parts = match path_segments(path) {
+            Ok(parts) => parts,
+            Err(why) => return Found::BadPath(why),
+        };
         let matching: Vec<(&Route, Vec<(String, String)>)> = self
             .routes
             .iter()
@@ -146,10 +187,11 @@ enum Found<'a> {
     Route(&'a Route, Vec<(String, String)>),
     OtherMethods(Vec<&'a str>),
     Nothing,
+    BadPath(String),
 }
 
-/// The `{name}` values when `segments` match `parts`, percent-decoded.
-fn bind(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, String)>> {
+/// The `{name}` values when `segments` match the decoded `parts`.
+fn bind(segments: &[Segment], parts: &[String]) -> Option<Vec<(String, String)>> {
     if segments.len() != parts.len() {
         return None;
     }
@@ -158,12 +200,7 @@ fn bind(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, String)>> {
         match segment {
             Segment::Literal(literal) if literal == part => {}
             Segment::Literal(_) => return None,
-            Segment::Param(name) => {
-                let value = percent_encoding::percent_decode_str(part)
-                    .decode_utf8()
-                    .ok()?;
-                params.push((name.clone(), value.into_owned()));
-            }
+            Segment::Param(name) => params.push((name.clone(), part.clone())),
         }
     }
     Some(params)
@@ -226,6 +263,31 @@ mod tests {
         assert_eq!(
             body(&named),
             serde_json::json!({"route": "named", "id": "a b"})
+        );
+    }
+
+    #[test]
+    fn reads_a_path_as_the_host_does() {
+        let router = router();
+        for crossing in [
+            "/items/..%2Fspecial",
+            "/items/%2e%2e",
+            "/items/./special",
+            "/items//special",
+            "/items/a%2Fb",
+            "/items/a%5Cb",
+            "/items/%ff",
+        ] {
+            let refused = router.handle(request("GET", crossing));
+            assert_eq!(
+                (refused.status, body(&refused)["error"]["code"].as_str()),
+                (400, Some("bad_request")),
+                "{crossing}"
+            );
+        }
+        assert_eq!(
+            body(&router.handle(request("GET", "/items/%73pecial")))["route"],
+            "literal"
         );
     }
 

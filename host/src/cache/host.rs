@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cache, MAX_BATCH};
+use super::{Cache, MAX_BATCH, MAX_BATCH_BYTES, MAX_VALUE_BYTES};
 use crate::backend::guest_try;
 use crate::bindings::GuestError;
 use crate::bindings::corral::host::cache::Host;
@@ -33,17 +33,28 @@ impl Host for HostState {
                 keys.len()
             ))));
         }
-        Ok(cache.get_many(&store, &keys).await.map_err(Into::into))
+        let values = guest_try!(cache.get_many(&store, &keys).await);
+        let bytes: usize = values.iter().map(|(_, v)| v.len()).sum();
+        if bytes > MAX_BATCH_BYTES {
+            tracing::warn!(component = %self.component.name, request_id = %self.request_id, store, bytes, "refused a get-many past its byte cap");
+            return Ok(Err(GuestError::Invalid(format!(
+                "get-many returns at most {MAX_BATCH_BYTES} bytes of values; these {} keys hold {bytes}: ask for fewer",
+                keys.len()
+            ))));
+        }
+        Ok(Ok(values))
     }
 
     async fn set(&mut self, store: String, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Answer<()> {
         let cache = guest_try!(self.cache_for(&store));
+        guest_try!(value_fits(&value));
         let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
         Ok(cache.set(&store, &key, &value, ttl).await.map_err(Into::into))
     }
 
     async fn add(&mut self, store: String, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Answer<bool> {
         let cache = guest_try!(self.cache_for(&store));
+        guest_try!(value_fits(&value));
         let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
         Ok(cache.add(&store, &key, &value, ttl).await.map_err(Into::into))
     }
@@ -52,4 +63,14 @@ impl Host for HostState {
         let cache = guest_try!(self.cache_for(&store));
         Ok(cache.delete(&store, &key).await.map_err(Into::into))
     }
+}
+
+fn value_fits(value: &[u8]) -> Result<(), GuestError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(GuestError::Invalid(format!(
+            "a cache value holds at most {MAX_VALUE_BYTES} bytes, not {}",
+            value.len()
+        )));
+    }
+    Ok(())
 }

@@ -16,6 +16,13 @@ use crate::backend::BackendError;
 /// The most keys one `get-many` may ask for.
 pub const MAX_BATCH: usize = 100;
 
+/// The most bytes of values one `get-many` may return.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest value a component may store: what fits one DynamoDB item
+/// (400 KB with its key and attributes), so both backends take the same values.
+pub const MAX_VALUE_BYTES: usize = 384 * 1024;
+
 /// A cache backend. Expired values are never returned, even where the
 /// backend deletes them late.
 #[async_trait]

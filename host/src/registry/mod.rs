@@ -92,6 +92,11 @@ impl std::fmt::Display for StoreLocation {
     }
 }
 
+/// Whether `text` is a sha256 digest as the registry writes them: 64 lower-case hex digits.
+pub fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// One published version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
@@ -188,8 +193,16 @@ impl Registry {
         match self.store.get(&self.key(name, "versions.json")).await? {
             None => Ok((Versions::default(), None)),
             Some(object) => {
-                let doc =
+                let doc: Versions =
                     serde_json::from_slice(&object.bytes).with_context(|| format!("{name}/versions.json is not a versions document"))?;
+                // Digests become object keys, file names and slices: a
+                // document with anything else is refused whole.
+                for digest in doc.current.iter().chain(doc.versions.iter().map(|v| &v.sha256)) {
+                    if !is_digest(digest) {
+                        tracing::error!(component = name, registry = %self.location, value = %digest.escape_debug(), "refused a registry document: a version is not a sha256 digest");
+                        anyhow::bail!("{name}/versions.json names a version that is not a sha256 digest (64 lower-case hex digits)");
+                    }
+                }
                 Ok((doc, Some(object.etag)))
             }
         }
@@ -202,6 +215,7 @@ impl Registry {
 
     /// The bytes of version `sha256` of `name`, checked against the digest.
     pub async fn bytes(&self, name: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(is_digest(sha256), "\"{}\" is not a sha256 digest", sha256.escape_debug());
         let key = self.key(name, &format!("{sha256}.wasm"));
         let object = self
             .store
@@ -356,5 +370,38 @@ mod tests {
         // A tampered object is refused.
         std::fs::write(dir.path().join(format!("notes/{v1}.wasm")), b"evil").unwrap();
         assert!(registry.bytes("notes", &v1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn versions_that_are_not_digests_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&StoreLocation::Dir(dir.path().to_owned()), None).unwrap();
+        let good = registry.publish("notes", b"one".to_vec()).await.unwrap();
+        assert!(is_digest(&good));
+        let pointer = dir.path().join("notes/versions.json");
+        let valid = std::fs::read_to_string(&pointer).unwrap();
+        for hostile in [
+            "../../x",
+            "abc",
+            &good.to_ascii_uppercase(),
+            &format!("{good}0"),
+            &format!("{}/..", &good[..61]),
+        ] {
+            let mut doc: serde_json::Value = serde_json::from_str(&valid).unwrap();
+            doc["current"] = hostile.into();
+            std::fs::write(&pointer, doc.to_string()).unwrap();
+            let refused = registry.versions("notes").await.unwrap_err().to_string();
+            assert!(refused.contains("not a sha256 digest"), "{hostile}: {refused}");
+            assert!(
+                registry
+                    .bytes("notes", hostile)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+                    .contains("not a sha256 digest")
+            );
+        }
+        std::fs::write(&pointer, &valid).unwrap();
+        assert_eq!(registry.versions("notes").await.unwrap().0.current.as_deref(), Some(good.as_str()));
     }
 }

@@ -19,6 +19,9 @@ pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a log or metric line may take to reach the collecting thread.
 pub const OUTPUT_WAIT: Duration = Duration::from_secs(5);
 
+/// The `[backends.auth]` table that makes the Lambda host check development tokens.
+pub const DEV_AUTH: &str = "\n[backends.auth]\nkind = \"dev\"\n";
+
 pub const INSTALL: &str = "python3 -m pip install --no-deps cargo-lambda";
 
 /// The cargo-lambda binary (`cargo lambda ...` runs `cargo-lambda lambda ...`).
@@ -145,10 +148,15 @@ impl Lambda {
             .tempdir()
             .expect("creating a temporary directory");
         let manifest = dir.path().join("corral.toml");
-        let text = manifest_toml.replace(
+        let mut text = manifest_toml.replace(
             super::WASM_PLACEHOLDER,
             &super::wasm_dir().display().to_string(),
         );
+        // The Lambda host starts only with an explicit verifier; the tests
+        // sign development tokens.
+        if !text.contains("[backends.auth]") {
+            text.push_str(DEV_AUTH);
+        }
         std::fs::write(&manifest, text).expect("writing the manifest");
 
         let port = free_port();
@@ -186,7 +194,8 @@ impl Lambda {
         function.env_remove("CORRAL_BACKENDS");
         if let Some(aws) = aws {
             let file = dir.path().join("backends.toml");
-            std::fs::write(&file, aws.backends_file()).expect("writing the backends file");
+            std::fs::write(&file, aws.backends_file() + DEV_AUTH)
+                .expect("writing the backends file");
             function.env("CORRAL_BACKENDS", file);
             aws.configure(&mut function);
         }

@@ -113,7 +113,7 @@ pub fn wasm(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection` ({BUILD_EVERYTHING})",
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile` ({BUILD_EVERYTHING})",
         path.display()
     );
     path
@@ -313,6 +313,8 @@ pub struct Host {
     aws: Option<AwsResources>,
     /// `corral serve` arguments beyond the harness's own, kept for restarts.
     extra_args: Vec<String>,
+    /// Environment variables for `corral serve`, kept for restarts.
+    env: Vec<(String, String)>,
     /// How many times `corral serve` was started on this directory.
     starts: usize,
     base: String,
@@ -343,6 +345,16 @@ impl Host {
 
     /// Like [`Host::start_on`], with extra `corral serve` arguments.
     pub fn start_on_with(backends: Backends, manifest_toml: &str, extra_args: &[&str]) -> Host {
+        Host::start_on_with_env(backends, manifest_toml, extra_args, &[])
+    }
+
+    /// Like [`Host::start_on_with`], with environment variables for `corral serve`.
+    pub fn start_on_with_env(
+        backends: Backends,
+        manifest_toml: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
         let bin = corral_bin();
         for name in component_names(manifest_toml) {
             wasm(&name);
@@ -381,6 +393,10 @@ impl Host {
             backends,
             aws,
             extra_args,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             starts: 0,
             base: String::new(),
             child: None,
@@ -442,6 +458,7 @@ impl Host {
             .arg(artifact_dir())
             .arg("--log-json")
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("CORRAL_LOG");
         if let Some(aws) = &self.aws {
             aws.configure(&mut command);
