@@ -384,6 +384,10 @@ impl App {
     }
 
     async fn authenticate(&self, request: &Request, target: &Target) -> Result<Option<Arc<Identity>>, ApiError> {
+        // Two credentials are ambiguous: a proxy may check one and the host the other.
+        if request.verified_caller.is_none() && request.headers.iter().filter(|(k, _)| k == "authorization").count() > 1 {
+            return Err(ApiError::unauthorized("send one authorization header, not several"));
+        }
         let identity = match request.header("authorization") {
             _ if request.verified_caller.is_some() => request.verified_caller.clone().map(Arc::new),
             None => None,

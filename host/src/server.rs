@@ -19,10 +19,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 
 async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> axum::response::Response {
     let (parts, body) = request.into_parts();
+    // A value that is not text is kept (lossily), never dropped: a dropped
+    // `authorization` would turn a bad credential into an anonymous caller.
     let headers = parts
         .headers
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let mut request = Request {
         method: parts.method.as_str().to_owned(),

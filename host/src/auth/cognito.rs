@@ -99,6 +99,8 @@ impl Verifier for CognitoVerifier {
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         // Checked below: ID tokens carry the client in `aud`, access tokens in `client_id`.
         validation.validate_aud = false;
+        // jsonwebtoken leaves `nbf` unchecked unless asked.
+        validation.validate_nbf = true;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?
             .claims;

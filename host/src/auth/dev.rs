@@ -43,6 +43,8 @@ impl DevKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.validate_aud = false;
+        // jsonwebtoken leaves `nbf` unchecked unless asked.
+        validation.validate_nbf = true;
         validation.leeway = 5;
         DevKeys { secret, validation }
     }

@@ -4,6 +4,8 @@
 mod cognito;
 mod dev;
 mod host;
+#[cfg(test)]
+mod matrix;
 
 pub use cognito::CognitoVerifier;
 pub use dev::DevKeys;
