@@ -36,6 +36,12 @@ impl HostState {
                 "the SQL text holds a NUL character (\\0), which no statement may contain".into(),
             ));
         }
+        // Without a table there is nothing for SQL to do, and a statement
+        // would still hold a pooled connection.
+        if self.component.grants.tables.is_empty() {
+            let message = format!("component \"{}\" is granted no table, so it cannot run SQL", self.component.name);
+            return Err(self.refuse("table", "", message));
+        }
         let touches = inspect(sql, self.component.backends.dialect).map_err(|e| GuestError::Invalid(e.to_string()))?;
         touches
             .tables

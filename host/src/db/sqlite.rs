@@ -843,7 +843,8 @@ mod tests {
             "ALTER TABLE people RENAME TO kids",
             "CREATE VIEW people AS SELECT id FROM notes",
             "DROP VIEW people",
-            "DELETE FROM notes WHERE id = 2",
+            "INSERT INTO notes (id) WITH RECURSIVE c(x) AS (SELECT 10 UNION ALL SELECT x + 1 FROM c WHERE x < 12) SELECT x FROM c",
+            "DELETE FROM notes WHERE id >= 2",
             "DROP TABLE kids",
         ] {
             db.execute(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
