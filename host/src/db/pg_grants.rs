@@ -328,6 +328,8 @@ mod tests {
         assert!(!may_change_schema("SELECT * FROM notes WHERE id = $1"));
         assert!(!may_change_schema("WITH x AS (SELECT 1) SELECT * FROM x"));
         assert!(!may_change_schema("UPDATE notes SET body = 'x'"));
+        let numbered = super::super::placeholders::number_placeholders("INSERT INTO notes (n) VALUES (?)");
+        assert!(!may_change_schema(&numbered), "{numbered}");
         assert!(may_change_schema("SELECT * INTO copy FROM notes"));
         assert!(may_change_schema("CREATE TABLE t (id int)"));
         assert!(may_change_schema("CREATE INDEX notes_x ON notes (x)"));

@@ -294,7 +294,8 @@ impl Postgres {
             .map_err(map_error)?;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *host).await.map_err(map_error)?;
-            pg_grants::hand_over(&mut tx, &role.name, &role.tables, !pg_grants::may_alter_columns(statement.sql)).await?;
+            let with_records = !pg_grants::may_alter_columns(&number_placeholders(statement.sql));
+            pg_grants::hand_over(&mut tx, &role.name, &role.tables, with_records).await?;
             tx.commit().await.map_err(map_error)?;
             let mut conn = role.pool.get().await?.acquire().await.map_err(map_error)?;
             let outcome = statement.run(&mut conn).await;
@@ -691,8 +692,8 @@ pub struct ScopedPostgres {
 impl ScopedPostgres {
     /// Logs a refusal by the database; the component gets it as not granted.
     fn checked<T>(&self, result: Result<T, BackendError>) -> Result<T, BackendError> {
-        if let Err(BackendError::NotGranted(message)) = &result {
-            tracing::warn!(component = %self.component, role = %self.role.name, %message, "the database refused a statement outside the component's grants");
+        if let Err(BackendError::NotGranted(refusal)) = &result {
+            tracing::warn!(component = %self.component, role = %self.role.name, %refusal, "the database refused a statement outside the component's grants");
         }
         result
     }
@@ -701,7 +702,7 @@ impl ScopedPostgres {
     /// the grants lock (see [`Postgres::change_schema`]); a refused statement
     /// once more after the grants are brought up to date.
     async fn run(&self, statement: Statement<'_>) -> Result<Outcome, BackendError> {
-        if pg_grants::may_change_schema(statement.sql) {
+        if pg_grants::may_change_schema(&number_placeholders(statement.sql)) {
             return self.checked(self.host.change_schema(&self.role, statement).await);
         }
         let mut conn = self.role.pool.get().await?.acquire().await.map_err(map_error)?;
@@ -831,9 +832,9 @@ struct ScopedTransaction {
 
 impl ScopedTransaction {
     fn checked<T>(&mut self, sql: &str, result: Result<T, BackendError>) -> Result<T, BackendError> {
-        self.changed_schema |= pg_grants::may_change_schema(sql);
-        if let Err(BackendError::NotGranted(message)) = &result {
-            tracing::warn!(component = %self.component, role = %self.role.name, %message, "the database refused a statement outside the component's grants");
+        self.changed_schema |= pg_grants::may_change_schema(&number_placeholders(sql));
+        if let Err(BackendError::NotGranted(refusal)) = &result {
+            tracing::warn!(component = %self.component, role = %self.role.name, %refusal, "the database refused a statement outside the component's grants");
         }
         result
     }
