@@ -230,7 +230,9 @@ impl Runtime {
             if std::time::Instant::now() >= deadline {
                 Err(Trap::Interrupt.into())
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // Tokio's yield wakes the guest again only once the worker
+                // has run the other ready tasks and polled for I/O and timers.
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
         store

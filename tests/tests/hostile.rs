@@ -267,7 +267,8 @@ fn start(backends: Backends, port: u16, hostile_limits: &str) -> Host {
 
 async fn attacks_fail_clearly_while_a_healthy_tenant_is_served(backends: Backends) {
     let upstream = Upstream::start(Duration::ZERO).await;
-    let host = start(backends, upstream.port, "timeout_ms = 1000");
+    // Long enough for the get-many attack to store its 4.5 MB on moto.
+    let host = start(backends, upstream.port, "timeout_ms = 4000");
     seed_victim(&host).await;
     let before = victim_state(&host).await;
     let healthy = Healthy::start(&host);
@@ -510,7 +511,9 @@ fn workers() -> usize {
 }
 
 async fn spins_on_every_worker_do_not_stall_another_tenant(backends: Backends) {
-    let host = Arc::new(start(backends, 9, "timeout_ms = 8000\nmax_instances = 64"));
+    // Spins far longer than the healthy requests take even on a busy
+    // machine: they must be answered while every spin still runs.
+    let host = Arc::new(start(backends, 9, "timeout_ms = 60000\nmax_instances = 64"));
     seed_victim(&host).await;
     // Twice as many spinning instances as worker threads, all at once.
     let spins = workers() * 2;
@@ -532,15 +535,16 @@ async fn spins_on_every_worker_do_not_stall_another_tenant(backends: Backends) {
         );
     }
     // The healthy requests were all answered while every spin still ran.
-    assert!(
-        spinning.try_join_next().is_none(),
-        "a spin ended before the healthy requests were answered: they waited for it"
-    );
-    assert_eq!(spinning.len(), spins);
-    while let Some(spin) = spinning.join_next().await {
-        spin.expect("a spin task panicked")
-            .expect_error(504, "timeout");
+    if let Some(ended) = spinning.try_join_next() {
+        panic!(
+            "a spin ended before the healthy requests were answered: {}",
+            ended.expect("a spin task panicked")
+        );
     }
+    assert_eq!(spinning.len(), spins);
+    // (The attack test checks that a spin ends with 504; here the host is
+    // stopped with the spins still running.)
+    spinning.abort_all();
 }
 
 async fn a_component_at_its_instance_cap_gets_503_and_its_neighbour_does_not(backends: Backends) {
