@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, Expr, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor,
+    AlterTableOperation, Expr, Ident, ObjectName, ObjectNamePart, ObjectType, RenameTableNameKind, SetExpr, Statement, Visit, Visitor,
 };
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -160,7 +160,7 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         {
             q.with
                 .iter()
-                .flat_map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()))
+                .flat_map(|w| w.cte_tables.iter().map(|c| cte_key(&c.alias.name, dialect)))
                 .collect()
         }
         _ => BTreeSet::new(),
@@ -171,7 +171,43 @@ pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
         .filter(|(name, qualified)| *qualified || !(ctes.contains(name) || PURE_TABLE_FUNCTIONS.contains(&name.as_str())))
         .map(|(name, _)| name)
         .collect();
+    // Inside a WITH's own query only the results defined before it are in
+    // scope (all of them under RECURSIVE): `WITH t AS (SELECT * FROM t)`
+    // reads the table `t`.
+    if let Statement::Query(q) = &statement
+        && let Some(with) = &q.with
+    {
+        for (i, cte) in with.cte_tables.iter().enumerate() {
+            let in_scope: BTreeSet<String> = if with.recursive {
+                &with.cte_tables[..]
+            } else {
+                &with.cte_tables[..i]
+            }
+            .iter()
+            .map(|c| cte_key(&c.alias.name, dialect))
+            .collect();
+            let mut inner = Names::default();
+            let _ = cte.query.visit(&mut inner);
+            touches.tables.extend(
+                inner
+                    .relations
+                    .into_iter()
+                    .filter(|(name, qualified)| !*qualified && ctes.contains(name) && !in_scope.contains(name))
+                    .map(|(name, _)| name),
+            );
+        }
+    }
     Ok(touches)
+}
+
+/// The name a WITH result is found by, compared with lower-cased names:
+/// PostgreSQL folds only unquoted names (`"SECRETS"` is not `secrets`),
+/// SQLite matches names without regard to case.
+fn cte_key(name: &Ident, dialect: SqlDialect) -> String {
+    match (dialect, name.quote_style) {
+        (SqlDialect::Postgres, Some(_)) => name.value.clone(),
+        _ => name.value.to_lowercase(),
+    }
 }
 
 fn last_part(name: &ObjectName) -> String {
@@ -270,6 +306,27 @@ mod tests {
             tables("WITH t AS (SELECT 1) SELECT * FROM json_each('[1]'), main.json_each"),
             ["json_each"]
         );
+    }
+
+    #[test]
+    fn a_with_query_reads_the_table_of_its_own_name() {
+        for dialect in [SqlDialect::Sqlite, SqlDialect::Postgres] {
+            let t = inspect("WITH secrets AS (SELECT * FROM secrets) SELECT * FROM notes", dialect).unwrap();
+            assert_eq!(t.tables.into_iter().collect::<Vec<_>>(), ["notes", "secrets"]);
+            let t = inspect("WITH a AS (SELECT 1), b AS (SELECT * FROM a) SELECT * FROM b", dialect).unwrap();
+            assert!(t.tables.is_empty(), "{:?}", t.tables);
+            let t = inspect("WITH b AS (SELECT * FROM a), a AS (SELECT 1) SELECT * FROM b", dialect).unwrap();
+            assert_eq!(t.tables.into_iter().collect::<Vec<_>>(), ["a"]);
+            let t = inspect(
+                "WITH RECURSIVE n AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM n",
+                dialect,
+            )
+            .unwrap();
+            assert!(t.tables.is_empty(), "{:?}", t.tables);
+        }
+        // PostgreSQL folds only unquoted names: `"SECRETS"` is not `secrets`.
+        let t = inspect(r#"WITH "SECRETS" AS (SELECT 1) SELECT * FROM secrets"#, SqlDialect::Postgres).unwrap();
+        assert_eq!(t.tables.into_iter().collect::<Vec<_>>(), ["secrets"]);
     }
 
     #[test]
