@@ -351,6 +351,7 @@ fn compile(manifest_path: &std::path::Path, target: Option<&str>, concurrency: u
     let manifest = Manifest::load(manifest_path, |k| Some(std::env::var(k).unwrap_or_default()))?;
     let target = target.map_or_else(corral::registry::artifact::host_target, str::to_owned);
     let engine = corral::runtime::engine(&manifest, concurrency, Some(&target))?;
+    let mut done = std::collections::BTreeSet::new();
     for (name, spec) in &manifest.components {
         let corral::manifest::WasmSource::File(path) = &spec.wasm else {
             eprintln!("{name}: from the registry, not packaged (publish it with --artifact-target {target})");
@@ -359,6 +360,9 @@ fn compile(manifest_path: &std::path::Path, target: Option<&str>, concurrency: u
         let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
         let digest = hex::encode(sha2::Sha256::digest(&bytes));
         let file = out.join(corral::artifacts::ArtifactCache::packaged_name(&digest));
+        if !done.insert(digest) {
+            continue;
+        }
         corral::artifacts::precompile(&engine, &bytes, &file).with_context(|| format!("component \"{name}\": {}", path.display()))?;
         eprintln!("{name}: {} for {target}", file.display());
     }
