@@ -12,6 +12,14 @@
 //! - `corral cached`: the same with the compiled components already in the
 //!   artifact directory (as when they ship in the deployment package): it
 //!   deserializes them.
+//! - `corral packaged`: an empty artifact directory, as in a new Lambda
+//!   environment, and the components precompiled by `corral compile` in a
+//!   read-only folder, as the deployment package carries them
+//!   (`CORRAL_PACKAGED_ARTIFACTS`).
+//!
+//! For the corral variants it also reports the start-up phases the host logs
+//! (backends, engine and pool, each component's load and `init`) and the
+//! first request's handling, as medians.
 //!
 //! Each run gets a fresh data directory (a new Lambda environment has an
 //! empty /tmp). The first invocation is an HTTP API request,
@@ -62,6 +70,22 @@ fn build_release() -> anyhow::Result<(PathBuf, PathBuf)> {
     ensure!(status.success(), "cargo build --release -p corral -p hello-lambda failed");
     let release = target_dir().join("release");
     Ok((release.join("corral"), release.join("hello-lambda")))
+}
+
+/// The manifest's components precompiled for this machine into `out`, as
+/// `scripts/package` does for the deployment package.
+fn precompile(corral: &Path, manifest: &Path, out: &Path) -> anyhow::Result<()> {
+    let status = Command::new(corral)
+        .args(["compile", "--target", &format!("{}-unknown-linux-gnu", std::env::consts::ARCH)])
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .env("ES_PAGE_SECRET", "cold-start-page-secret")
+        .status()
+        .context("running corral compile")?;
+    ensure!(status.success(), "corral compile failed");
+    Ok(())
 }
 
 /// The example manifest, its component paths made absolute for this target directory.
@@ -137,6 +161,8 @@ struct Variant {
     bin: PathBuf,
     /// A fixed artifact directory (kept warm), or none for a fresh empty one per run.
     artifacts: Option<PathBuf>,
+    /// A read-only folder of packaged artifacts.
+    packaged: Option<PathBuf>,
     expect: fn(&Value) -> bool,
 }
 
@@ -156,8 +182,43 @@ fn http_api_get_students() -> Value {
     })
 }
 
+/// One cold start: the time to the first answer, and the phases the host logged.
+struct Sample {
+    total: Duration,
+    phases: Vec<(String, Duration)>,
+}
+
+/// The start-up phases and the first request's duration, from the host's JSON log lines.
+fn phases(log: &str) -> Vec<(String, Duration)> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        match v["message"].as_str() {
+            Some("start-up phase") => {
+                let name = match v["component"].as_str() {
+                    Some(c) => format!(
+                        "{} {c} ({})",
+                        v["phase"].as_str().unwrap_or("?"),
+                        v["origin"].as_str().unwrap_or("?")
+                    ),
+                    None => v["phase"].as_str().unwrap_or("?").to_owned(),
+                };
+                out.push((name, Duration::from_micros(v["us"].as_u64().unwrap_or(0))));
+            }
+            Some("request") if !out.iter().any(|(n, _)| n == "first request") => {
+                out.push((
+                    "first request".into(),
+                    Duration::from_secs_f64(v["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Starts `variant` and times process start to the first answered invocation.
-async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, variant: &Variant, event: &Value) -> anyhow::Result<Duration> {
+async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, variant: &Variant, event: &Value) -> anyhow::Result<Sample> {
     let scratch = tempfile::tempdir()?;
     let artifacts = variant.artifacts.clone().unwrap_or_else(|| scratch.path().join("artifacts"));
     let mut command = Command::new(&variant.bin);
@@ -170,12 +231,16 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .env("ES_PAGE_SECRET", "cold-start-page-secret")
         .env("CORRAL_DATA_DIR", scratch.path().join("data"))
         .env("CORRAL_ARTIFACT_DIR", &artifacts)
+        .env_remove("CORRAL_PACKAGED_ARTIFACTS")
         .env_remove("CORRAL_BACKENDS")
         .env_remove("CORRAL_LOG")
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    if let Some(packaged) = &variant.packaged {
+        command.env("CORRAL_PACKAGED_ARTIFACTS", packaged);
+    }
     let started = Instant::now();
     let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
     let answer = client
@@ -199,8 +264,17 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         }
     };
     ensure!((variant.expect)(&answer), "{}: unexpected answer {answer}", variant.name);
+    // Killed, so its log ends and can be read whole.
+    let stderr = function.0.stderr.take();
     drop(function);
-    Ok(elapsed)
+    let mut log = String::new();
+    if let Some(mut stderr) = stderr {
+        std::io::Read::read_to_string(&mut stderr, &mut log)?;
+    }
+    Ok(Sample {
+        total: elapsed,
+        phases: phases(&log),
+    })
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -218,6 +292,8 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let manifest = example_manifest(dir.path())?;
     let warm_artifacts = dir.path().join("artifacts");
+    let packaged = dir.path().join("packaged");
+    precompile(&corral, &manifest, &packaged)?;
     let (_emulator, port) = start_emulator()?;
     let event = http_api_get_students();
 
@@ -227,18 +303,28 @@ fn main() -> anyhow::Result<()> {
             name: "native",
             bin: hello,
             artifacts: None,
+            packaged: None,
             expect: |a| *a == json!({ "hello": "world" }),
         },
         Variant {
             name: "corral compile",
             bin: corral.clone(),
             artifacts: None,
+            packaged: None,
             expect: corral_ok,
         },
         Variant {
             name: "corral cached",
-            bin: corral,
+            bin: corral.clone(),
             artifacts: Some(warm_artifacts),
+            packaged: None,
+            expect: corral_ok,
+        },
+        Variant {
+            name: "corral packaged",
+            bin: corral,
+            artifacts: None,
+            packaged: Some(packaged),
             expect: corral_ok,
         },
     ];
@@ -251,9 +337,12 @@ fn main() -> anyhow::Result<()> {
             cold_start(&client, port, &manifest, variant, &event).await?;
         }
         let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(RUNS); variants.len()];
+        let mut logged: Vec<Vec<Vec<(String, Duration)>>> = vec![Vec::with_capacity(RUNS); variants.len()];
         for _ in 0..RUNS {
-            for (variant, times) in variants.iter().zip(&mut samples) {
-                times.push(cold_start(&client, port, &manifest, variant, &event).await?);
+            for ((variant, times), phases) in variants.iter().zip(&mut samples).zip(&mut logged) {
+                let sample = cold_start(&client, port, &manifest, variant, &event).await?;
+                times.push(sample.total);
+                phases.push(sample.phases);
             }
         }
 
@@ -276,6 +365,24 @@ fn main() -> anyhow::Result<()> {
                 times.last().expect("sorted samples"),
                 m.as_secs_f64() / medians[0].as_secs_f64()
             );
+        }
+        for ((variant, runs), total) in variants.iter().zip(&logged).zip(&medians) {
+            let Some(first) = runs.first().filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            println!();
+            println!(
+                "{}: phases (median of {RUNS}); the rest is process start, runtime API and emulator",
+                variant.name
+            );
+            let mut sum = Duration::ZERO;
+            for (i, (name, _)) in first.iter().enumerate() {
+                let mut times: Vec<Duration> = runs.iter().filter_map(|p| p.get(i).map(|(_, d)| *d)).collect();
+                let m = median(&mut times);
+                sum += m;
+                println!("  {name:<40} {m:>10.2?}");
+            }
+            println!("  {:<40} {:>10.2?}", "rest", total.saturating_sub(sum));
         }
         anyhow::Ok(())
     })

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use wasmtime::component::Component;
 
+use crate::artifacts::Origin;
 use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, bearer};
 use crate::bindings::handler;
 use crate::error::ApiError;
@@ -69,6 +70,8 @@ pub struct AppOptions {
     pub data_dir: std::path::PathBuf,
     /// Compiled-artifact cache (default: `<data_dir>/artifacts`).
     pub artifact_dir: Option<std::path::PathBuf>,
+    /// Read-only precompiled artifacts from the deployment package, searched after `artifact_dir`.
+    pub packaged_artifacts: Option<std::path::PathBuf>,
     /// Instances that may run at once.
     pub concurrency: u32,
     /// Deliver writes to subscribed cache stores through the local change
@@ -80,7 +83,9 @@ impl App {
     /// Connects the backends the manifest names and loads every component.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
+        let started = Instant::now();
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
+        log_phase("backends", None, started);
         let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
@@ -108,11 +113,22 @@ impl App {
         let runtime_options = RuntimeOptions {
             concurrency: options.concurrency,
             artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
+            packaged_artifacts: options.packaged_artifacts.clone(),
         };
+        let started = Instant::now();
         let mut runtime = Runtime::new(manifest, &runtime_options)?;
+        log_phase("engine", None, started);
         let registry = match &manifest.backends.registry {
             Some(spec) if manifest.uses_registry() => {
-                Some(Arc::new(Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?))
+                let key = match &spec.artifact_key {
+                    Some(value) => crate::registry::artifact::resolve_key(value, backends.aws.as_ref())
+                        .await
+                        .map_err(|e| tracing::warn!(error = %format!("{e:#}"), "no artifact key; published artifacts are not loaded"))
+                        .ok(),
+                    None => None,
+                };
+                let registry = Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?.with_artifact_key(key);
+                Some(Arc::new(registry))
             }
             _ if manifest.uses_registry() => {
                 anyhow::bail!(
@@ -132,13 +148,22 @@ impl App {
                 backends.db.clone().scoped(name, &spec.grants.tables).await?,
                 backends.clone(),
             ));
-            let (component, digest, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
+            let (component, digest, origin, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
+            log_phase("load", Some((name, origin)), started);
             let loaded = runtime.prepare(context, &component, digest)?;
+            let init_started = Instant::now();
             runtime
                 .validate(&loaded)
                 .await
                 .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
-            tracing::info!(component = %name, digest = loaded.version(), ms = started.elapsed().as_millis() as u64, "component ready");
+            log_phase("init", Some((name, origin)), init_started);
+            tracing::info!(
+                component = %name,
+                digest = loaded.version(),
+                origin = origin.as_str(),
+                ms = started.elapsed().as_millis() as u64,
+                "component ready"
+            );
             let hosted = runtime.add(loaded);
             if let Some((published_as, tag)) = follow {
                 followed.push((hosted, published_as, tag));
@@ -418,22 +443,57 @@ impl App {
     }
 }
 
+/// One line per start-up phase, for the cold-start benchmark and for
+/// reading a slow start in the logs.
+fn log_phase(phase: &str, component: Option<(&str, Origin)>, started: Instant) {
+    let us = started.elapsed().as_micros() as u64;
+    match component {
+        Some((name, origin)) => tracing::info!(phase, component = name, origin = origin.as_str(), us, "start-up phase"),
+        None => tracing::info!(phase, us, "start-up phase"),
+    }
+}
+
+/// Version `digest` of `published_as`: from the artifact cache or package,
+/// else from its published artifact, else compiled from its bytes.
+pub(crate) async fn registry_version(
+    runtime: &Runtime,
+    registry: &Registry,
+    published_as: &str,
+    digest: &str,
+) -> anyhow::Result<(Component, Origin)> {
+    if let Some(found) = runtime.cached(digest) {
+        return Ok(found);
+    }
+    let published = crate::hotswap::within(async { Ok(registry.precompiled(published_as, digest, runtime.engine()).await) });
+    if let Some(component) = published.await? {
+        runtime.keep(digest, &component);
+        return Ok((component, Origin::Published));
+    }
+    let bytes = crate::hotswap::within(registry.bytes(published_as, digest)).await?;
+    let (engine, cache) = runtime.compiler();
+    let (component, _, origin) = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+        .await
+        .context("the compile task failed")?
+        .with_context(|| format!("version {} of {published_as} is not a valid component", &digest[..12]))?;
+    Ok((component, origin))
+}
+
 /// The version a component starts with, compiled (or from the artifact
-/// cache), with its sha256 and, when it follows the registry, its published
-/// name and the pointer's entity tag it was read at.
+/// cache), with its sha256, where it came from and, when it follows the
+/// registry, its published name and the pointer's entity tag it was read at.
 async fn initial_version(
     runtime: &Runtime,
     registry: Option<&Registry>,
     name: &str,
     source: &WasmSource,
-) -> anyhow::Result<(Component, String, Option<(String, Option<String>)>)> {
+) -> anyhow::Result<(Component, String, Origin, Option<(String, Option<String>)>)> {
     match source {
         WasmSource::File(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
-            let (component, digest, _) = runtime
+            let (component, digest, origin) = runtime
                 .compile(&bytes)
                 .with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
-            Ok((component, digest, None))
+            Ok((component, digest, origin, None))
         }
         WasmSource::Registry { name: published_as, pin } => {
             let registry = registry.expect("opened when a component uses it");
@@ -454,25 +514,10 @@ async fn initial_version(
                     )
                 })?,
             };
-            let component = match runtime.cached(&digest) {
-                Some(component) => component,
-                None => {
-                    let bytes = registry
-                        .bytes(published_as, &digest)
-                        .await
-                        .with_context(|| format!("component \"{name}\""))?;
-                    runtime
-                        .compile(&bytes)
-                        .with_context(|| {
-                            format!(
-                                "component \"{name}\": version {} of {published_as} is not a valid component",
-                                &digest[..12]
-                            )
-                        })?
-                        .0
-                }
-            };
-            Ok((component, digest, pin.is_none().then(|| (published_as.clone(), tag))))
+            let (component, origin) = registry_version(runtime, registry, published_as, &digest)
+                .await
+                .with_context(|| format!("component \"{name}\""))?;
+            Ok((component, digest, origin, pin.is_none().then(|| (published_as.clone(), tag))))
         }
     }
 }

@@ -6,6 +6,13 @@
 //! artifact is loaded only when it is intact (a sha256 trailer over its
 //! bytes) and wasmtime accepts it for this engine (its own version and
 //! configuration check). Anything else is compiled again and replaced.
+//!
+//! A deployment package may carry artifacts too (`corral compile`), in a
+//! read-only folder that is searched after the writable cache: a new Lambda
+//! environment starts with an empty `/tmp` but the package is already on
+//! disk. Packaged artifacts are named by content hash alone, so one built
+//! for another engine configuration or CPU is tried, refused by wasmtime
+//! with a log line, and the component is compiled instead.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -20,8 +27,12 @@ const TRAILER: usize = 32;
 /// Where a loaded component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Deserialized from a cached artifact.
+    /// Deserialized from the writable cache.
     Cached,
+    /// Deserialized from the deployment package's artifacts.
+    Packaged,
+    /// Deserialized from an artifact published to the registry with a valid MAC.
+    Published,
     /// Compiled from its bytes (and cached for next time).
     Compiled,
 }
@@ -31,6 +42,19 @@ pub enum Origin {
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    packaged: Option<PathBuf>,
+}
+
+impl Origin {
+    /// How logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cached => "cached",
+            Origin::Packaged => "packaged",
+            Origin::Published => "published",
+            Origin::Compiled => "compiled",
+        }
+    }
 }
 
 impl ArtifactCache {
@@ -43,7 +67,19 @@ impl ArtifactCache {
         ArtifactCache {
             dir,
             engine_key: format!("{:016x}", h.finish()),
+            packaged: None,
         }
+    }
+
+    /// Also searches the read-only folder `dir` of packaged artifacts, after `self`'s own.
+    pub fn with_packaged(mut self, dir: Option<PathBuf>) -> ArtifactCache {
+        self.packaged = dir;
+        self
+    }
+
+    /// The file name of a packaged artifact: the component's sha256 alone.
+    pub fn packaged_name(digest: &str) -> String {
+        format!("{digest}.cwasm")
     }
 
     /// The artifact file of the component whose bytes hash to `digest`.
@@ -52,21 +88,21 @@ impl ArtifactCache {
     }
 
     /// The cached component with sha256 `digest`, when its artifact is
-    /// present, intact and accepted by `engine`.
-    pub fn cached(&self, engine: &Engine, digest: &str) -> Option<Component> {
+    /// present, intact and accepted by `engine`: from the writable cache,
+    /// else from the package.
+    pub fn cached(&self, engine: &Engine, digest: &str) -> Option<(Component, Origin)> {
+        if let Some(component) = read_artifact(engine, &self.path(digest)) {
+            return Some((component, Origin::Cached));
+        }
+        let packaged = self.packaged.as_ref()?.join(Self::packaged_name(digest));
+        read_artifact(engine, &packaged).map(|component| (component, Origin::Packaged))
+    }
+
+    /// Keeps `component` (sha256 `digest`) in the writable cache.
+    pub fn keep(&self, digest: &str, component: &Component) {
         let path = self.path(digest);
-        let file = std::fs::read(&path).ok()?;
-        match verified(&file).and_then(|code| {
-            // SAFETY: the bytes are exactly what `Component::serialize` wrote
-            // (the trailer checks that), and wasmtime refuses artifacts of
-            // another version or engine configuration.
-            unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!("{e}"))
-        }) {
-            Ok(component) => Some(component),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable compiled artifact; compiling again");
-                None
-            }
+        if let Err(e) = store(&path, component) {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
         }
     }
 
@@ -74,16 +110,38 @@ impl ArtifactCache {
     /// and stored. Returns it with its sha256 digest and where it came from.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, String, Origin)> {
         let digest = hex::encode(Sha256::digest(bytes));
-        if let Some(component) = self.cached(engine, &digest) {
-            return Ok((component, digest, Origin::Cached));
+        if let Some((component, origin)) = self.cached(engine, &digest) {
+            return Ok((component, digest, origin));
         }
         let component = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let path = self.path(&digest);
-        if let Err(e) = store(&path, &component) {
-            tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
-        }
+        self.keep(&digest, &component);
         Ok((component, digest, Origin::Compiled))
     }
+}
+
+/// The component in the artifact file at `path`, when it is there, intact
+/// and accepted by `engine`; a refused one is logged.
+fn read_artifact(engine: &Engine, path: &Path) -> Option<Component> {
+    let file = std::fs::read(path).ok()?;
+    match verified(&file).and_then(|code| {
+        // SAFETY: the bytes are exactly what `Component::serialize` wrote
+        // (the trailer checks that), and wasmtime refuses artifacts of
+        // another version, engine configuration or CPU.
+        unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!("{e:#}"))
+    }) {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable compiled artifact; compiling again");
+            None
+        }
+    }
+}
+
+/// Compiles `bytes` with `engine` (which may target another CPU) into an
+/// artifact file at `path`, in the form [`ArtifactCache`] reads.
+pub fn precompile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<()> {
+    let code = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    write_with_trailer(path, code)
 }
 
 /// The serialized component in `file`, if its trailer matches.
@@ -99,9 +157,12 @@ fn verified(file: &[u8]) -> anyhow::Result<&[u8]> {
 
 /// Writes atomically: a reader never sees half an artifact.
 fn store(path: &Path, component: &Component) -> anyhow::Result<()> {
+    write_with_trailer(path, component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?)
+}
+
+fn write_with_trailer(path: &Path, mut bytes: Vec<u8>) -> anyhow::Result<()> {
     let dir = path.parent().expect("artifact paths have a folder");
     std::fs::create_dir_all(dir)?;
-    let mut bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
     let trailer = Sha256::digest(&bytes);
     bytes.extend_from_slice(&trailer);
     let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
@@ -173,5 +234,50 @@ mod tests {
         assert!(ours_cache.cached(&ours, &digest).is_none(), "wasmtime must refuse it");
         assert_eq!(ours_cache.load(&ours, bytes).unwrap().2, Origin::Compiled);
         assert_eq!(ours_cache.load(&ours, bytes).unwrap().2, Origin::Cached);
+    }
+
+    #[test]
+    fn packaged_artifacts_load_after_the_writable_cache_and_bad_ones_are_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = tempfile::tempdir().unwrap();
+        let engine = engine(true);
+        let digest = hex::encode(Sha256::digest(EMPTY));
+        let packaged = package.path().join(ArtifactCache::packaged_name(&digest));
+        precompile(&engine, EMPTY, &packaged).unwrap();
+        let cache = ArtifactCache::new(&engine, dir.path().join("a")).with_packaged(Some(package.path().to_owned()));
+        assert_eq!(cache.load(&engine, EMPTY).unwrap().2, Origin::Packaged);
+        assert!(!cache.path(&digest).exists(), "a packaged artifact is not copied");
+
+        // Damaged: compiled, and the writable cache then serves it.
+        let good = std::fs::read(&packaged).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        std::fs::write(&packaged, &flipped).unwrap();
+        assert_eq!(cache.load(&engine, EMPTY).unwrap().2, Origin::Compiled);
+        assert_eq!(cache.load(&engine, EMPTY).unwrap().2, Origin::Cached);
+    }
+
+    #[test]
+    fn packaged_artifacts_for_another_cpu_or_configuration_are_refused() {
+        let ours = engine(true);
+        let digest = hex::encode(Sha256::digest(EMPTY));
+        let other_cpu = {
+            let mut config = wasmtime::Config::new();
+            let foreign = if cfg!(target_arch = "aarch64") {
+                "x86_64-unknown-linux-gnu"
+            } else {
+                "aarch64-unknown-linux-gnu"
+            };
+            config.wasm_component_model(true).epoch_interruption(true).target(foreign).unwrap();
+            Engine::new(&config).unwrap()
+        };
+        for foreign in [other_cpu, engine(false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let package = tempfile::tempdir().unwrap();
+            precompile(&foreign, EMPTY, &package.path().join(ArtifactCache::packaged_name(&digest))).unwrap();
+            let cache = ArtifactCache::new(&ours, dir.path().to_owned()).with_packaged(Some(package.path().to_owned()));
+            assert!(cache.cached(&ours, &digest).is_none(), "wasmtime must refuse it");
+            assert_eq!(cache.load(&ours, EMPTY).unwrap().2, Origin::Compiled);
+        }
     }
 }

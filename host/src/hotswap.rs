@@ -163,18 +163,9 @@ impl HotSwap {
     /// Fetches, compiles, links and validates version `digest`.
     async fn load(&self, followed: &Followed, digest: &str) -> anyhow::Result<Arc<Loaded>> {
         let started = Instant::now();
-        let component = match self.runtime.cached(digest) {
-            Some(component) => component,
-            None => {
-                let bytes = within(self.registry.bytes(&followed.published_as, digest)).await?;
-                let (engine, cache) = self.runtime.compiler();
-                let (component, _, _) = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
-                    .await
-                    .context("the compile task failed")?
-                    .context("it is not a valid component")?;
-                component
-            }
-        };
+        let (component, _) = crate::app::registry_version(&self.runtime, &self.registry, &followed.published_as, digest)
+            .await
+            .context("it is not a valid component")?;
         let loaded = self
             .runtime
             .prepare(followed.hosted.context.clone(), &component, digest.to_owned())?;
@@ -184,7 +175,7 @@ impl HotSwap {
     }
 }
 
-async fn within<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) async fn within<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::time::timeout(STORE_TIMEOUT, work)
         .await
         .map_err(|_| anyhow::anyhow!("the registry did not answer within {STORE_TIMEOUT:?}"))?

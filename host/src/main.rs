@@ -14,6 +14,7 @@ use corral::auth::DevKeys;
 use corral::manifest::{Access, BackendsSpec, RegistrySpec};
 use corral::registry::{Registry, RollbackTo, StoreLocation};
 use corral::{App, AppOptions, Manifest};
+use sha2::Digest as _;
 
 #[derive(Parser)]
 #[command(name = "corral", version, about = "Hosts REST resources written as WebAssembly components")]
@@ -39,6 +40,10 @@ struct HostArgs {
     /// Where compiled components are cached (default: DATA_DIR/artifacts).
     #[arg(long, env = "CORRAL_ARTIFACT_DIR")]
     artifact_dir: Option<PathBuf>,
+    /// A read-only folder of precompiled components (`corral compile`),
+    /// searched after the artifact directory: the deployment package's.
+    #[arg(long, env = "CORRAL_PACKAGED_ARTIFACTS")]
+    packaged_artifacts: Option<PathBuf>,
     /// Component instances that may run at once (default: 32; 4 under Lambda,
     /// which runs one invocation at a time).
     #[arg(long, env = "CORRAL_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -69,6 +74,10 @@ struct StoreArgs {
     /// The manifest, whose `[backends.registry]` is used when neither of the above is given.
     #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
     manifest: PathBuf,
+    /// The key that seals published artifacts (`ssm:PARAMETER` or the key);
+    /// replaces `artifact_key` of `[backends.registry]`.
+    #[arg(long, env = "CORRAL_ARTIFACT_KEY", hide_env_values = true)]
+    artifact_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -98,8 +107,30 @@ enum Command {
         /// Upload without the local check (the host still checks before serving it).
         #[arg(long)]
         no_validate: bool,
+        /// Also compile it for this target (such as aarch64-unknown-linux-gnu)
+        /// and publish the artifact beside it, sealed with the artifact key
+        /// (repeatable).
+        #[arg(long = "artifact-target")]
+        artifact_targets: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Compiles every component file of the manifest for a target into a
+    /// folder of artifacts that `--packaged-artifacts` reads: the
+    /// deployment package's, so a new Lambda environment compiles nothing.
+    Compile {
+        /// The manifest.
+        #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
+        manifest: PathBuf,
+        /// The target triple of the host that loads them (default: this machine's architecture).
+        #[arg(long)]
+        target: Option<String>,
+        /// Component instances the host runs at once (as its CORRAL_CONCURRENCY; 4 under Lambda).
+        #[arg(long, env = "CORRAL_CONCURRENCY", default_value_t = 4)]
+        concurrency: u32,
+        /// The folder to write the artifacts to.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Lists the published versions of a component, oldest first; `*` marks the current one.
     Versions {
@@ -167,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             file,
             component,
             no_validate,
+            artifact_targets,
             store,
         } => {
             corral::logging::init(false);
@@ -178,11 +210,27 @@ fn main() -> anyhow::Result<()> {
                         .await
                         .with_context(|| format!("{} cannot serve", file.display()))?;
                 }
+                let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+                // Artifacts first: a host that swaps to the version finds them.
+                for target in &artifact_targets {
+                    let code = corral::publish::precompile_for(&bytes, target)?;
+                    registry.publish_artifact(&component, &sha256, target, code).await?;
+                    eprintln!("published the {target} artifact of {component}");
+                }
                 let sha256 = registry.publish(&component, bytes).await?;
                 eprintln!("published {component} to {}", registry.location());
                 println!("{sha256}");
                 Ok(())
             })
+        }
+        Command::Compile {
+            manifest,
+            target,
+            concurrency,
+            out,
+        } => {
+            corral::logging::init(false);
+            compile(&manifest, target.as_deref(), concurrency, &out)
         }
         Command::Versions { component, store } => {
             corral::logging::init(false);
@@ -255,9 +303,11 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
             .registry
             .as_ref()
             .map_or(RegistrySpec::DEFAULT_CHECK_SECONDS, |r| r.check_seconds);
+        let artifact_key = manifest.backends.registry.as_ref().and_then(|r| r.artifact_key.clone());
         manifest.backends.registry = Some(RegistrySpec {
             store: store.clone(),
             check_seconds,
+            artifact_key,
         });
     }
     if let (Some(seconds), Some(registry)) = (host.registry_check_seconds, manifest.backends.registry.as_mut()) {
@@ -266,6 +316,7 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
     let options = AppOptions {
         data_dir: host.data_dir.clone().unwrap_or_else(|| default_data_dir.into()),
         artifact_dir: host.artifact_dir.clone(),
+        packaged_artifacts: host.packaged_artifacts.clone(),
         concurrency: host.concurrency.unwrap_or(default_concurrency),
         local_stream: !lambda,
     };
@@ -300,32 +351,64 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The registry named by `--store`, the backends file or the manifest.
+/// Writes `DIR/<sha256>.cwasm` for every component file of the manifest,
+/// compiled for `target` by an engine configured as the host's.
+fn compile(manifest_path: &std::path::Path, target: Option<&str>, concurrency: u32, out: &std::path::Path) -> anyhow::Result<()> {
+    // Settings that only the running host needs (secrets, endpoints) do
+    // not change the compiled code: unset variables read as empty here.
+    let manifest = Manifest::load(manifest_path, |k| Some(std::env::var(k).unwrap_or_default()))?;
+    let target = target.map_or_else(corral::registry::artifact::host_target, str::to_owned);
+    let engine = corral::runtime::engine(&manifest, concurrency, Some(&target))?;
+    let mut done = std::collections::BTreeSet::new();
+    for (name, spec) in &manifest.components {
+        let corral::manifest::WasmSource::File(path) = &spec.wasm else {
+            eprintln!("{name}: from the registry, not packaged (publish it with --artifact-target {target})");
+            continue;
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        let file = out.join(corral::artifacts::ArtifactCache::packaged_name(&digest));
+        if !done.insert(digest) {
+            continue;
+        }
+        corral::artifacts::precompile(&engine, &bytes, &file).with_context(|| format!("component \"{name}\": {}", path.display()))?;
+        eprintln!("{name}: {} for {target}", file.display());
+    }
+    Ok(())
+}
+
+/// The registry named by `--store`, the backends file or the manifest,
+/// with the artifact key of `--artifact-key` or of the same table.
 async fn open_registry(args: &StoreArgs) -> anyhow::Result<Registry> {
     let env = |k: &str| std::env::var(k).ok();
-    let store = match (&args.store, &args.backends) {
-        (Some(store), _) => store.clone(),
-        (None, Some(path)) => {
-            BackendsSpec::load(path, env)?
-                .registry
-                .context("the backends file has no [backends.registry]; pass --store")?
-                .store
-        }
-        (None, None) => {
-            let manifest = Manifest::load(&args.manifest, env).context("no --store given, and the manifest cannot be read")?;
-            manifest
+    let spec = match &args.backends {
+        Some(path) => BackendsSpec::load(path, env)?.registry,
+        None if args.store.is_none() => {
+            Manifest::load(&args.manifest, env)
+                .context("no --store given, and the manifest cannot be read")?
                 .backends
                 .registry
-                .context("the manifest has no [backends.registry]; pass --store")?
-                .store
         }
+        None => None,
     };
+    let store = match (&args.store, &spec) {
+        (Some(store), _) => store.clone(),
+        (None, Some(spec)) => spec.store.clone(),
+        (None, None) if args.backends.is_some() => anyhow::bail!("the backends file has no [backends.registry]; pass --store"),
+        (None, None) => anyhow::bail!("the manifest has no [backends.registry]; pass --store"),
+    };
+    let key_source = args.artifact_key.clone().or_else(|| spec.and_then(|s| s.artifact_key));
     let location = StoreLocation::parse(&store, std::path::Path::new(".")).map_err(|m| anyhow::anyhow!("--store {m}"))?;
-    let aws = match location {
-        StoreLocation::S3 { .. } => Some(aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await),
-        StoreLocation::Dir(_) => None,
+    let needs_aws = matches!(location, StoreLocation::S3 { .. }) || key_source.as_deref().is_some_and(|k| k.starts_with("ssm:"));
+    let aws = match needs_aws {
+        true => Some(aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await),
+        false => None,
     };
-    Registry::open(&location, aws.as_ref())
+    let key = match &key_source {
+        Some(value) => Some(corral::registry::artifact::resolve_key(value, aws.as_ref()).await?),
+        None => None,
+    };
+    Ok(Registry::open(&location, aws.as_ref())?.with_artifact_key(key))
 }
 
 async fn shutdown_signal() {

@@ -279,6 +279,11 @@ pub struct RegistrySpec {
     /// (default 5); an S3 notification reloads at once.
     #[serde(default = "default_check_seconds")]
     pub check_seconds: u64,
+    /// The key of published precompiled artifacts: `ssm:PARAMETER`, or the
+    /// key itself (through `${env:NAME}`). Without it, artifacts are
+    /// neither published nor loaded.
+    #[serde(default)]
+    pub artifact_key: Option<String>,
 }
 
 fn default_check_seconds() -> u64 {
@@ -450,6 +455,9 @@ impl BackendsSpec {
         };
         if let Some(registry) = &mut self.registry {
             fix("registry store", &mut registry.store)?;
+            if let Some(key) = &mut registry.artifact_key {
+                fix("registry artifact_key", key)?;
+            }
             // Stored absolute, so the file's folder no longer matters.
             if let crate::registry::StoreLocation::Dir(path) = registry.location(base)? {
                 registry.store = format!("dir:{}", path.display());
@@ -1046,7 +1054,8 @@ mod tests {
             registry,
             RegistrySpec {
                 store: "dir:/app/published".into(),
-                check_seconds: 5
+                check_seconds: 5,
+                artifact_key: None,
             }
         );
         assert!(m.uses_registry() && !m.backends.uses_aws());

@@ -22,6 +22,7 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         &RuntimeOptions {
             concurrency: 1,
             artifact_dir: scratch.path().join("artifacts"),
+            packaged_artifacts: None,
         },
     )?;
     let (component, digest, _) = runtime.compile(bytes).context("it is not a valid component")?;
@@ -35,4 +36,15 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     ));
     let loaded = runtime.prepare(context, &component, digest)?;
     runtime.instantiates(&loaded).await.context("it does not start")
+}
+
+/// `bytes` compiled for `target` (a target triple) with the engine
+/// configuration a host uses, serialized: the artifact to publish beside it.
+pub fn precompile_for(bytes: &[u8], target: &str) -> anyhow::Result<Vec<u8>> {
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let manifest = Manifest::parse("", scratch.path(), |_| None)?;
+    let engine = crate::runtime::engine(&manifest, 1, Some(target))?;
+    engine
+        .precompile_component(bytes)
+        .map_err(|e| anyhow::anyhow!("cannot compile it for {target}: {e:?}"))
 }

@@ -94,6 +94,9 @@ pub struct RuntimeOptions {
     pub concurrency: u32,
     /// Where compiled components are cached.
     pub artifact_dir: std::path::PathBuf,
+    /// A read-only folder of precompiled artifacts from the deployment
+    /// package, searched after `artifact_dir`.
+    pub packaged_artifacts: Option<std::path::PathBuf>,
 }
 
 /// The engine and every loaded component.
@@ -110,13 +113,13 @@ impl Runtime {
     /// Builds the engine (sized for `manifest`) and the linker, with no
     /// components yet: add them with [`Runtime::add`].
     pub fn new(manifest: &Manifest, options: &RuntimeOptions) -> anyhow::Result<Runtime> {
-        let engine = engine(manifest, options)?;
+        let engine = engine(manifest, options.concurrency, None)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Only the wasi:http interfaces: the rest of WASI p2 is already there.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         Service::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cache = ArtifactCache::new(&engine, options.artifact_dir.clone());
+        let cache = ArtifactCache::new(&engine, options.artifact_dir.clone()).with_packaged(options.packaged_artifacts.clone());
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
             engine,
@@ -139,8 +142,18 @@ impl Runtime {
     }
 
     /// The cached compiled form of the component with sha256 `digest`, if any.
-    pub fn cached(&self, digest: &str) -> Option<Component> {
+    pub fn cached(&self, digest: &str) -> Option<(Component, Origin)> {
         self.cache.cached(&self.engine, digest)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Keeps a component obtained elsewhere (a published artifact) in the writable cache.
+    pub fn keep(&self, digest: &str, component: &Component) {
+        self.cache.keep(digest, component)
     }
 
     /// Links `component` for `context`: it must fit the world.
@@ -300,11 +313,21 @@ fn classify(e: wasmtime::Error, context: &ComponentContext) -> CallError {
     CallError::Trap(text)
 }
 
-fn engine(manifest: &Manifest, options: &RuntimeOptions) -> anyhow::Result<Engine> {
+/// The engine of a host serving `manifest` with `concurrency` instances, or
+/// one with exactly the same configuration that compiles for `target` (a
+/// target triple) instead of this machine: its artifacts are what that host
+/// loads. An explicit target also leaves out the CPU features found on this
+/// machine, so the artifacts run on every CPU of that architecture.
+pub fn engine(manifest: &Manifest, concurrency: u32, target: Option<&str>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
+    if let Some(target) = target {
+        config
+            .target(target)
+            .map_err(|e| anyhow::anyhow!("cannot compile for {target}: {e}"))?;
+    }
     let mut pool = PoolingAllocationConfig::default();
-    let n = options.concurrency;
+    let n = concurrency;
     pool.total_component_instances(n)
         .total_core_instances(n * 8)
         .total_memories(n * 2)

@@ -5,8 +5,11 @@
 //! - `NAME/<sha256>.wasm`: the bytes of each published version, written once;
 //! - `NAME/versions.json`: the pointer document, the ordered history and
 //!   the current version, replaced only by a conditional write on its entity
-//!   tag, so two publishers cannot lose each other's update.
+//!   tag, so two publishers cannot lose each other's update;
+//! - `NAME/<sha256>.<target>.cwasm`: optionally, a version precompiled for a
+//!   target, with a MAC (see [`artifact`]).
 
+pub mod artifact;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use artifact::ArtifactKey;
 pub use store::{Condition, DirStore, ObjectStore, PutError, S3Store};
 
 /// How many times a publisher retries after another one wrote first.
@@ -156,6 +160,7 @@ pub struct Registry {
     store: Arc<dyn ObjectStore>,
     location: StoreLocation,
     prefix: String,
+    artifact_key: Option<ArtifactKey>,
 }
 
 impl Registry {
@@ -172,7 +177,62 @@ impl Registry {
             store,
             location: location.clone(),
             prefix,
+            artifact_key: None,
         })
+    }
+
+    /// Reads and writes precompiled artifacts, sealed with `key`; without a
+    /// key they are neither published nor loaded.
+    pub fn with_artifact_key(mut self, key: Option<ArtifactKey>) -> Registry {
+        self.artifact_key = key;
+        self
+    }
+
+    /// Uploads `code`, version `sha256` of `name` precompiled for `target`,
+    /// sealed with the artifact key. Publish the artifacts of a version
+    /// before the version itself, so hosts that swap to it find them.
+    pub async fn publish_artifact(&self, name: &str, sha256: &str, target: &str, code: Vec<u8>) -> anyhow::Result<()> {
+        let key = self
+            .artifact_key
+            .as_ref()
+            .context("publishing an artifact needs the artifact key")?;
+        let sealed = key.seal(sha256, target, code);
+        self.store
+            .put(&self.key(name, &artifact::file_name(sha256, target)), sealed, Condition::Always)
+            .await
+            .map_err(|e| anyhow::anyhow!("uploading the {target} artifact of {name}: {e:#}"))
+    }
+
+    /// Version `sha256` of `name` from its published artifact for this
+    /// host's CPU, when the registry has the artifact key, the artifact is
+    /// there, its MAC verifies and `engine` accepts it. Anything else is
+    /// logged (unless simply absent) and gives `None`: compile the `.wasm`.
+    pub async fn precompiled(&self, name: &str, sha256: &str, engine: &wasmtime::Engine) -> Option<wasmtime::component::Component> {
+        let key = self.artifact_key.as_ref()?;
+        let target = artifact::host_target();
+        let object_key = self.key(name, &artifact::file_name(sha256, &target));
+        let object = match self.store.get(&object_key).await {
+            Ok(Some(object)) => object,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(key = %object_key, error = %format!("{e:#}"), "cannot read the published artifact; compiling instead");
+                return None;
+            }
+        };
+        let loaded = key.open(sha256, &target, &object.bytes).and_then(|code| {
+            // SAFETY: the MAC shows that a holder of the artifact key
+            // published these bytes as the serialized form of this version,
+            // and wasmtime refuses artifacts of another version, engine
+            // configuration or CPU.
+            unsafe { wasmtime::component::Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!("{e:#}"))
+        });
+        match loaded {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(key = %object_key, error = %format!("{e:#}"), "refused the published artifact; compiling instead");
+                None
+            }
+        }
     }
 
     /// Where it lives.
