@@ -1,7 +1,7 @@
 //! Properties of the pure parts of the host, checked on generated input:
 //! the SQL guard, the router and the manifest loader. Case counts are
 //! bounded so the file runs in seconds in a debug build; a failure prints
-//! the shrunk input, and proptest keeps it under `proptest-regressions/`.
+//! the shrunk input.
 
 use std::collections::BTreeSet;
 use std::path::Path;

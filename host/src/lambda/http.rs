@@ -223,6 +223,9 @@ fn to_v2(response: Response) -> Value {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
