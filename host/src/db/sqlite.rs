@@ -58,10 +58,8 @@ impl Sqlite {
             .max_connections(connections)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| Box::pin(bound_statements(conn)))
-            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.map(|()| true) }))
-            .after_release(|conn, _| {
-                Box::pin(async move { conn.lock_handle().await.map(|mut h| authorizer::clear(&mut h)).map(|()| true) })
-            })
+            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.and(reusable(conn).await) }))
+            .after_release(|conn, _| Box::pin(reusable(conn)))
             .connect_with(options)
             .await?;
         Ok(Sqlite {
@@ -128,6 +126,19 @@ async fn bound_statements(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx:
         None => handle.remove_progress_handler(),
     }
     Ok(())
+}
+
+/// Whether a connection may serve again: outside any transaction, and
+/// without a component's authorizer (cleared here). SQLite rolls back a
+/// write interrupted inside a transaction by itself, leaving the driver's
+/// count of open transactions off, so such a connection is closed instead.
+async fn reusable(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    let counted = sqlx::Connection::is_in_transaction(conn);
+    let mut handle = conn.lock_handle().await?;
+    authorizer::clear(&mut handle);
+    // SAFETY: the handle is locked out of the worker thread.
+    let open = unsafe { libsqlite3_sys::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) } == 0;
+    Ok(!counted && !open)
 }
 
 /// The SQL condition and its bound values for `filters`.
