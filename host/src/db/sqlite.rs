@@ -201,11 +201,7 @@ fn column_value(row: &SqliteRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Sqlite {
-    async fn scoped(
-        self: std::sync::Arc<Self>,
-        _component: &str,
-        _tables: &std::collections::BTreeSet<String>,
-    ) -> Result<std::sync::Arc<dyn Database>, BackendError> {
+    async fn scoped(self: std::sync::Arc<Self>, _component: &str, _tables: &std::collections::BTreeSet<String>) -> Result<std::sync::Arc<dyn Database>, BackendError> {
         Ok(self)
     }
 
