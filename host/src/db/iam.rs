@@ -126,6 +126,24 @@ impl PasswordSource for RdsIamAuth {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn each_component_role_gets_a_token_of_its_own() {
+        let target = RdsTarget {
+            host: "db.example.eu-west-1.rds.amazonaws.com".into(),
+            port: 5432,
+            user: "corral_app".into(),
+            region: "eu-west-1".into(),
+        };
+        let credentials = SharedCredentialsProvider::new(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"));
+        let host = RdsIamAuth::new(target, credentials, RDS_TOKEN_LIFETIME);
+        let role = host.for_user("corral_g_0123456789abcdef");
+        let (own, roles) = (host.password().await.unwrap(), role.password().await.unwrap());
+        assert!(own.contains("DBUser=corral_app&"), "{own}");
+        assert!(roles.contains("DBUser=corral_g_0123456789abcdef&"), "{roles}");
+        assert!(roles.starts_with("db.example.eu-west-1.rds.amazonaws.com:5432/?Action=connect&"), "{roles}");
+        assert_eq!(role.lifetime(), RDS_TOKEN_LIFETIME);
+    }
+
     /// The expected token comes from botocore's `generate_db_auth_token` for
     /// the same inputs: `python3 tests/fixtures/rds_auth_token.py` prints it.
     #[test]
