@@ -419,10 +419,10 @@ fn template_text(segments: &[Option<String>]) -> String {
     if text.is_empty() { "/".into() } else { text }
 }
 
-/// A parameter value: any text but `/`, and not a segment the path rule
-/// may treat specially (empty, `.` or `..`).
+/// A parameter value: any text the path rule reads one way only, so not
+/// `/` or `\`, and not empty, `.` or `..` (those paths are refused).
 fn param_value() -> impl Strategy<Value = String> {
-    "[^/]{1,12}".prop_filter("not a dot segment", |v| v != "." && v != "..")
+    "[^/\\\\]{1,12}".prop_filter("not a dot segment", |v| v != "." && v != "..")
 }
 
 fn encode(value: &str) -> String {
