@@ -100,6 +100,9 @@ fn example_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
             "{path} is missing: run scripts/bench (it builds the components)"
         );
     }
+    // A Lambda host starts only with an explicit verifier; the benchmark
+    // takes the development one.
+    let text = format!("{text}\n[backends.auth]\nkind = \"dev\"\n");
     let path = dir.join("corral.toml");
     std::fs::write(&path, text)?;
     Ok(path)
