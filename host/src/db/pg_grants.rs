@@ -29,9 +29,13 @@ pub const GRANTS_LOCK: i64 = 0x636f_7272_616c_6772; // "corralgr"
 /// The columns of a table the records API made.
 const RECORDS_LAYOUT: [&str; 6] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid", "data"];
 
-/// The role holding exactly `tables`.
-pub fn role_name(tables: &BTreeSet<String>) -> String {
+/// The role holding exactly `tables` in `database`. Roles belong to the
+/// whole cluster, so the name covers the database too: deployments sharing
+/// one server never share (or race to create) a role.
+pub fn role_name(database: &str, tables: &BTreeSet<String>) -> String {
     let mut hash = Sha256::new();
+    hash.update(database.as_bytes());
+    hash.update([0]);
     for t in tables {
         hash.update(t.as_bytes());
         hash.update([0]);
@@ -316,9 +320,10 @@ mod tests {
     fn one_role_per_grant_set_with_a_stable_password() {
         let a: BTreeSet<String> = ["notes".to_owned(), "tags".to_owned()].into();
         let b: BTreeSet<String> = ["notes".to_owned()].into();
-        assert_eq!(role_name(&a), role_name(&a.clone()));
-        assert_ne!(role_name(&a), role_name(&b));
-        assert!(role_name(&a).starts_with("corral_g_") && role_name(&a).len() == 25);
+        assert_eq!(role_name("db", &a), role_name("db", &a.clone()));
+        assert_ne!(role_name("db", &a), role_name("db", &b));
+        assert_ne!(role_name("db", &a), role_name("other", &a));
+        assert!(role_name("db", &a).starts_with("corral_g_") && role_name("db", &a).len() == 25);
         assert_eq!(role_password("r", "secret"), role_password("r", "secret"));
         assert_ne!(role_password("r", "secret"), role_password("r", "other"));
     }

@@ -83,6 +83,9 @@ pub struct Postgres {
     /// The secret role passwords derive from; none with IAM auth.
     role_secret: Option<String>,
     max_connections: u32,
+    /// The database's name: roles are shared by the whole cluster, so each
+    /// database gets its own.
+    database: String,
     /// Whether PUBLIC's schema and database privileges were revoked.
     public_revoked: Mutex<bool>,
 }
@@ -148,6 +151,10 @@ impl Postgres {
             .connect_with(connect)
             .await
             .map_err(|e| BackendError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .map_err(map_error)?;
         // Role passwords derive from the host's own password, or from the
         // whole URL when it carries none.
         let role_secret = match &options.password_source {
@@ -170,6 +177,7 @@ impl Postgres {
             roles: std::sync::Mutex::new(BTreeMap::new()),
             role_secret,
             max_connections: options.max_connections,
+            database,
             public_revoked: Mutex::new(false),
         })
     }
@@ -217,7 +225,7 @@ impl Postgres {
     /// The role for `tables`, created or updated in the database with its
     /// privileges, and its (lazy) pool.
     async fn grant_role(&self, tables: &BTreeSet<String>) -> Result<Arc<GrantRole>, BackendError> {
-        let name = pg_grants::role_name(tables);
+        let name = pg_grants::role_name(&self.database, tables);
         if let Some(role) = self.roles.lock().expect("not poisoned").get(&name) {
             return Ok(role.clone());
         }
