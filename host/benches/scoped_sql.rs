@@ -33,7 +33,10 @@ async fn cycle(db: &dyn Database, i: i64) {
         .expect("read");
     assert_eq!(rows.rows.len(), 1);
     let changed = db
-        .execute("UPDATE bench_sql SET body = ? WHERE id = ?", &[Value::Text(format!("body {i}")), id])
+        .execute(
+            "UPDATE bench_sql SET body = ? WHERE id = ?",
+            &[Value::Text(format!("body {i}")), id],
+        )
         .await
         .expect("update");
     assert_eq!(changed, 1);

@@ -96,6 +96,8 @@ pub struct HostState {
     pub log_bytes: usize,
     /// Log lines dropped past `max_log_bytes`.
     pub log_dropped: u64,
+    /// When the call must have ended (its `timeout_ms`).
+    pub deadline: std::time::Instant,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
@@ -112,6 +114,7 @@ impl HostState {
             .trap_on_grow_failure(true)
             .build();
         HostState {
+            deadline: std::time::Instant::now() + std::time::Duration::from_millis(component.limits.timeout_ms),
             component,
             request_id,
             identity,
@@ -123,6 +126,14 @@ impl HostState {
             http: WasiHttpCtx::new(),
             outbound: None,
         }
+    }
+
+    /// Makes state made ahead of a request (a ready instance's) that
+    /// request's: its id, its caller, and its time limit from now.
+    pub fn begin_call(&mut self, request_id: String, identity: Option<Arc<Identity>>) {
+        self.request_id = request_id;
+        self.identity = identity;
+        self.deadline = std::time::Instant::now() + std::time::Duration::from_millis(self.component.limits.timeout_ms);
     }
 
     /// The resource table, for host resources such as transactions.

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::artifacts::{ArtifactCache, Origin};
 use crate::auth::Identity;
@@ -19,8 +20,20 @@ use crate::bindings::{Service, ServicePre};
 use crate::instance::{ComponentContext, HostState};
 use crate::manifest::Manifest;
 
-/// Bytes of each pooled memory, table and stack kept mapped between uses.
-const KEEP_RESIDENT: usize = 64 * 1024;
+/// Bytes of each pooled memory and table kept mapped between uses, when
+/// the kernel can report which pages a guest dirtied (`PAGEMAP_SCAN`): only
+/// those are reset, by copying, so a slot's next instance neither faults
+/// them in again nor makes the kernel flush other threads' TLBs, as
+/// `madvise` does. The bound covers what a handler typically touches.
+const KEEP_RESIDENT_SCANNED: usize = 4 << 20;
+
+/// The same, when dirty pages cannot be found: the first bytes of every slot
+/// are zeroed whether they were touched or not, so keep this small.
+const KEEP_RESIDENT_ZEROED: usize = 64 * 1024;
+
+/// Decommits gathered before one flush, when a slot has dirtied more than it
+/// keeps resident: one TLB flush covers the batch.
+const DECOMMIT_BATCH: usize = 8;
 
 /// How often the epoch advances: a running guest yields to the executor
 /// once per tick, so a spinning one shares its worker thread.
@@ -29,6 +42,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How long a call waits for one of its component's instance slots
 /// (`max_instances`) before it is refused as busy.
 const INSTANCE_WAIT: Duration = Duration::from_secs(1);
+
+/// At most this many instances of one version wait ready for a request.
+const READY_MAX: usize = 2;
 
 /// How a call into a component ended, when it did not return normally.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +73,67 @@ pub struct Loaded {
     /// The sha256 of its bytes.
     pub digest: String,
     pre: ServicePre<HostState>,
+    ready: Arc<ReadySet>,
+}
+
+/// Instances of one version made ahead of requests, so that a request's
+/// critical path holds only its call. Each serves exactly one call and is
+/// then dropped, as an instance made for the request would be: isolation is
+/// unchanged; what moves off the path is creating the store, instantiating
+/// and, after the answer, dropping.
+struct ReadySet {
+    engine: Engine,
+    pre: ServicePre<HostState>,
+    context: Arc<ComponentContext>,
+    instances: std::sync::Mutex<Vec<Ready>>,
+    /// How many to keep: one more each time a request finds none (traffic
+    /// that outruns the set), up to [`READY_MAX`].
+    target: AtomicUsize,
+    /// The pool slots set aside for ready instances, shared by every version,
+    /// so that making them never takes a slot a running request needs.
+    slots: Arc<Semaphore>,
+}
+
+/// An instantiated, never called instance.
+struct Ready {
+    store: Store<HostState>,
+    service: Service,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl ReadySet {
+    /// A ready instance, if one is waiting; a miss raises the target.
+    fn take(&self) -> Option<Ready> {
+        let taken = self.instances.lock().expect("not poisoned").pop();
+        if taken.is_none() {
+            let _ = self
+                .target
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t < READY_MAX).then_some(t + 1));
+        }
+        taken
+    }
+
+    /// Instantiates until the set holds its target, while ready slots last.
+    async fn refill(self: Arc<Self>) {
+        while self.instances.lock().expect("not poisoned").len() < self.target.load(Ordering::Relaxed) {
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                return;
+            };
+            let mut store = new_store(&self.engine, self.context.clone(), String::new(), None);
+            match self.pre.instantiate_async(&mut store).await {
+                Ok(service) => self.instances.lock().expect("not poisoned").push(Ready {
+                    store,
+                    service,
+                    _slot: slot,
+                }),
+                Err(e) => {
+                    // The request that finds none instantiates it itself and reports the error.
+                    tracing::debug!(component = %self.context.name, error = %format!("{e:#}"), "could not make a ready instance");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl Loaded {
@@ -107,6 +184,8 @@ pub struct Runtime {
     components: BTreeMap<String, Arc<Hosted>>,
     /// One permit per instance slot, so a burst waits instead of failing.
     slots: Arc<Semaphore>,
+    /// One permit per pool slot kept for ready instances.
+    ready_slots: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -127,6 +206,7 @@ impl Runtime {
             cache,
             components: BTreeMap::new(),
             slots: Arc::new(Semaphore::new(options.concurrency as usize)),
+            ready_slots: Arc::new(Semaphore::new(ready_slots(manifest))),
         })
     }
 
@@ -163,7 +243,20 @@ impl Runtime {
             .instantiate_pre(component)
             .and_then(ServicePre::new)
             .map_err(|e| anyhow::anyhow!("component \"{}\" does not fit the corral:host world: {e:?}", context.name))?;
-        Ok(Loaded { context, digest, pre })
+        let ready = Arc::new(ReadySet {
+            engine: self.engine.clone(),
+            pre: pre.clone(),
+            context: context.clone(),
+            instances: std::sync::Mutex::new(Vec::new()),
+            target: AtomicUsize::new(1),
+            slots: self.ready_slots.clone(),
+        });
+        Ok(Loaded {
+            context,
+            digest,
+            pre,
+            ready,
+        })
     }
 
     /// Whether `loaded` instantiates, in a fresh store with its own limits:
@@ -232,23 +325,7 @@ impl Runtime {
     /// A fresh store for one call of `component`, with its memory cap and
     /// time limit set.
     pub fn new_store(&self, component: &Loaded, request_id: String, identity: Option<Arc<Identity>>) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(component.context.clone(), request_id, identity));
-        store.limiter(|s| &mut s.limits);
-        // At every epoch tick the guest yields to the executor, so a guest
-        // that spins cannot keep other requests off its worker thread; past
-        // its time limit it traps. (Without a deadline the first call would trap.)
-        let deadline = std::time::Instant::now() + Duration::from_millis(component.context.limits.timeout_ms);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                // Tokio's yield wakes the guest again only once the worker
-                // has run the other ready tasks and polled for I/O and timers.
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-            }
-        });
-        store
+        new_store(&self.engine, component.context.clone(), request_id, identity)
     }
 
     /// A new instance of `component` in `store`.
@@ -276,17 +353,39 @@ impl Runtime {
             Ok(permit) => permit.expect("the semaphore is never closed"),
             Err(_) => return Err(CallError::Busy(component.context.limits.max_instances)),
         };
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        let mut store = self.new_store(component, request_id, identity);
-        let work = async {
-            let bindings = self.instantiate(component, &mut store).await?;
-            call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context))
+        let slot = self.slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        // A ready instance moves from its ready slot to this running one.
+        let (mut store, service) = match component.ready.take() {
+            Some(ready) => {
+                let mut store = ready.store;
+                store.data_mut().begin_call(request_id, identity);
+                store.set_epoch_deadline(1);
+                (store, Some(ready.service))
+            }
+            None => (self.new_store(component, request_id, identity), None),
         };
         // The epoch stops a guest that spins; the timeout stops one waiting on
         // a slow host call, and the deadline stops the backend statements.
         let limit = Duration::from_millis(limit_ms);
-        let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await;
+        let started = Instant::now();
+        let outcome = {
+            let work = async {
+                let bindings = match service {
+                    Some(service) => service,
+                    None => self.instantiate(component, &mut store).await?,
+                };
+                call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context))
+            };
+            tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await
+        };
+        // Resetting the store's pool slot and making the next ready instance
+        // happen after the answer, not before it.
+        let ready = component.ready.clone();
+        tokio::spawn(async move {
+            drop(store);
+            drop(slot);
+            ready.refill().await;
+        });
         // Whatever finished at the deadline (a statement stopped there, say)
         // finished too late: the answer is a timeout either way.
         match outcome {
@@ -294,6 +393,37 @@ impl Runtime {
             _ => Err(CallError::Timeout(limit_ms)),
         }
     }
+}
+
+/// A fresh store for one call in `context`, with its memory cap and time
+/// limit (counted from now; [`HostState::begin_call`] restarts it).
+fn new_store(engine: &Engine, context: Arc<ComponentContext>, request_id: String, identity: Option<Arc<Identity>>) -> Store<HostState> {
+    let mut store = Store::new(engine, HostState::new(context, request_id, identity));
+    store.limiter(|s| &mut s.limits);
+    // At every epoch tick the guest yields to the executor, so a guest that
+    // spins cannot keep other requests off its worker thread; past its time
+    // limit it traps. (Without a deadline the first call would trap.)
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            // Tokio's yield wakes the guest again only once the worker has
+            // run the other ready tasks and polled for I/O and timers.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+        }
+    });
+    store
+}
+
+/// Pool slots kept for ready instances: [`READY_MAX`] per component.
+fn ready_slots(manifest: &Manifest) -> usize {
+    manifest.components.len().max(1) * READY_MAX
+}
+
+/// Instance slots in the pool: `concurrency` running, and the ready ones.
+fn pool_slots(manifest: &Manifest, concurrency: u32) -> u32 {
+    concurrency + ready_slots(manifest) as u32
 }
 
 fn classify(e: wasmtime::Error, context: &ComponentContext) -> CallError {
@@ -327,19 +457,24 @@ pub fn engine(manifest: &Manifest, concurrency: u32, target: Option<&str>) -> an
             .map_err(|e| anyhow::anyhow!("cannot compile for {target}: {e}"))?;
     }
     let mut pool = PoolingAllocationConfig::default();
-    let n = concurrency;
+    let n = pool_slots(manifest, concurrency);
+    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes);
+        KEEP_RESIDENT_SCANNED
+    } else {
+        KEEP_RESIDENT_ZEROED
+    };
     pool.total_component_instances(n)
         .total_core_instances(n * 8)
         .total_memories(n * 2)
         .total_tables(n * 8)
         .total_stacks(n)
         .max_memory_size(manifest.max_memory_bytes())
-        // Reset reused slots by zeroing what stays mapped instead of
-        // unmapping it: a fresh instance then takes no page faults on the
-        // pages a request typically touches.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
-        .async_stack_keep_resident(KEEP_RESIDENT);
+        // Reset reused slots in place instead of unmapping them: a fresh
+        // instance then takes no page faults on the pages a request touches.
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
+        .decommit_batch_size(DECOMMIT_BATCH);
     let mut pooled = config.clone();
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&pooled) {

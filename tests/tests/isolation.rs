@@ -36,6 +36,7 @@ auth = "public"
 on_both_backends! {
     a_failing_component_fails_only_its_request,
     hostile_requests_do_not_disturb_concurrent_ones,
+    no_instance_serves_two_requests,
     a_request_in_flight_is_answered_before_the_host_stops,
     calls_outside_the_grants_are_refused,
     sql_cannot_reach_another_components_tables,
@@ -201,6 +202,38 @@ async fn hostile_requests_do_not_disturb_concurrent_ones(backends: Backends) {
         .await;
     }
     assert_pong(&host).await;
+}
+
+/// Every request gets a fresh instance on reset memory, however the pool
+/// reuses slots and resets pages: each `residue` call sees that it is its
+/// instance's first, the data segment as built, and grown pages of zeros,
+/// and then dirties all three for whoever comes next.
+async fn no_instance_serves_two_requests(backends: Backends) {
+    let host = Arc::new(Host::start_on(backends, MANIFEST));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let host = host.clone();
+        tasks.spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..25 {
+                seen.push(host.get("/testbed/residue").await);
+            }
+            seen
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = tasks.join_next().await {
+        for reply in done.expect("a request task panicked") {
+            assert_eq!(reply.status, 200, "{reply}");
+            assert_eq!(
+                reply.json(),
+                json!({"calls": 1, "data": "pristine", "grown_dirty": false}),
+                "a request saw what an earlier one left"
+            );
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 200);
 }
 
 async fn a_request_in_flight_is_answered_before_the_host_stops(backends: Backends) {

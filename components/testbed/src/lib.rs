@@ -31,6 +31,7 @@ impl Guest for Testbed {
         if request.param("action") == Some("ping") {
             return text(200, "pong");
         }
+        misc::count_call();
         handle(&request, route)
     }
 
@@ -45,6 +46,7 @@ fn route(request: &Request) -> Result<Response, ApiError> {
         "echo" => misc::echo(request),
         "whoami" => identity::whoami(),
         "require-group" => identity::require_group(request),
+        "residue" => misc::residue(),
         "trap" => misc::trap(),
         "loop" => misc::spin(),
         "grow" => misc::grow(),

@@ -1,6 +1,8 @@
 //! Actions on the request itself, config, logging and failure modes.
 
 use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use corral_sdk::bindings::corral::host::{config as host_config, log as host_log};
 use corral_sdk::{ApiError, Request, RequestExt, Response, json};
@@ -42,6 +44,50 @@ pub fn echo(request: &Request) -> Result<Response, ApiError> {
             "body": String::from_utf8_lossy(&request.body),
             "request_id": request.request_id,
         }),
+    ))
+}
+
+/// Requests this instance has handled, itself included.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+/// A value in the data segment that `residue` overwrites.
+static DATA: Mutex<[u8; 8]> = Mutex::new(*b"pristine");
+/// Wasm pages `residue` grows the memory by, inspects and dirties.
+const PROBE_PAGES: usize = 4;
+
+/// Counts a handled request; called for every request.
+pub fn count_call() {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What an earlier request could have left in this instance's memory, then
+/// leaves some itself: the calls this instance has handled, the data
+/// segment's value, and whether pages the memory grows by held anything but
+/// zeros. A slot's next instance grows to the same addresses, so unreset
+/// pages show there. In a fresh instance on reset memory: 1, "pristine", false.
+pub fn residue() -> Result<Response, ApiError> {
+    let calls = CALLS.load(Ordering::Relaxed);
+    let data = {
+        let mut data = DATA.lock().expect("not poisoned");
+        let seen = String::from_utf8_lossy(&*data).into_owned();
+        *data = *b"modified";
+        seen
+    };
+    let page = 64 * 1024;
+    let first = core::arch::wasm32::memory_grow(0, PROBE_PAGES);
+    if first == usize::MAX {
+        return Err(ApiError::internal("the memory did not grow"));
+    }
+    // SAFETY: the pages were just added to the memory and belong to no Rust
+    // object; they are read and written as plain bytes.
+    let grown_dirty = unsafe {
+        let start = (first * page) as *mut u8;
+        let dirty = (0..PROBE_PAGES * page).any(|i| std::ptr::read_volatile(start.add(i)) != 0);
+        std::ptr::write_bytes(start, 0xAB, PROBE_PAGES * page);
+        dirty
+    };
+    Ok(json(
+        200,
+        &json!({ "calls": calls, "data": data, "grown_dirty": grown_dirty }),
     ))
 }
 

@@ -140,7 +140,10 @@ mod tests {
         let (own, roles) = (host.password().await.unwrap(), role.password().await.unwrap());
         assert!(own.contains("DBUser=corral_app&"), "{own}");
         assert!(roles.contains("DBUser=corral_g_0123456789abcdef&"), "{roles}");
-        assert!(roles.starts_with("db.example.eu-west-1.rds.amazonaws.com:5432/?Action=connect&"), "{roles}");
+        assert!(
+            roles.starts_with("db.example.eu-west-1.rds.amazonaws.com:5432/?Action=connect&"),
+            "{roles}"
+        );
         assert_eq!(role.lifetime(), RDS_TOKEN_LIFETIME);
     }
 
