@@ -382,6 +382,7 @@ async fn a_request_keeps_one_session_and_the_next_request_sees_none_of_its_state
     assert_eq!(search_path(&first).await, ["pg_temp, public"]);
     assert_eq!(ints(&first.query("FETCH scratch", &[]).await.unwrap()), [1]);
     assert_eq!(ints(&first.query("EXECUTE mine", &[]).await.unwrap()), [42]);
+    assert_eq!(ints(&first.query("SELECT $1::int8 + 1", &[Value::Integer(1)]).await.unwrap()), [2]);
     let tx = first.begin().await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
@@ -402,6 +403,9 @@ async fn a_request_keeps_one_session_and_the_next_request_sees_none_of_its_state
         matches!(second.query("EXECUTE mine", &[]).await, Err(BackendError::Invalid(_))),
         "the prepared statement is gone"
     );
+    // What sqlx prepared and cached on the session outlives the request.
+    let cached = "SELECT count(*)::int8 FROM pg_prepared_statements WHERE NOT from_sql AND statement = 'SELECT $1::int8 + 1'";
+    assert_eq!(ints(&second.query(cached, &[]).await.unwrap()), [1]);
     let locks: i64 = sqlx::query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4343")
         .fetch_one(&f.admin)
         .await
