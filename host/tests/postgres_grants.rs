@@ -312,6 +312,37 @@ async fn records_audit_fields_cannot_be_forged_from_sql() {
 }
 
 #[tokio::test]
+async fn an_update_merges_in_the_database_as_the_shared_merge_does() {
+    let f = fixture().await;
+    let db = connect(&f.url).await;
+    let object = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).unwrap();
+    let cases = [
+        (
+            r#"{"b": 1, "a": -0.0, "c": "x", "d": {"z": 1, "y": [2]}}"#,
+            r#"{"a": 2, "c": null, "new": [1], "uid": "forged"}"#,
+        ),
+        (r#"{"only": true}"#, r#"{"only": null}"#),
+        (r#"{}"#, r#"{"z": "last", "a": "first", "creator_uid": "mallory"}"#),
+        (r#"{"kept": "\u00e9\"q\""}"#, r#"{}"#),
+    ];
+    for (fields, changes) in cases {
+        let record = StoredRecord::new(object(fields), &Stamp::now(Some("alice".into())));
+        db.insert("merged", &record).await.unwrap();
+        let stamp = Stamp::now(Some("bob".into()));
+        let mut expected = record.clone();
+        expected.apply(&object(changes), &stamp);
+        let updated = db.update("merged", &record.uid, &object(changes), &stamp).await.unwrap();
+        // Field order too: the answers are compared as text.
+        let shown = updated.as_ref().map(|r| r.to_json().to_string());
+        assert_eq!(shown, Some(expected.to_json().to_string()), "{fields} with {changes}");
+        let stored = db.get("merged", &record.uid).await.unwrap().map(|r| r.to_json().to_string());
+        assert_eq!(stored, shown);
+    }
+    let absent = db.update("merged", "no-such-uid", &object(r#"{"a": 1}"#), &Stamp::now(None)).await;
+    assert_eq!(absent.unwrap(), None);
+}
+
+#[tokio::test]
 async fn session_state_never_reaches_the_next_checkout() {
     let f = fixture().await;
     let host = connect_with(&f.url, 2).await;
