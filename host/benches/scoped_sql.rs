@@ -2,13 +2,15 @@
 //! component's grants, against the previous path in the same run: the
 //! host's unscoped handle.
 //!
-//! - PostgreSQL: the grant set's own role and pool, the session reset on
-//!   release and the check for a schema change, against the host's pool.
+//! - PostgreSQL: the grant set's own role and pool, one session per request
+//!   reset when the request ends, and the check for a schema change, against
+//!   the host's pool.
 //! - SQLite: the authorizer installed and cleared around each statement,
 //!   against the same pool with none.
 //!
-//! One iteration is a read by primary key and an update of one row, each
-//! through `Database::query` / `Database::execute`. Rounds alternate, so
+//! One iteration is one request's handle (`Database::for_request`), a read
+//! by primary key and an update of one row through `Database::query` /
+//! `Database::execute`. Rounds alternate, so
 //! drift on a shared machine hits both. `scripts/bench` starts a throwaway
 //! PostgreSQL and runs it in release mode.
 
@@ -25,7 +27,10 @@ const WARMUP: usize = 200;
 const ITERATIONS: usize = 2_000;
 const ROUNDS: usize = 3;
 
-async fn cycle(db: &dyn Database, i: i64) {
+/// One request: its own handle (on PostgreSQL's scoped path, the session
+/// it keeps until the end, reset once after it), a read and an update.
+async fn cycle(db: &Arc<dyn Database>, i: i64) {
+    let db = db.clone().for_request();
     let id = Value::Integer(i % 100);
     let rows = db
         .query("SELECT id, body FROM bench_sql WHERE id = ?", std::slice::from_ref(&id))
@@ -61,14 +66,14 @@ async fn compare(backend: &str, host: Arc<dyn Database>, scoped: Arc<dyn Databas
         previous.push(
             measure(WARMUP, ITERATIONS, async || {
                 i += 1;
-                cycle(host.as_ref(), i).await
+                cycle(&host, i).await
             })
             .await,
         );
         enforced.push(
             measure(WARMUP, ITERATIONS, async || {
                 i += 1;
-                cycle(scoped.as_ref(), i).await
+                cycle(&scoped, i).await
             })
             .await,
         );

@@ -90,6 +90,8 @@ pub struct HostState {
     pub request_id: String,
     /// The verified caller, if any.
     pub identity: Option<Arc<Identity>>,
+    /// The database as this request uses it (see [`Database::for_request`]).
+    pub db: Arc<dyn Database>,
     /// Memory and instance caps for this store.
     pub limits: StoreLimits,
     /// Bytes of log messages written so far.
@@ -115,6 +117,7 @@ impl HostState {
             .build();
         HostState {
             deadline: std::time::Instant::now() + std::time::Duration::from_millis(component.limits.timeout_ms),
+            db: component.db.clone().for_request(),
             component,
             request_id,
             identity,

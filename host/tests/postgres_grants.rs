@@ -312,6 +312,37 @@ async fn records_audit_fields_cannot_be_forged_from_sql() {
 }
 
 #[tokio::test]
+async fn an_update_merges_in_the_database_as_the_shared_merge_does() {
+    let f = fixture().await;
+    let db = connect(&f.url).await;
+    let object = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).unwrap();
+    let cases = [
+        (
+            r#"{"b": 1, "a": -0.0, "c": "x", "d": {"z": 1, "y": [2]}}"#,
+            r#"{"a": 2, "c": null, "new": [1], "uid": "forged"}"#,
+        ),
+        (r#"{"only": true}"#, r#"{"only": null}"#),
+        (r#"{}"#, r#"{"z": "last", "a": "first", "creator_uid": "mallory"}"#),
+        (r#"{"kept": "\u00e9\"q\""}"#, r#"{}"#),
+    ];
+    for (fields, changes) in cases {
+        let record = StoredRecord::new(object(fields), &Stamp::now(Some("alice".into())));
+        db.insert("merged", &record).await.unwrap();
+        let stamp = Stamp::now(Some("bob".into()));
+        let mut expected = record.clone();
+        expected.apply(&object(changes), &stamp);
+        let updated = db.update("merged", &record.uid, &object(changes), &stamp).await.unwrap();
+        // Field order too: the answers are compared as text.
+        let shown = updated.as_ref().map(|r| r.to_json().to_string());
+        assert_eq!(shown, Some(expected.to_json().to_string()), "{fields} with {changes}");
+        let stored = db.get("merged", &record.uid).await.unwrap().map(|r| r.to_json().to_string());
+        assert_eq!(stored, shown);
+    }
+    let absent = db.update("merged", "no-such-uid", &object(r#"{"a": 1}"#), &Stamp::now(None)).await;
+    assert_eq!(absent.unwrap(), None);
+}
+
+#[tokio::test]
 async fn session_state_never_reaches_the_next_checkout() {
     let f = fixture().await;
     let host = connect_with(&f.url, 2).await;
@@ -355,6 +386,105 @@ async fn session_state_never_reaches_the_next_checkout() {
         assert_eq!(ints(&rows), [i + 1]);
     }
     assert_eq!(pid(db.clone()).await, first);
+}
+
+#[tokio::test]
+async fn a_request_keeps_one_session_and_the_next_request_sees_none_of_its_state() {
+    let f = fixture().await;
+    // The role's pool holds one connection, so both requests get the same one.
+    let host = connect_with(&f.url, 2).await;
+    let component = host.clone().scoped("stateful", &tables(&["kept"])).await.unwrap();
+    component.execute("CREATE TABLE kept (id int)", &[]).await.unwrap();
+    let pid = async |db: &Arc<dyn Database>| ints(&db.query("SELECT pg_backend_pid()::int8", &[]).await.unwrap());
+    let search_path = async |db: &Arc<dyn Database>| text(&db.query("SHOW search_path", &[]).await.unwrap());
+
+    let first = component.clone().for_request();
+    let session = pid(&first).await;
+    first.execute("SET search_path TO pg_temp, public", &[]).await.unwrap();
+    // Roles may not make temporary tables; a held cursor lives on the session the same way.
+    first.execute("INSERT INTO kept VALUES (1)", &[]).await.unwrap();
+    first
+        .execute("DECLARE scratch CURSOR WITH HOLD FOR SELECT id::int8 FROM kept", &[])
+        .await
+        .unwrap();
+    first.execute("PREPARE mine AS SELECT 41 + 1", &[]).await.unwrap();
+    first.query("SELECT pg_advisory_lock(4343)::text", &[]).await.unwrap();
+    // Every statement of the request runs on the session its first one took.
+    assert_eq!(search_path(&first).await, ["pg_temp, public"]);
+    assert_eq!(ints(&first.query("FETCH scratch", &[]).await.unwrap()), [1]);
+    assert_eq!(ints(&first.query("EXECUTE mine", &[]).await.unwrap()), [42]);
+    assert_eq!(ints(&first.query("SELECT $1::int8 + 1", &[Value::Integer(1)]).await.unwrap()), [2]);
+    let tx = first.begin().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        pid(&first).await,
+        session,
+        "the request keeps its session, also after a transaction"
+    );
+    drop(first);
+
+    let second = component.clone().for_request();
+    assert_eq!(pid(&second).await, session, "the connection is reused, so the test sees its state");
+    assert_eq!(search_path(&second).await, ["\"$user\", public"]);
+    assert!(
+        matches!(second.query("FETCH scratch", &[]).await, Err(BackendError::Invalid(_))),
+        "the cursor is gone"
+    );
+    assert!(
+        matches!(second.query("EXECUTE mine", &[]).await, Err(BackendError::Invalid(_))),
+        "the prepared statement is gone"
+    );
+    // What sqlx prepared and cached on the session outlives the request.
+    let cached = "SELECT count(*)::int8 FROM pg_prepared_statements WHERE NOT from_sql AND statement = 'SELECT $1::int8 + 1'";
+    assert_eq!(ints(&second.query(cached, &[]).await.unwrap()), [1]);
+    let locks: i64 = sqlx::query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4343")
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "the advisory lock was released");
+}
+
+#[tokio::test]
+async fn a_transaction_a_request_leaves_open_is_rolled_back_when_the_request_ends() {
+    let f = fixture().await;
+    let host = connect_with(&f.url, 2).await;
+    let component = host.clone().scoped("forgetful", &tables(&["ledger"])).await.unwrap();
+    component.execute("CREATE TABLE ledger (id int)", &[]).await.unwrap();
+
+    let first = component.clone().for_request();
+    let mut tx = first.begin().await.unwrap();
+    tx.execute("INSERT INTO ledger VALUES (1)", &[]).await.unwrap();
+    drop(tx);
+    drop(first);
+
+    let second = component.clone().for_request();
+    assert_eq!(ints(&second.query("SELECT count(*) FROM ledger", &[]).await.unwrap()), [0]);
+    second.execute("INSERT INTO ledger VALUES (2)", &[]).await.unwrap();
+    drop(second);
+    let rows: Vec<i32> = sqlx::query_scalar("SELECT id FROM ledger").fetch_all(&f.admin).await.unwrap();
+    assert_eq!(rows, [2], "only the statement outside the dropped transaction landed");
+}
+
+#[tokio::test]
+async fn requests_running_at_once_never_share_a_session() {
+    let f = fixture().await;
+    let host = connect_with(&f.url, 8).await;
+    let component = host.clone().scoped("busy", &tables(&["busy"])).await.unwrap();
+    component.execute("CREATE TABLE busy (id int)", &[]).await.unwrap();
+    let requests: Vec<Arc<dyn Database>> = (0..4).map(|_| component.clone().for_request()).collect();
+    let mut sessions = BTreeSet::new();
+    for request in &requests {
+        sessions.insert(ints(&request.query("SELECT pg_backend_pid()::int8", &[]).await.unwrap())[0]);
+    }
+    assert_eq!(sessions.len(), 4, "each request holds its own session");
+    // The component's share is half the pool: a fifth request waits for a
+    // session until one of the four ends.
+    let fifth = component.clone().for_request();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), fifth.query("SELECT 1", &[])).await;
+    assert!(waiting.is_err(), "a fifth session was handed out beyond the component's share");
+    drop(requests);
+    assert_eq!(ints(&fifth.query("SELECT 1::int8", &[]).await.unwrap()), [1]);
 }
 
 #[tokio::test]

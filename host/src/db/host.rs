@@ -21,7 +21,7 @@ impl HostState {
     /// The database, once `table` is known to be granted.
     fn db_for(&self, table: &str) -> Result<Arc<dyn Database>, GuestError> {
         self.check_grant("table", |g| &g.tables, table)?;
-        Ok(self.component.db.clone())
+        Ok(self.db.clone())
     }
 
     /// Refuses SQL that is not one plain statement or reaches outside the
@@ -155,7 +155,7 @@ impl Host for HostState {
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.db.clone();
+        let db = self.db.clone();
         let result = with_limits(self.db_limits(), db.query(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
@@ -165,7 +165,7 @@ impl Host for HostState {
 
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.db.clone();
+        let db = self.db.clone();
         let result = with_limits(self.db_limits(), db.execute(&sql, &params)).await;
         if changes_schema {
             db.schema_changed();
@@ -191,7 +191,7 @@ impl Host for HostState {
             );
             return Ok(Err(self.refuse("table", "", message)));
         }
-        let db = self.component.db.clone();
+        let db = self.db.clone();
         let limits = self.db_limits();
         let begun = with_limits(limits, db.begin()).await;
         let tx = guest_try!(self.answer(begun));
@@ -203,7 +203,7 @@ impl Host for HostState {
 impl HostTransaction for HostState {
     async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.db.clone();
+        let db = self.db.clone();
         let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
         let result = with_limits(limits, handle.0.query(&sql, &params)).await;
@@ -215,7 +215,7 @@ impl HostTransaction for HostState {
 
     async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
         let changes_schema = guest_try!(self.check_sql(&sql));
-        let db = self.component.db.clone();
+        let db = self.db.clone();
         let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
         let result = with_limits(limits, handle.0.execute(&sql, &params)).await;

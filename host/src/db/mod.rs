@@ -60,6 +60,10 @@ pub trait Database: Send + Sync {
     /// `tables`, and the database itself enforces that, beneath the SQL
     /// guard.
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError>;
+    /// The database as one request uses it, dropped when the request ends.
+    /// PostgreSQL's scoped handle keeps one session of the component's role
+    /// for the whole request; the others serve every request alike.
+    fn for_request(self: Arc<Self>) -> Arc<dyn Database>;
 }
 
 /// An open transaction; dropping it rolls back.

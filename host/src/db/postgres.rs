@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnectOptions, PgPoolOptions, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::types::Json as SqlJson;
@@ -20,7 +21,7 @@ use tokio::sync::Mutex;
 use super::iam::PasswordSource;
 use super::pg_grants;
 use super::placeholders::number_placeholders;
-use super::records::{Condition, JsonKind};
+use super::records::{AUDIT_FIELDS, Condition, JsonKind};
 use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
 
 type Query<'q> = sqlx::query::Query<'q, Pg, PgArguments>;
@@ -30,6 +31,19 @@ const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, las
 /// Records are read with their document as text: `json` keeps the text as
 /// written (field order, `-0.0`), which `jsonb` would normalize.
 const SELECT_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data::text AS data";
+
+/// `data` with the changes in `$3` merged as [`StoredRecord::apply`] does,
+/// keeping the document's field order: a changed field keeps its place, a
+/// null removes it, a new one comes last in the order of the changes.
+const MERGED_DATA: &str = "(SELECT COALESCE(json_object_agg(key, value ORDER BY place), '{}'::json) FROM (\
+    SELECT old.key, COALESCE(change.value, old.value) AS value, old.place \
+    FROM json_each(data) WITH ORDINALITY AS old(key, value, place) \
+    LEFT JOIN json_each($3::json) AS change(key, value) ON change.key = old.key \
+    WHERE change.value IS NULL OR json_typeof(change.value) <> 'null' \
+    UNION ALL \
+    SELECT change.key, change.value, 4294967296 + change.place \
+    FROM json_each($3::json) WITH ORDINALITY AS change(key, value, place) \
+    WHERE json_typeof(change.value) <> 'null' AND change.key NOT IN (SELECT json_object_keys(data))) AS merged)";
 
 /// How to reach the database.
 pub struct PostgresOptions {
@@ -106,11 +120,13 @@ const ROLE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// made since) at most this often per role.
 const GRANT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Undoes what a component's statements may have left on its session
-/// (settings, cursors, LISTEN, advisory locks, temporary objects, SQL-level
-/// prepared statements) and lists the prepared statements to deallocate.
-/// Not `DISCARD ALL`: it would drop the statements sqlx has cached too.
-const RESET_SESSION: &str = "CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; \
+/// Undoes what a component's statements may have left on its session (an
+/// open transaction, settings, cursors, LISTEN, advisory locks, temporary
+/// objects, SQL-level prepared statements) and lists the prepared
+/// statements to deallocate. Not `DISCARD ALL`: it would drop the
+/// statements sqlx has cached too. Outside a transaction, `ROLLBACK` only
+/// warns.
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; \
     SELECT name FROM pg_prepared_statements WHERE from_sql";
 
 async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
@@ -290,10 +306,16 @@ impl Postgres {
             .collect()
     }
 
-    /// Runs a schema change as `role`: under the grants lock (held on a host
-    /// session for the whole change), the role owns its granted tables while
-    /// the statement runs, and the host takes them back afterwards.
-    async fn change_schema(&self, role: &GrantRole, statement: Statement<'_>) -> Result<Outcome, BackendError> {
+    /// Runs a schema change on `conn`, a session of `role`: under the grants
+    /// lock (held on a host session for the whole change), the role owns its
+    /// granted tables while the statement runs, and the host takes them back
+    /// afterwards.
+    async fn change_schema(
+        &self,
+        role: &GrantRole,
+        conn: &mut sqlx::PgConnection,
+        statement: Statement<'_>,
+    ) -> Result<Outcome, BackendError> {
         let mut host = self.pool().await?.acquire().await.map_err(map_error)?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(pg_grants::GRANTS_LOCK)
@@ -305,9 +327,7 @@ impl Postgres {
             let with_records = !pg_grants::may_alter_columns(&number_placeholders(statement.sql));
             pg_grants::hand_over(&mut tx, &role.name, &role.tables, with_records).await?;
             tx.commit().await.map_err(map_error)?;
-            let mut conn = role.pool.get().await?.acquire().await.map_err(map_error)?;
-            let outcome = statement.run(&mut conn).await;
-            drop(conn);
+            let outcome = statement.run(conn).await;
             self.reclaim_on(&mut host, role).await?;
             outcome
         }
@@ -533,6 +553,10 @@ fn column_value(row: &PgRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Postgres {
+    fn for_request(self: Arc<Self>) -> Arc<dyn Database> {
+        self
+    }
+
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
         let role = self.grant_role(tables).await?;
         tracing::debug!(component, role = %role.name, "component database role ready");
@@ -540,6 +564,7 @@ impl Database for Postgres {
             host: self,
             component: component.to_owned(),
             role,
+            held: None,
         }))
     }
 
@@ -578,30 +603,25 @@ impl Database for Postgres {
         stamp: &Stamp,
     ) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let mut tx = pool.begin().await.map_err(map_error)?;
-        // The row lock keeps a concurrent update from interleaving with this read-modify-write.
-        let select = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1 FOR UPDATE");
-        let Some(row) = sqlx::query(AssertSqlSafe(select))
+        // One statement, so the merge reads the row it writes: under a
+        // concurrent update, PostgreSQL evaluates it again on the newer row.
+        let sql = format!(
+            "UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = {MERGED_DATA} WHERE uid = $4 RETURNING {SELECT_COLUMNS}"
+        );
+        let changes: Map<String, Json> = changes
+            .iter()
+            .filter(|(k, _)| !AUDIT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&stamp.now)
+            .bind(&stamp.caller)
+            .bind(Json::Object(changes).to_string())
             .bind(uid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_error)?
-        else {
-            return Ok(None);
-        };
-        let mut record = record_from_row(&row)?;
-        record.apply(changes, stamp);
-        let update = format!("UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = $3::json WHERE uid = $4");
-        sqlx::query(AssertSqlSafe(update))
-            .bind(&record.last_updated_at)
-            .bind(&record.last_updater_uid)
-            .bind(Json::Object(record.data.clone()).to_string())
-            .bind(uid)
-            .execute(&mut *tx)
+            .fetch_optional(pool)
             .await
             .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(Some(record))
+        row.as_ref().map(record_from_row).transpose()
     }
 
     async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
@@ -691,10 +711,39 @@ impl Transaction for PgTransaction {
 /// The database as one component reaches it: its SQL runs on its grant
 /// set's role, so PostgreSQL refuses whatever reaches past the grants; the
 /// records API runs on the host's pool, after the host's grant check.
+///
+/// The handle made at load time takes a role connection per statement. The
+/// one each request gets ([`Database::for_request`]) keeps the connection
+/// its first statement took until the request ends, so the session reset
+/// runs once per request, when the connection goes back to the pool, and
+/// never while the request waits.
 pub struct ScopedPostgres {
     host: Arc<Postgres>,
     component: String,
     role: Arc<GrantRole>,
+    /// The request's own connection; none on the handle shared by requests.
+    held: Option<Arc<HeldConnection>>,
+}
+
+/// The role connection one request holds between its statements. It is
+/// taken out while a statement or transaction uses it, so it is never used
+/// twice at once; what is not put back goes to the pool and its reset.
+#[derive(Default)]
+struct HeldConnection(std::sync::Mutex<Option<PoolConnection<Pg>>>);
+
+impl HeldConnection {
+    fn take(&self) -> Option<PoolConnection<Pg>> {
+        self.0.lock().expect("not poisoned").take()
+    }
+
+    /// Keeps `conn` for the request's next statement, unless it already
+    /// holds one (a statement that ran beside a transaction).
+    fn keep(&self, conn: PoolConnection<Pg>) {
+        let mut held = self.0.lock().expect("not poisoned");
+        if held.is_none() {
+            *held = Some(conn);
+        }
+    }
 }
 
 impl ScopedPostgres {
@@ -706,19 +755,35 @@ impl ScopedPostgres {
         result
     }
 
+    /// A session of the role: the one the request holds, when it is free,
+    /// else a new one from the role's pool.
+    async fn connection(&self) -> Result<PoolConnection<Pg>, BackendError> {
+        if let Some(conn) = self.held.as_ref().and_then(|held| held.take()) {
+            return Ok(conn);
+        }
+        self.role.pool.get().await?.acquire().await.map_err(map_error)
+    }
+
     /// Runs one statement as the component's role: a schema change under
     /// the grants lock (see [`Postgres::change_schema`]); a refused statement
     /// once more after the grants are brought up to date.
     async fn run(&self, statement: Statement<'_>) -> Result<Outcome, BackendError> {
-        if pg_grants::may_change_schema(&number_placeholders(statement.sql)) {
-            return self.checked(self.host.change_schema(&self.role, statement).await);
-        }
-        let mut conn = self.role.pool.get().await?.acquire().await.map_err(map_error)?;
-        let result = statement.run(&mut conn).await;
-        drop(conn);
-        if matches!(result, Err(BackendError::NotGranted(_))) && self.host.resync(&self.role).await? {
-            let mut conn = self.role.pool.get().await?.acquire().await.map_err(map_error)?;
-            return self.checked(statement.run(&mut conn).await);
+        let mut conn = self.connection().await?;
+        let result = if pg_grants::may_change_schema(&number_placeholders(statement.sql)) {
+            self.host.change_schema(&self.role, &mut conn, statement).await
+        } else {
+            match statement.run(&mut conn).await {
+                Err(BackendError::NotGranted(_)) if self.host.resync(&self.role).await? => statement.run(&mut conn).await,
+                result => result,
+            }
+        };
+        // A session that failed for other reasons than the statement's own
+        // (lost, stopped at the deadline) goes back to the pool, whose
+        // release checks it.
+        if let Some(held) = &self.held
+            && !matches!(result, Err(BackendError::Unavailable(_)))
+        {
+            held.keep(conn);
         }
         self.checked(result)
     }
@@ -812,9 +877,11 @@ impl Database for ScopedPostgres {
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, BackendError> {
-        let tx = self.role.pool.get().await?.begin().await.map_err(map_error)?;
+        let mut conn = self.connection().await?;
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await.map_err(map_error)?;
         Ok(Box::new(ScopedTransaction {
-            tx,
+            conn: Some(conn),
+            held: self.held.as_ref().map(Arc::downgrade),
             changed_schema: false,
             host: self.host.clone(),
             role: self.role.clone(),
@@ -822,16 +889,30 @@ impl Database for ScopedPostgres {
         }))
     }
 
+    fn for_request(self: Arc<Self>) -> Arc<dyn Database> {
+        Arc::new(ScopedPostgres {
+            host: self.host.clone(),
+            component: self.component.clone(),
+            role: self.role.clone(),
+            held: Some(Arc::default()),
+        })
+    }
+
     fn schema_changed(&self) {
         self.host.schema_changed();
     }
 }
 
-/// A component's transaction, on its role. A schema change inside it runs
-/// without owning the granted tables; whatever it creates is taken back by
-/// the host when it commits.
+/// A component's transaction, on a session of its role (the request's
+/// own, when free). A schema change inside it runs without owning the
+/// granted tables; whatever it creates is taken back by the host when it
+/// commits. Once it ends, the session serves the request again; dropped
+/// while open, the session goes back to the pool, whose reset rolls it
+/// back.
 struct ScopedTransaction {
-    tx: sqlx::Transaction<'static, Pg>,
+    /// None once committed or rolled back.
+    conn: Option<PoolConnection<Pg>>,
+    held: Option<Weak<HeldConnection>>,
     changed_schema: bool,
     host: Arc<Postgres>,
     role: Arc<GrantRole>,
@@ -839,6 +920,12 @@ struct ScopedTransaction {
 }
 
 impl ScopedTransaction {
+    fn conn(&mut self) -> Result<&mut sqlx::PgConnection, BackendError> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| BackendError::Invalid("the transaction has ended".into()))
+    }
+
     fn checked<T>(&mut self, sql: &str, result: Result<T, BackendError>) -> Result<T, BackendError> {
         self.changed_schema |= pg_grants::may_change_schema(&number_placeholders(sql));
         if let Err(BackendError::NotGranted(refusal)) = &result {
@@ -846,33 +933,56 @@ impl ScopedTransaction {
         }
         result
     }
+
+    /// Sends `COMMIT` or `ROLLBACK`; once it succeeded, the session goes
+    /// back to the request.
+    async fn end(&mut self, statement: &'static str) -> Result<(), BackendError> {
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| BackendError::Invalid("the transaction has ended".into()))?;
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        if let Some(held) = self.held.as_ref().and_then(Weak::upgrade) {
+            held.keep(conn);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Transaction for ScopedTransaction {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        let result = query_rows(&mut self.tx, sql, params).await;
+        let result = match self.conn() {
+            Ok(conn) => query_rows(conn, sql, params).await,
+            Err(e) => Err(e),
+        };
         self.checked(sql, result)
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
-        let result = bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params)
-            .execute(&mut *self.tx)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(map_error);
+        let result = match self.conn() {
+            Ok(conn) => bind(sqlx::query(AssertSqlSafe(number_placeholders(sql))), params)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(map_error),
+            Err(e) => Err(e),
+        };
         self.checked(sql, result)
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), BackendError> {
-        self.tx.commit().await.map_err(map_error)?;
+    async fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
+        self.end("COMMIT").await?;
         if self.changed_schema {
             self.host.reclaim(&self.role).await?;
         }
         Ok(())
     }
 
-    async fn rollback(self: Box<Self>) -> Result<(), BackendError> {
-        self.tx.rollback().await.map_err(map_error)
+    async fn rollback(mut self: Box<Self>) -> Result<(), BackendError> {
+        self.end("ROLLBACK").await
     }
 }

@@ -278,6 +278,10 @@ fn column_value(row: &SqliteRow, i: usize) -> Result<Value, BackendError> {
 
 #[async_trait]
 impl Database for Sqlite {
+    fn for_request(self: Arc<Self>) -> Arc<dyn Database> {
+        self
+    }
+
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
         Ok(Arc::new(ScopedSqlite {
             scope: Arc::new(Scope::new(component, tables)),
@@ -602,6 +606,10 @@ impl Database for ScopedSqlite {
 
     fn schema_changed(&self) {
         self.db.schema_changed();
+    }
+
+    fn for_request(self: Arc<Self>) -> Arc<dyn Database> {
+        self
     }
 
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
