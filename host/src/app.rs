@@ -84,9 +84,19 @@ impl App {
     /// Connects the backends the manifest names and loads every component.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
+        // The engine and its instance pool are built on a blocking thread
+        // while the backends connect.
+        let engine = {
+            let (manifest, runtime_options) = (manifest.clone(), runtime_options(options));
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let runtime = Runtime::new(&manifest, &runtime_options);
+                log_phase("engine", None, Some("backends"), started);
+                runtime
+            })
+        };
         let started = Instant::now();
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
-        log_phase("backends", None, started);
         let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
@@ -99,7 +109,9 @@ impl App {
                 Arc::new(verifier)
             }
         };
-        App::new(manifest, Arc::new(backends), verifier, options).await
+        let runtime = engine.await.context("the engine task failed")??;
+        log_phase("backends", None, None, started);
+        App::with_runtime(manifest, Arc::new(backends), verifier, runtime).await
     }
 
     /// Loads every component of the manifest over the given backends: from
@@ -111,14 +123,19 @@ impl App {
         verifier: Arc<dyn Verifier>,
         options: &AppOptions,
     ) -> anyhow::Result<App> {
-        let runtime_options = RuntimeOptions {
-            concurrency: options.concurrency,
-            artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
-            packaged_artifacts: options.packaged_artifacts.clone(),
-        };
         let started = Instant::now();
-        let mut runtime = Runtime::new(manifest, &runtime_options)?;
-        log_phase("engine", None, started);
+        let runtime = Runtime::new(manifest, &runtime_options(options))?;
+        log_phase("engine", None, None, started);
+        App::with_runtime(manifest, backends, verifier, runtime).await
+    }
+
+    /// [`App::new`] on an engine already built.
+    async fn with_runtime(
+        manifest: &Manifest,
+        backends: Arc<Backends>,
+        verifier: Arc<dyn Verifier>,
+        mut runtime: Runtime,
+    ) -> anyhow::Result<App> {
         let registry = match &manifest.backends.registry {
             Some(spec) if manifest.uses_registry() => {
                 let key = match &spec.artifact_key {
@@ -140,7 +157,7 @@ impl App {
         };
         let started = Instant::now();
         let marks = Arc::new(InitMarks::open(backends.db.clone(), backends.dialect).await?);
-        log_phase("init marks", None, started);
+        log_phase("init marks", None, None, started);
         // Every component at once: artifacts are read and deserialized on
         // blocking threads while the database roles are set up and the other
         // components' `init`s run.
@@ -150,7 +167,7 @@ impl App {
             .iter()
             .map(|(name, spec)| load_component(&runtime, registry.as_deref(), &backends, &marks, name, spec));
         let loaded = futures_util::future::join_all(loads).await;
-        log_phase("components", None, started);
+        log_phase("components", None, None, started);
         let mut followed = Vec::new();
         // The first failure in manifest order, whichever finished first.
         for result in loaded {
@@ -436,12 +453,22 @@ impl App {
 }
 
 /// One line per start-up phase, for the cold-start benchmark and for
-/// reading a slow start in the logs.
-fn log_phase(phase: &str, component: Option<(&str, Origin)>, started: Instant) {
+/// reading a slow start in the logs. A phase that runs at the same time as
+/// others names the phase it lies `within`.
+fn log_phase(phase: &str, component: Option<(&str, Origin)>, within: Option<&str>, started: Instant) {
     let us = started.elapsed().as_micros() as u64;
     match component {
-        Some((name, origin)) => tracing::info!(phase, component = name, origin = origin.as_str(), us, "start-up phase"),
-        None => tracing::info!(phase, us, "start-up phase"),
+        Some((name, origin)) => tracing::info!(phase, component = name, origin = origin.as_str(), within, us, "start-up phase"),
+        None => tracing::info!(phase, within, us, "start-up phase"),
+    }
+}
+
+/// The runtime settings of `options`.
+fn runtime_options(options: &AppOptions) -> RuntimeOptions {
+    RuntimeOptions {
+        concurrency: options.concurrency,
+        artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
+        packaged_artifacts: options.packaged_artifacts.clone(),
     }
 }
 
@@ -471,7 +498,7 @@ async fn load_component(
         backends.clone(),
     ));
     let (component, digest, origin, follow) = version?;
-    log_phase("load", Some((name, origin)), started);
+    log_phase("load", Some((name, origin)), Some("components"), started);
     let loaded = runtime.prepare(context, &component, digest)?;
     let init_started = Instant::now();
     let fingerprint = InitMarks::fingerprint(&loaded.context, &loaded.digest);
@@ -483,7 +510,7 @@ async fn load_component(
             .await
             .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
         tracing::info!(component = %name, digest = loaded.version(), "init already ran for this version; skipped");
-        log_phase("init skipped", Some((name, origin)), init_started);
+        log_phase("init skipped", Some((name, origin)), Some("components"), init_started);
     } else {
         runtime
             .validate(&loaded)
@@ -492,7 +519,7 @@ async fn load_component(
         if let Err(e) = marks.mark(name, &fingerprint).await {
             tracing::warn!(component = %name, error = %format!("{e:#}"), "could not mark the init as done; the next start runs it again");
         }
-        log_phase("init", Some((name, origin)), init_started);
+        log_phase("init", Some((name, origin)), Some("components"), init_started);
     }
     tracing::info!(
         component = %name,
