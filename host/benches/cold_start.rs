@@ -445,7 +445,10 @@ fn print_phases(variant: &str, runs: &[Vec<(String, Duration)>], total: Duration
         let m = median_of(parent);
         top_level += m;
         println!("  {parent:<40} {:>10.2?}", m);
-        for nested in names.iter().filter_map(|n| n.strip_prefix(&format!("{parent} > ")).map(|inner| (n, inner))) {
+        for nested in names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&format!("{parent} > ")).map(|inner| (n, inner)))
+        {
             println!("    {:<38} {:>10.2?}", nested.1, median_of(nested.0));
         }
     }

@@ -42,7 +42,9 @@ fn init_runs(host: &Host) -> i64 {
 fn skipped(host: &Host) -> usize {
     host.logs()
         .iter()
-        .filter(|l| l["message"] == "init already ran for this version; skipped" && l["component"] == "boot")
+        .filter(|l| {
+            l["message"] == "init already ran for this version; skipped" && l["component"] == "boot"
+        })
         .count()
 }
 
@@ -50,7 +52,10 @@ async fn serves(host: &Host) -> String {
     let reply = host.get("/boot/ping").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "pong");
-    reply.header("x-corral-version").expect("a version header").to_owned()
+    reply
+        .header("x-corral-version")
+        .expect("a version header")
+        .to_owned()
 }
 
 async fn init_runs_once_per_version(backends: Backends) {
@@ -63,13 +68,26 @@ async fn init_runs_once_per_version(backends: Backends) {
     // The same version, grants and config against the same database.
     host.restart();
     assert_eq!(serves(&host).await, first);
-    assert_eq!(init_runs(&host), 1, "a restart on the same version must not run init again");
-    assert_eq!(skipped(&host), 1, "the host says it skipped init:\n{}", host.stderr());
+    assert_eq!(
+        init_runs(&host),
+        1,
+        "a restart on the same version must not run init again"
+    );
+    assert_eq!(
+        skipped(&host),
+        1,
+        "the host says it skipped init:\n{}",
+        host.stderr()
+    );
 
     // A new version: the same component with another sha256.
     let folder = tempfile::tempdir().unwrap();
     let v2 = folder.path().join("testbed-v2.wasm");
-    std::fs::write(&v2, with_custom_section(&std::fs::read(wasm("testbed")).unwrap(), "v2")).unwrap();
+    std::fs::write(
+        &v2,
+        with_custom_section(&std::fs::read(wasm("testbed")).unwrap(), "v2"),
+    )
+    .unwrap();
     host.set_manifest(&manifest(&v2.display().to_string(), ""));
     host.restart();
     let second = serves(&host).await;
@@ -94,5 +112,9 @@ async fn init_runs_once_per_version(backends: Backends) {
     host.set_manifest(&manifest(&v1, ""));
     host.restart();
     assert_eq!(serves(&host).await, first);
-    assert_eq!(init_runs(&host), 4, "going back to an earlier version runs its init again");
+    assert_eq!(
+        init_runs(&host),
+        4,
+        "going back to an earlier version runs its init again"
+    );
 }
