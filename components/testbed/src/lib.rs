@@ -25,7 +25,8 @@ impl Guest for Testbed {
         }
         // Lets tests count how often `init` runs: one record per run.
         if let Ok(Some(table)) = config::get("init_log") {
-            db::insert(&table, r#"{"event":"init"}"#).map_err(|e| format!("logging the init: {e:?}"))?;
+            db::insert(&table, r#"{"event":"init"}"#)
+                .map_err(|e| format!("logging the init: {e:?}"))?;
         }
         Ok(())
     }
