@@ -16,6 +16,9 @@
 //!   environment, and the components precompiled by `corral compile` in a
 //!   read-only folder, as the deployment package carries them
 //!   (`CORRAL_PACKAGED_ARTIFACTS`).
+//! - `corral packaged pg`: the same on PostgreSQL (`CORRAL_TEST_PG_URL`,
+//!   which `scripts/bench` starts), one database for every run: a new
+//!   Lambda environment meets a database that earlier ones already set up.
 //!
 //! For the corral variants it also reports the start-up phases the host logs
 //! (backends, engine and pool, each component's load and `init`) and the
@@ -166,6 +169,8 @@ struct Variant {
     artifacts: Option<PathBuf>,
     /// A read-only folder of packaged artifacts.
     packaged: Option<PathBuf>,
+    /// A backends file (else the manifest's embedded backends, in the fresh data directory).
+    backends: Option<PathBuf>,
     expect: fn(&Value) -> bool,
 }
 
@@ -206,6 +211,11 @@ fn phases(log: &str) -> Vec<(String, Duration)> {
                     ),
                     None => v["phase"].as_str().unwrap_or("?").to_owned(),
                 };
+                // A phase that overlaps others is shown within the one it names.
+                let name = match v["within"].as_str() {
+                    Some(within) => format!("{within} > {name}"),
+                    None => name,
+                };
                 out.push((name, Duration::from_micros(v["us"].as_u64().unwrap_or(0))));
             }
             Some("request") if !out.iter().any(|(n, _)| n == "first request") => {
@@ -243,6 +253,9 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .stderr(Stdio::piped());
     if let Some(packaged) = &variant.packaged {
         command.env("CORRAL_PACKAGED_ARTIFACTS", packaged);
+    }
+    if let Some(backends) = &variant.backends {
+        command.env("CORRAL_BACKENDS", backends);
     }
     let started = Instant::now();
     let mut function = Process(command.spawn().with_context(|| format!("running {}", variant.bin.display()))?);
@@ -297,6 +310,20 @@ fn main() -> anyhow::Result<()> {
     let warm_artifacts = dir.path().join("artifacts");
     let packaged = dir.path().join("packaged");
     precompile(&corral, &manifest, &packaged)?;
+    let packaged_dir = packaged.clone();
+    // Read-only, as the deployment package is on Lambda.
+    std::fs::set_permissions(&packaged, std::os::unix::fs::PermissionsExt::from_mode(0o555))?;
+    let admin_url = std::env::var("CORRAL_TEST_PG_URL").map_err(|_| anyhow::anyhow!("CORRAL_TEST_PG_URL is not set: run scripts/bench"))?;
+    let database = format!("cold_start_{}", uuid::Uuid::new_v4().simple());
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(
+        &backends,
+        // It replaces the manifest's [backends], so it names the verifier too.
+        format!(
+            "[backends.db]\nkind = \"postgres\"\nurl = \"{}\"\n\n[backends.auth]\nkind = \"dev\"\n",
+            with_database(&admin_url, &database)?
+        ),
+    )?;
     let (_emulator, port) = start_emulator()?;
     let event = http_api_get_students();
 
@@ -307,6 +334,7 @@ fn main() -> anyhow::Result<()> {
             bin: hello,
             artifacts: None,
             packaged: None,
+            backends: None,
             expect: |a| *a == json!({ "hello": "world" }),
         },
         Variant {
@@ -314,6 +342,7 @@ fn main() -> anyhow::Result<()> {
             bin: corral.clone(),
             artifacts: None,
             packaged: None,
+            backends: None,
             expect: corral_ok,
         },
         Variant {
@@ -321,18 +350,29 @@ fn main() -> anyhow::Result<()> {
             bin: corral.clone(),
             artifacts: Some(warm_artifacts),
             packaged: None,
+            backends: None,
             expect: corral_ok,
         },
         Variant {
             name: "corral packaged",
+            bin: corral.clone(),
+            artifacts: None,
+            packaged: Some(packaged.clone()),
+            backends: None,
+            expect: corral_ok,
+        },
+        Variant {
+            name: "corral packaged pg",
             bin: corral,
             artifacts: None,
             packaged: Some(packaged),
+            backends: Some(backends),
             expect: corral_ok,
         },
     ];
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _database = runtime.block_on(Database::create(&admin_url, &database))?;
     runtime.block_on(async {
         let client = reqwest::Client::builder().timeout(INVOKE_TIMEOUT).build()?;
         // One unmeasured start of each: fills the page cache, and the warm artifact directory.
@@ -370,23 +410,96 @@ fn main() -> anyhow::Result<()> {
             );
         }
         for ((variant, runs), total) in variants.iter().zip(&logged).zip(&medians) {
-            let Some(first) = runs.first().filter(|p| !p.is_empty()) else {
-                continue;
-            };
-            println!();
-            println!(
-                "{}: phases (median of {RUNS}); the rest is process start, runtime API and emulator",
-                variant.name
-            );
-            let mut sum = Duration::ZERO;
-            for (i, (name, _)) in first.iter().enumerate() {
-                let mut times: Vec<Duration> = runs.iter().filter_map(|p| p.get(i).map(|(_, d)| *d)).collect();
-                let m = median(&mut times);
-                sum += m;
-                println!("  {name:<40} {m:>10.2?}");
-            }
-            println!("  {:<40} {:>10.2?}", "rest", total.saturating_sub(sum));
+            print_phases(variant.name, runs, *total);
         }
         anyhow::Ok(())
-    })
+    })?;
+    // Writable again, so the temporary directory can be removed.
+    std::fs::set_permissions(&packaged_dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The median of each phase over the runs, by name, in the order they were
+/// first logged. Phases that overlap others (components load at the same
+/// time, the engine is built while the backends connect) are shown indented
+/// under the one they lie within; the rest is what the top-level phases
+/// leave of the total.
+fn print_phases(variant: &str, runs: &[Vec<(String, Duration)>], total: Duration) {
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in runs.iter().flatten() {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return;
+    }
+    println!();
+    println!("{variant}: phases (median of {RUNS}); the rest is process start, runtime API and emulator");
+    let median_of = |name: &str| {
+        let mut times: Vec<Duration> = runs.iter().flatten().filter(|(n, _)| n == name).map(|(_, d)| *d).collect();
+        median(&mut times)
+    };
+    let mut top_level = Duration::ZERO;
+    for parent in names.iter().filter(|n| !n.contains(" > ")) {
+        let m = median_of(parent);
+        top_level += m;
+        println!("  {parent:<40} {:>10.2?}", m);
+        for nested in names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&format!("{parent} > ")).map(|inner| (n, inner)))
+        {
+            println!("    {:<38} {:>10.2?}", nested.1, median_of(nested.0));
+        }
+    }
+    println!("  {:<40} {:>10.2?}", "rest", total.saturating_sub(top_level));
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url).context("CORRAL_TEST_PG_URL is not a URL")?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+/// A database of the benchmark's own on the PostgreSQL cluster, dropped at the end.
+struct Database {
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    async fn create(admin_url: &str, name: &str) -> anyhow::Result<Database> {
+        use sqlx::Connection as _;
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .context("connecting to CORRAL_TEST_PG_URL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await?;
+        Ok(Database {
+            admin_url: admin_url.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                use sqlx::Connection as _;
+                let mut admin = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the benchmark database {}", self.name);
+        }
+    }
 }

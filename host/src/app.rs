@@ -13,8 +13,9 @@ use crate::auth::{AuthError, CognitoVerifier, DevKeys, Identity, Verifier, beare
 use crate::bindings::handler;
 use crate::error::ApiError;
 use crate::hotswap::HotSwap;
+use crate::init_marks::InitMarks;
 use crate::instance::{Backends, ComponentContext};
-use crate::manifest::{Access, AuthSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest, WasmSource};
+use crate::manifest::{Access, AuthSpec, ComponentSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest, WasmSource};
 use crate::registry::Registry;
 use crate::request::{Request, Response};
 use crate::router::{Match, Route, Router, Template};
@@ -83,9 +84,19 @@ impl App {
     /// Connects the backends the manifest names and loads every component.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
         std::fs::create_dir_all(&options.data_dir)?;
+        // The engine and its instance pool are built on a blocking thread
+        // while the backends connect.
+        let engine = {
+            let (manifest, runtime_options) = (manifest.clone(), runtime_options(options));
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let runtime = Runtime::new(&manifest, &runtime_options);
+                log_phase("engine", None, Some("backends"), started);
+                runtime
+            })
+        };
         let started = Instant::now();
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
-        log_phase("backends", None, started);
         let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
             AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
@@ -98,7 +109,9 @@ impl App {
                 Arc::new(verifier)
             }
         };
-        App::new(manifest, Arc::new(backends), verifier, options).await
+        let runtime = engine.await.context("the engine task failed")??;
+        log_phase("backends", None, None, started);
+        App::with_runtime(manifest, Arc::new(backends), verifier, runtime).await
     }
 
     /// Loads every component of the manifest over the given backends: from
@@ -110,14 +123,19 @@ impl App {
         verifier: Arc<dyn Verifier>,
         options: &AppOptions,
     ) -> anyhow::Result<App> {
-        let runtime_options = RuntimeOptions {
-            concurrency: options.concurrency,
-            artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
-            packaged_artifacts: options.packaged_artifacts.clone(),
-        };
         let started = Instant::now();
-        let mut runtime = Runtime::new(manifest, &runtime_options)?;
-        log_phase("engine", None, started);
+        let runtime = Runtime::new(manifest, &runtime_options(options))?;
+        log_phase("engine", None, None, started);
+        App::with_runtime(manifest, backends, verifier, runtime).await
+    }
+
+    /// [`App::new`] on an engine already built.
+    async fn with_runtime(
+        manifest: &Manifest,
+        backends: Arc<Backends>,
+        verifier: Arc<dyn Verifier>,
+        mut runtime: Runtime,
+    ) -> anyhow::Result<App> {
         let registry = match &manifest.backends.registry {
             Some(spec) if manifest.uses_registry() => {
                 let key = match &spec.artifact_key {
@@ -137,33 +155,23 @@ impl App {
             }
             _ => None,
         };
+        let started = Instant::now();
+        let marks = Arc::new(InitMarks::open(backends.db.clone(), backends.dialect).await?);
+        log_phase("init marks", None, None, started);
+        // Every component at once: artifacts are read and deserialized on
+        // blocking threads while the database roles are set up and the other
+        // components' `init`s run.
+        let started = Instant::now();
+        let loads = manifest
+            .components
+            .iter()
+            .map(|(name, spec)| load_component(&runtime, registry.as_deref(), &backends, &marks, name, spec));
+        let loaded = futures_util::future::join_all(loads).await;
+        log_phase("components", None, None, started);
         let mut followed = Vec::new();
-        for (name, spec) in &manifest.components {
-            let started = std::time::Instant::now();
-            let context = Arc::new(ComponentContext::new(
-                name.clone(),
-                spec.grants.clone(),
-                spec.config.clone(),
-                spec.limits,
-                backends.db.clone().scoped(name, &spec.grants.tables).await?,
-                backends.clone(),
-            ));
-            let (component, digest, origin, follow) = initial_version(&runtime, registry.as_deref(), name, &spec.wasm).await?;
-            log_phase("load", Some((name, origin)), started);
-            let loaded = runtime.prepare(context, &component, digest)?;
-            let init_started = Instant::now();
-            runtime
-                .validate(&loaded)
-                .await
-                .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
-            log_phase("init", Some((name, origin)), init_started);
-            tracing::info!(
-                component = %name,
-                digest = loaded.version(),
-                origin = origin.as_str(),
-                ms = started.elapsed().as_millis() as u64,
-                "component ready"
-            );
+        // The first failure in manifest order, whichever finished first.
+        for result in loaded {
+            let (loaded, follow) = result?;
             let hosted = runtime.add(loaded);
             if let Some((published_as, tag)) = follow {
                 followed.push((hosted, published_as, tag));
@@ -209,6 +217,7 @@ impl App {
                 let hot_swap = Arc::new(HotSwap::new(
                     runtime.clone(),
                     registry,
+                    marks,
                     followed,
                     Duration::from_secs(spec.check_seconds),
                 ));
@@ -444,13 +453,82 @@ impl App {
 }
 
 /// One line per start-up phase, for the cold-start benchmark and for
-/// reading a slow start in the logs.
-fn log_phase(phase: &str, component: Option<(&str, Origin)>, started: Instant) {
+/// reading a slow start in the logs. A phase that runs at the same time as
+/// others names the phase it lies `within`.
+fn log_phase(phase: &str, component: Option<(&str, Origin)>, within: Option<&str>, started: Instant) {
     let us = started.elapsed().as_micros() as u64;
     match component {
-        Some((name, origin)) => tracing::info!(phase, component = name, origin = origin.as_str(), us, "start-up phase"),
-        None => tracing::info!(phase, us, "start-up phase"),
+        Some((name, origin)) => tracing::info!(phase, component = name, origin = origin.as_str(), within, us, "start-up phase"),
+        None => tracing::info!(phase, within, us, "start-up phase"),
     }
+}
+
+/// The runtime settings of `options`.
+fn runtime_options(options: &AppOptions) -> RuntimeOptions {
+    RuntimeOptions {
+        concurrency: options.concurrency,
+        artifact_dir: options.artifact_dir.clone().unwrap_or_else(|| options.data_dir.join("artifacts")),
+        packaged_artifacts: options.packaged_artifacts.clone(),
+    }
+}
+
+/// One manifest component, linked and started: its database handle, its
+/// version (deserialized or compiled), and its `init`, unless that very
+/// `init` already ran against this database. A component whose `init` fails
+/// stops the start.
+async fn load_component(
+    runtime: &Runtime,
+    registry: Option<&Registry>,
+    backends: &Arc<Backends>,
+    marks: &InitMarks,
+    name: &str,
+    spec: &ComponentSpec,
+) -> anyhow::Result<(Loaded, Option<(String, Option<String>)>)> {
+    let started = Instant::now();
+    let (db, version) = tokio::join!(
+        backends.db.clone().scoped(name, &spec.grants.tables),
+        initial_version(runtime, registry, name, &spec.wasm)
+    );
+    let context = Arc::new(ComponentContext::new(
+        name.to_owned(),
+        spec.grants.clone(),
+        spec.config.clone(),
+        spec.limits,
+        db?,
+        backends.clone(),
+    ));
+    let (component, digest, origin, follow) = version?;
+    log_phase("load", Some((name, origin)), Some("components"), started);
+    let loaded = runtime.prepare(context, &component, digest)?;
+    let init_started = Instant::now();
+    let fingerprint = InitMarks::fingerprint(&loaded.context, &loaded.digest);
+    if marks.already_ran(name, &fingerprint) {
+        // Its `init` ran against this database with the same bytes, grants
+        // and config; what is left to check is that it instantiates.
+        runtime
+            .instantiates(&loaded)
+            .await
+            .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
+        tracing::info!(component = %name, digest = loaded.version(), "init already ran for this version; skipped");
+        log_phase("init skipped", Some((name, origin)), Some("components"), init_started);
+    } else {
+        runtime
+            .validate(&loaded)
+            .await
+            .map_err(|e| anyhow::anyhow!("component \"{name}\" refused to start: {e}"))?;
+        if let Err(e) = marks.mark(name, &fingerprint).await {
+            tracing::warn!(component = %name, error = %format!("{e:#}"), "could not mark the init as done; the next start runs it again");
+        }
+        log_phase("init", Some((name, origin)), Some("components"), init_started);
+    }
+    tracing::info!(
+        component = %name,
+        digest = loaded.version(),
+        origin = origin.as_str(),
+        ms = started.elapsed().as_millis() as u64,
+        "component ready"
+    );
+    Ok((loaded, follow))
 }
 
 /// Version `digest` of `published_as`: from the artifact cache or package,
@@ -489,10 +567,16 @@ async fn initial_version(
 ) -> anyhow::Result<(Component, String, Origin, Option<(String, Option<String>)>)> {
     match source {
         WasmSource::File(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
-            let (component, digest, origin) = runtime
-                .compile(&bytes)
-                .with_context(|| format!("component \"{name}\": {} is not a valid component", path.display()))?;
+            let (engine, cache) = runtime.compiler();
+            let (path, name_owned) = (path.clone(), name.to_owned());
+            let (component, digest, origin) = tokio::task::spawn_blocking(move || {
+                let bytes = std::fs::read(&path).with_context(|| format!("component \"{name_owned}\": cannot read {}", path.display()))?;
+                cache
+                    .load(&engine, &bytes)
+                    .with_context(|| format!("component \"{name_owned}\": {} is not a valid component", path.display()))
+            })
+            .await
+            .context("the load task failed")??;
             Ok((component, digest, origin, None))
         }
         WasmSource::Registry { name: published_as, pin } => {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::init_marks::InitMarks;
 use crate::registry::{Registry, StoreLocation};
 use crate::runtime::{Hosted, Loaded, Runtime};
 
@@ -47,6 +48,8 @@ pub enum Outcome {
 pub struct HotSwap {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
+    /// Where a validated version's `init` is marked as the last that ran.
+    marks: Arc<InitMarks>,
     followed: Vec<Followed>,
     interval: Duration,
     wake: tokio::sync::Notify,
@@ -58,6 +61,7 @@ impl HotSwap {
     pub fn new(
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
+        marks: Arc<InitMarks>,
         components: Vec<(Arc<Hosted>, String, Option<String>)>,
         interval: Duration,
     ) -> HotSwap {
@@ -72,6 +76,7 @@ impl HotSwap {
         HotSwap {
             runtime,
             registry,
+            marks,
             followed,
             interval,
             wake: tokio::sync::Notify::new(),
@@ -170,6 +175,11 @@ impl HotSwap {
             .runtime
             .prepare(followed.hosted.context.clone(), &component, digest.to_owned())?;
         self.runtime.validate(&loaded).await.context("it does not start")?;
+        // Its `init` ran last: a restart on this version need not run it again.
+        let name = &followed.hosted.context.name;
+        if let Err(e) = self.marks.mark(name, &InitMarks::fingerprint(&loaded.context, digest)).await {
+            tracing::warn!(component = %name, error = %format!("{e:#}"), "could not mark the init as done; the next start runs it again");
+        }
         tracing::debug!(component = %followed.hosted.context.name, ms = started.elapsed().as_millis() as u64, "new version ready");
         Ok(Arc::new(loaded))
     }

@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod hotswap;
+pub mod init_marks;
 pub mod instance;
 pub mod lambda;
 pub mod logging;

@@ -126,6 +126,16 @@ const COMMON: &[Attack] = &[
         NotGranted,
     ),
     write("ATTACH DATABASE 'x.db' AS x", BadRequest),
+    // The host's marks of which version's init ran: a tenant that could
+    // write them would skip another's init or claim its own had run.
+    read("SELECT * FROM corral_init", NotGranted),
+    write(
+        "INSERT INTO corral_init (component, fingerprint, ran_at) VALUES ('attacker', 'forged', 'x')",
+        NotGranted,
+    ),
+    write("UPDATE corral_init SET fingerprint = 'forged'", NotGranted),
+    write("DELETE FROM corral_init", NotGranted),
+    write("DROP TABLE corral_init", NotGranted),
 ];
 
 /// PostgreSQL's own ways to name a table.

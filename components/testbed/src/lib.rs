@@ -18,11 +18,17 @@ struct Testbed;
 
 impl Guest for Testbed {
     fn init() -> Result<(), String> {
+        use corral_sdk::bindings::corral::host::{config, db};
         // Lets tests see how the host treats a version whose `init` fails.
-        match corral_sdk::bindings::corral::host::config::get("init_error") {
-            Ok(Some(message)) => Err(message),
-            _ => Ok(()),
+        if let Ok(Some(message)) = config::get("init_error") {
+            return Err(message);
         }
+        // Lets tests count how often `init` runs: one record per run.
+        if let Ok(Some(table)) = config::get("init_log") {
+            db::insert(&table, r#"{"event":"init"}"#)
+                .map_err(|e| format!("logging the init: {e:?}"))?;
+        }
+        Ok(())
     }
 
     fn handle_request(request: Request) -> Response {
