@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         let options = AppOptions {
             data_dir: data.path().to_owned(),
             artifact_dir: None,
+            packaged_artifacts: None,
             concurrency: 4,
             local_stream: false,
         };

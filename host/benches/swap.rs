@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         &RuntimeOptions {
             concurrency: 4,
             artifact_dir: scratch.path().join("artifacts"),
+            packaged_artifacts: None,
         },
     )?;
     let (engine, cache) = runtime.compiler();
@@ -194,6 +195,7 @@ async fn swaps(root: &Path, data: &Path, store: &str, check_seconds: u64, testbe
     let options = AppOptions {
         data_dir: data.to_owned(),
         artifact_dir: None,
+        packaged_artifacts: None,
         concurrency: 4,
         local_stream: false,
     };
