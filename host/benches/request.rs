@@ -4,8 +4,10 @@
 //!
 //! Measured per iteration:
 //! - `native`: the trivial `ping` handler as a plain Rust function.
-//! - `component`: a fresh store, instantiate, `handle-request`, drop — the
-//!   testbed component's `ping`, through `Runtime::handle_request`.
+//! - `component`: the testbed component's `ping` through
+//!   `Runtime::handle_request`: an instance from the ready set (made ahead,
+//!   used once), `handle-request`, and a spawned task that drops the store
+//!   and makes the next instance after the answer.
 //! - `app`: the whole in-process request path (route, auth, instance, call,
 //!   JSON error shape, log line filtered out), through `App::handle`.
 //!
