@@ -29,13 +29,7 @@ impl HostState {
     /// the table its name starts with (`notes_by_body` to `notes`), so a
     /// component names, and drops, only its own tables' indexes.
     fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
-        // SQLite stops reading at a NUL and the driver then loops on the
-        // rest; PostgreSQL cannot take one at all.
-        if sql.contains('\0') {
-            return Err(GuestError::Invalid(
-                "the SQL text holds a NUL character (\\0), which no statement may contain".into(),
-            ));
-        }
+        super::refuse_nul(sql)?;
         // Without a table there is nothing for SQL to do, and a statement
         // would still hold a pooled connection.
         if self.component.grants.tables.is_empty() {

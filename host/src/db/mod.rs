@@ -82,6 +82,17 @@ pub trait Transaction: Send {
 /// What a component's `transaction` resource holds.
 pub struct TransactionHandle(pub Box<dyn Transaction>);
 
+/// Refuses SQL text holding a NUL character: SQLite stops reading at it and
+/// the driver then loops on the rest; PostgreSQL cannot take one at all.
+pub(crate) fn refuse_nul(sql: &str) -> Result<(), BackendError> {
+    if sql.contains('\0') {
+        return Err(BackendError::Invalid(
+            "the SQL text holds a NUL character (\\0), which no statement may contain".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Sorts sqlx errors into what a component can act on: constraint
 /// violations are conflicts, other database errors are the statement's
 /// fault, the rest (pool, I/O, TLS) are the backend's.

@@ -468,8 +468,8 @@ impl ScopedSqlite {
     /// SQL needs a table grant: a component without one has no business
     /// holding a connection or the write lock.
     fn check_sql(&self, sql: Option<&str>) -> Result<(), BackendError> {
-        if sql.is_some_and(|s| s.contains('\0')) {
-            return Err(BackendError::Invalid("the SQL text holds a NUL character".into()));
+        if let Some(sql) = sql {
+            super::refuse_nul(sql)?;
         }
         if self.scope.tables.is_empty() {
             return Err(BackendError::NotGranted(format!(
@@ -626,6 +626,17 @@ struct SqliteTransaction {
 }
 
 impl SqliteTransaction {
+    /// Checks one statement's text and readies the authorizer for it;
+    /// returns whether its prepared form may be cached (only when no
+    /// authorizer judges it).
+    fn start_statement(&self, sql: &str) -> Result<bool, BackendError> {
+        super::refuse_nul(sql)?;
+        if let Some(g) = &self.guarded {
+            g.session.next_call();
+        }
+        Ok(self.guarded.is_none())
+    }
+
     fn tx(&mut self) -> &mut sqlx::SqliteConnection {
         self.tx.as_mut().expect("present until commit or rollback")
     }
@@ -658,25 +669,13 @@ impl Drop for SqliteTransaction {
 #[async_trait]
 impl Transaction for SqliteTransaction {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, BackendError> {
-        if sql.contains('\0') {
-            return Err(BackendError::Invalid("the SQL text holds a NUL character".into()));
-        }
-        let persistent = self.guarded.is_none();
-        if let Some(g) = &self.guarded {
-            g.session.next_call();
-        }
+        let persistent = self.start_statement(sql)?;
         let result = query_rows(self.tx(), sql, params, persistent).await;
         result.map_err(|e| self.fail(e))
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, BackendError> {
-        if sql.contains('\0') {
-            return Err(BackendError::Invalid("the SQL text holds a NUL character".into()));
-        }
-        let persistent = self.guarded.is_none();
-        if let Some(g) = &self.guarded {
-            g.session.next_call();
-        }
+        let persistent = self.start_statement(sql)?;
         let result = execute_on(self.tx(), sql, params, persistent).await;
         result.map_err(|e| self.fail(e))
     }
