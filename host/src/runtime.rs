@@ -72,7 +72,7 @@ pub struct Loaded {
     pub context: Arc<ComponentContext>,
     /// The sha256 of its bytes.
     pub digest: String,
-    pre: ServicePre<HostState>,
+    /// Its pre-instantiated form, and the instances made ahead of requests.
     ready: Arc<ReadySet>,
 }
 
@@ -245,18 +245,13 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("component \"{}\" does not fit the corral:host world: {e:?}", context.name))?;
         let ready = Arc::new(ReadySet {
             engine: self.engine.clone(),
-            pre: pre.clone(),
+            pre,
             context: context.clone(),
             instances: std::sync::Mutex::new(Vec::new()),
             target: AtomicUsize::new(1),
             slots: self.ready_slots.clone(),
         });
-        Ok(Loaded {
-            context,
-            digest,
-            pre,
-            ready,
-        })
+        Ok(Loaded { context, digest, ready })
     }
 
     /// Whether `loaded` instantiates, in a fresh store with its own limits:
@@ -331,6 +326,7 @@ impl Runtime {
     /// A new instance of `component` in `store`.
     pub async fn instantiate(&self, component: &Loaded, store: &mut Store<HostState>) -> Result<Service, CallError> {
         component
+            .ready
             .pre
             .instantiate_async(store)
             .await
