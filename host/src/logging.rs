@@ -5,10 +5,15 @@ use crate::bindings::corral::host::log::{Host, Level};
 use crate::instance::HostState;
 
 /// Installs the global subscriber: `RUST_LOG`-style filtering (default
-/// `info`), as JSON lines when `json` is set.
+/// `info`), as JSON lines when `json` is set. Colours only on a terminal: a
+/// log file or CloudWatch would keep the escape codes.
 pub fn init(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
