@@ -425,17 +425,16 @@ impl App {
         let identity = match request.header("authorization") {
             _ if request.verified_caller.is_some() => request.verified_caller.clone().map(Arc::new),
             None => None,
-            Some(value) => {
-                let token = bearer(value).ok_or_else(|| ApiError::unauthorized("the authorization header must be \"Bearer <token>\""))?;
-                let verified = self.verifier.verify(token).await.map_err(|e| match e {
-                    AuthError::Invalid(_) => ApiError::unauthorized(e.to_string()),
-                    AuthError::Unavailable(_) => {
-                        tracing::error!(error = %e, "cannot check tokens");
-                        ApiError::unavailable("tokens cannot be checked right now")
-                    }
-                })?;
-                Some(Arc::new(verified))
-            }
+            Some(value) => match self.verify(value).await {
+                Ok(verified) => Some(Arc::new(verified)),
+                // A public route serves anonymous callers anyway, and old
+                // clients send a header that is no bearer token on every call.
+                Err(refusal) if target.access == Access::Public && refusal.status == 401 => {
+                    tracing::info!(reason = %refusal.message, "credentials not valid on a public route; the caller is anonymous");
+                    None
+                }
+                Err(refusal) => return Err(refusal),
+            },
         };
         if target.access == Access::Caller {
             let Some(id) = &identity else {
@@ -449,6 +448,19 @@ impl App {
             }
         }
         Ok(identity)
+    }
+
+    /// The caller named by an `authorization` header value: 401 when it is
+    /// not a valid bearer token, 503 when tokens cannot be checked.
+    async fn verify(&self, header: &str) -> Result<Identity, ApiError> {
+        let token = bearer(header).ok_or_else(|| ApiError::unauthorized("the authorization header must be \"Bearer <token>\""))?;
+        self.verifier.verify(token).await.map_err(|e| match e {
+            AuthError::Invalid(_) => ApiError::unauthorized(e.to_string()),
+            AuthError::Unavailable(_) => {
+                tracing::error!(error = %e, "cannot check tokens");
+                ApiError::unavailable("tokens cannot be checked right now")
+            }
+        })
     }
 }
 

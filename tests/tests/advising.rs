@@ -45,6 +45,7 @@ on_both_backends! {
     queues_keep_their_order_and_close_gaps,
     concurrent_enqueues_and_dequeues_keep_positions_1_to_n,
     example_data_is_loaded_once,
+    the_app_token_lets_old_clients_write_when_configured,
 }
 
 /// A host serving the example manifest, with or without example data.
@@ -313,6 +314,19 @@ async fn faqs_are_created_changed_and_deleted(backends: Backends) {
         json!({"faqs": [{"id": id, "question": "Where?", "answer": "Room 14"}]})
     );
     assert_eq!(get(&host, "/faqs").await.expect(200), changed);
+    // The fields may come in the query string, as the original read them.
+    let changed = host
+        .call(
+            Method::PATCH,
+            &format!("/advising/faqs/{id}?question=Which%20room%3F"),
+            Some(&token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        changed,
+        json!({"faqs": [{"id": id, "question": "Which room?", "answer": "Room 14"}]})
+    );
     send(
         &host,
         Method::PATCH,
@@ -340,7 +354,9 @@ async fn faqs_are_created_changed_and_deleted(backends: Backends) {
         json!({}),
     )
     .await;
-    assert_eq!(deleted.status, 202, "{deleted}");
+    // A 202 carries the original's body: JSON `null`.
+    assert_eq!(deleted.expect(202), Value::Null, "{deleted}");
+    assert_eq!(deleted.header("content-type"), Some("application/json"));
     get(&host, &format!("/faqs/{id}"))
         .await
         .expect_error(404, "not_found");
@@ -472,15 +488,16 @@ async fn students_are_validated_filtered_changed_and_deleted(backends: Backends)
         .expect_error(400, "bad_request");
     assert!(message.contains("major_id"), "{message}");
 
-    // PATCH through the query string, then through the body.
+    // PATCH through the query string, then through the body. Booleans take
+    // the original's strtobool forms.
     let patched = host
         .call(
             Method::PATCH,
-            &format!("/advising/students/{id}?major_id=4&is_undergraduate=true"),
+            &format!("/advising/students/{id}?major_id=4&is_undergraduate=Yes"),
             Some(&token),
         )
         .await;
-    assert_eq!(patched.status, 202, "{patched}");
+    assert_eq!(patched.expect(202), Value::Null, "{patched}");
     let now = &get(&host, &format!("/students/{id}")).await.expect(200)["students"][0];
     assert_eq!(
         (now["major_id"].clone(), now["is_undergraduate"].clone()),
@@ -717,6 +734,15 @@ async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
         .expect(200);
     assert_eq!(grads["queue"].as_array().unwrap().len(), 1, "{grads}");
     assert_eq!(grads["queue"][0]["student_id"], grad);
+    for form in ["False", "no", "0", "OFF"] {
+        assert_eq!(
+            get(&host, &format!("/queues?is_undergraduate={form}"))
+                .await
+                .expect(200),
+            grads,
+            "is_undergraduate={form}"
+        );
+    }
     let message = get(&host, "/queues?is_undergraduate=perhaps")
         .await
         .expect_error(400, "bad_request");
@@ -898,4 +924,72 @@ async fn example_data_is_loaded_once(backends: Backends) {
             "{path}"
         );
     }
+}
+
+/// The original's shared `app_token`, re-enabled by config for old clients
+/// on write routes the manifest makes public; without the config value a
+/// public write route still needs a caller.
+async fn the_app_token_lets_old_clients_write_when_configured(backends: Backends) {
+    let public_writes = example_manifest()
+        .replace("example_data = \"true\"", "example_data = \"false\"")
+        .replace("auth = \"caller\"", "auth = \"public\"");
+    let manifest = public_writes.replace(
+        "[components.advising.config]\n",
+        "[components.advising.config]\napp_token = \"old-shared-token\"\n",
+    );
+    assert!(manifest.contains("app_token"), "{manifest}");
+    let host = Host::start_on(backends, &manifest);
+    let faq =
+        json!({"question": "Open?", "answer": "Nine to five", "app_token": "old-shared-token"});
+    let created = host
+        .json(Method::POST, "/advising/faqs", None, &faq)
+        .await
+        .expect(201);
+    let id = created["faq_id"].as_i64().expect("an integer faq_id");
+    // PATCH and DELETE carry it in the query string, as the original's clients did.
+    let changed = host
+        .call(
+            Method::PATCH,
+            &format!("/advising/faqs/{id}?answer=Ten%20to%20four&app_token=old-shared-token"),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed["faqs"][0]["answer"], "Ten to four", "{changed}");
+    // A wrong or missing token is 401 and changes nothing; a caller needs none.
+    let wrong = host
+        .call(
+            Method::DELETE,
+            &format!("/advising/faqs/{id}?app_token=old-shared-tokem"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        wrong.expect_error(401, "unauthorized"),
+        "Invalid authentication token"
+    );
+    host.call(Method::DELETE, &format!("/advising/faqs/{id}"), None)
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(
+        get(&host, &format!("/faqs/{id}")).await.expect(200)["faqs"][0]["answer"],
+        "Ten to four"
+    );
+    let token = host.token("advisor", &[]);
+    let deleted = host
+        .call(
+            Method::DELETE,
+            &format!("/advising/faqs/{id}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(deleted.expect(202), Value::Null);
+    drop(host);
+
+    // Public write routes without the config value: a token is no caller.
+    let host = Host::start_on(backends, &public_writes);
+    host.json(Method::POST, "/advising/faqs", None, &faq)
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(get(&host, "/faqs").await.expect(200), json!({"faqs": []}));
 }

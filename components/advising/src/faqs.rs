@@ -2,6 +2,7 @@
 
 use corral_sdk::prelude::*;
 
+use crate::access;
 use crate::rows::{self, FAQ};
 
 /// GET /faqs
@@ -25,6 +26,7 @@ pub fn one(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// POST /faqs: 201 `{"faq_id": n}`.
 pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let fields = ctx.body_keys(&["question", "answer"], &[])?;
     let question: String = fields.get("question")?;
     let answer: String = fields.get("answer")?;
@@ -36,11 +38,13 @@ pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     Ok(json(201, &json!({ "faq_id": id })))
 }
 
-/// PATCH /faqs/{faq_id}: changes the question, the answer or both; 200 with
-/// the FAQ as it is now.
+/// PATCH /faqs/{faq_id}: changes the question, the answer or both, from the
+/// query string (as the original read them) or the JSON body; 200 with the
+/// FAQ as it is now.
 pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let id: i64 = ctx.param("faq_id")?;
-    let fields = ctx.body_keys(&[], &["question", "answer"])?;
+    let fields = ctx.input_keys(&[], &["question", "answer"])?;
     let question: Option<String> = fields.opt("question")?;
     let answer: Option<String> = fields.opt("answer")?;
     let mut sets = Vec::new();
@@ -70,9 +74,10 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// DELETE /faqs/{faq_id}: 202.
 pub fn delete(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let id: i64 = ctx.param("faq_id")?;
     if sql::execute("DELETE FROM advising_faqs WHERE id = ?", &[id.into()])? == 0 {
         return Err(ApiError::not_found(format!("no faq with id {id}")));
     }
-    Ok(empty(202))
+    Ok(access::accepted())
 }

@@ -5,6 +5,7 @@
 //! 409 for a taken email, and queue positions that stay 1..n under
 //! concurrent requests (see `queues`).
 
+mod access;
 mod catalog;
 mod example;
 mod faqs;

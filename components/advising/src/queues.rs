@@ -9,6 +9,7 @@
 
 use corral_sdk::prelude::*;
 
+use crate::access;
 use crate::rows::{self, Conditions, QUEUER, Row};
 use crate::students;
 
@@ -33,6 +34,7 @@ pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
 /// POST /queuers: puts the student at the tail of their queue, saving the
 /// optional `name` on the student; 201 `{"queuer": {...}}`.
 pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let fields = ctx.body_keys(&["student_id"], &["name"])?;
     let student_id: i64 = fields.get("student_id")?;
     let name: Option<String> = fields.opt("name")?;
@@ -89,6 +91,7 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// DELETE /queuers/{queuer_id}: takes the queuer out and closes the gap; 202.
 pub fn dequeue(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let id: i64 = ctx.param("queuer_id")?;
     let tx = sql::Tx::begin()?;
     let found = tx.query(
@@ -105,7 +108,7 @@ pub fn dequeue(ctx: &Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
     }
     tx.commit()?;
-    Ok(empty(202))
+    Ok(access::accepted())
 }
 
 /// Takes `student_id` out of every queue, closing the gaps. The caller holds

@@ -2,6 +2,7 @@
 
 use corral_sdk::prelude::*;
 
+use crate::access;
 use crate::catalog::check_major;
 use crate::queues;
 use crate::rows::{self, Conditions, STUDENT};
@@ -39,6 +40,7 @@ pub fn one(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// POST /students: 201 `{"student_id": n}`; 409 when the email is taken.
 pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let fields = ctx.body_keys(
         &[
             "email",
@@ -69,6 +71,7 @@ pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
 /// of their queue first, as the original API did: the queue they wait in is
 /// defined by these two fields.
 pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let id: i64 = ctx.param("student_id")?;
     let fields = ctx.input_keys(&[], &["major_id", "is_undergraduate"])?;
     let major: Option<i64> = fields.opt("major_id")?;
@@ -100,18 +103,19 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
         )?;
     }
     tx.commit()?;
-    Ok(empty(202))
+    Ok(access::accepted())
 }
 
 /// DELETE /students/{student_id}: leaves every queue, then goes; 202.
 pub fn delete(ctx: &Ctx) -> Result<Response, ApiError> {
+    access::writer(ctx)?;
     let id: i64 = ctx.param("student_id")?;
     let tx = sql::Tx::begin()?;
     lock(&tx, id)?;
     queues::leave(&tx, id)?;
     tx.execute("DELETE FROM advising_students WHERE id = ?", &[id.into()])?;
     tx.commit()?;
-    Ok(empty(202))
+    Ok(access::accepted())
 }
 
 /// Takes the student's row lock for the rest of `tx` (a write that changes

@@ -34,14 +34,38 @@ fn kind<T>() -> &'static str {
 }
 
 /// `value` as a `T`; a string holding a JSON value (`"5"`, `"true"`) counts
-/// as that value, since query strings and form-minded clients send text.
+/// as that value, since query strings and form-minded clients send text. A
+/// boolean also takes Python's `strtobool` forms and the numbers 0 and 1, as
+/// the seeds' Python APIs did.
 pub(crate) fn typed<T: DeserializeOwned>(name: &str, value: &Value) -> Result<T, ApiError> {
     serde_json::from_value(value.clone())
         .or_else(|error| match value {
             Value::String(text) => serde_json::from_str(text).map_err(|_| error),
             _ => Err(error),
         })
+        .or_else(|error| match truth(value) {
+            Some(flag) => serde_json::from_value(Value::Bool(flag)).map_err(|_| error),
+            None => Err(error),
+        })
         .map_err(|_| ApiError::bad_request(format!("'{name}' must be {}", kind::<T>())))
+}
+
+/// The boolean that `strtobool` reads in `value` (`yes`, `t`, `on`, `1`, …,
+/// in any case), or that the number 0 or 1 stands for.
+fn truth(value: &Value) -> Option<bool> {
+    match value {
+        Value::String(text) => match text.to_ascii_lowercase().as_str() {
+            "y" | "yes" | "t" | "true" | "on" | "1" => Some(true),
+            "n" | "no" | "f" | "false" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => match n.as_u64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl Fields {
@@ -152,6 +176,35 @@ mod tests {
             fields.get::<bool>("id").unwrap_err().message,
             "'id' must be a boolean (true or false)"
         );
+    }
+
+    #[test]
+    fn booleans_take_the_strtobool_forms() {
+        for (given, expected) in [
+            (json!("True"), true),
+            (json!("YES"), true),
+            (json!("y"), true),
+            (json!("on"), true),
+            (json!("1"), true),
+            (json!(1), true),
+            (json!("False"), false),
+            (json!("no"), false),
+            (json!("OFF"), false),
+            (json!("0"), false),
+            (json!(0), false),
+        ] {
+            assert_eq!(typed::<bool>("flag", &given).unwrap(), expected, "{given}");
+        }
+        for refused in [json!("maybe"), json!("2"), json!(2), json!(""), json!([])] {
+            assert_eq!(
+                typed::<bool>("flag", &refused).unwrap_err().message,
+                "'flag' must be a boolean (true or false)",
+                "{refused}"
+            );
+        }
+        // Only a boolean reads them: "yes" stays a string, "1" an integer.
+        assert_eq!(typed::<String>("s", &json!("yes")).unwrap(), "yes");
+        assert_eq!(typed::<i64>("n", &json!("1")).unwrap(), 1);
     }
 
     #[test]
