@@ -122,6 +122,7 @@ on_both_backends! {
     list_filters_cursors_and_bulk_delete,
     errors_carry_the_request_id,
     records_survive_a_restart,
+    pyverless_shapes_keep_its_clients_working,
 }
 
 async fn lifecycle_create_read_list_patch_delete(backends: Backends) {
@@ -1241,4 +1242,78 @@ async fn records_are_the_same_on_both_backends() {
         order_only.len(),
         order_only.join("\n  ")
     );
+}
+
+/// With `shapes = "pyverless"`, create answers the new uid as a JSON string
+/// and list a bare array paged by `offset` and `limit`, as Pyverless did.
+async fn pyverless_shapes_keep_its_clients_working(backends: Backends) {
+    let manifest = MANIFEST.replace(
+        "optional = \"major,year\"\n",
+        "optional = \"major,year\"\nshapes = \"pyverless\"\n",
+    );
+    assert!(manifest.contains("pyverless"));
+    let host = Host::start_on(backends, &manifest);
+    let alice = host.token("alice", &[]);
+    let mut uids = Vec::new();
+    for n in 0..5 {
+        let body = json!({"name": format!("S{n}"), "email": format!("s{n}@example.org")});
+        let created = host
+            .json(Method::POST, "/students", Some(&alice), &body)
+            .await;
+        let uid = created.expect(201);
+        let uid = uid
+            .as_str()
+            .unwrap_or_else(|| panic!("the uid as a JSON string: {created}"));
+        assert!(is_uuid(uid), "{uid}");
+        assert_eq!(
+            created.header("location"),
+            Some(format!("/students/{uid}").as_str())
+        );
+        // It landed: the item route reads it back whole.
+        let stored = host.get(&format!("/students/{uid}")).await.expect(200);
+        assert_eq!(stored["name"], format!("S{n}"));
+        uids.push(uid.to_owned());
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("a bare array: {list}"))
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&host.get("/students").await.expect(200)),
+        ["S0", "S1", "S2", "S3", "S4"]
+    );
+    assert_eq!(
+        names(&host.get("/students?offset=1&limit=2").await.expect(200)),
+        ["S1", "S2"]
+    );
+    assert_eq!(
+        names(&host.get("/students?offset=3").await.expect(200)),
+        ["S3", "S4"]
+    );
+    assert_eq!(
+        names(&host.get("/students?offset=2&name=S3").await.expect(200)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(&host.get("/students?offset=0&name=S3").await.expect(200)),
+        ["S3"]
+    );
+    assert_eq!(host.get("/students?offset=5").await.expect(200), json!([]));
+    for bad in [
+        "offset=-1",
+        "offset=x",
+        "offset=10001",
+        "limit=0",
+        "after=abc",
+    ] {
+        let message = host
+            .get(&format!("/students?{bad}"))
+            .await
+            .expect_error(400, "bad_request");
+        let name = bad.split('=').next().unwrap();
+        assert!(message.contains(name), "{bad}: {message}");
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! The manifest routes a collection path and an item path with an `{id}`
 //! segment to this component and configures it with `table`, `required`,
-//! `optional` and `page_size`; no path is hard-coded here, so it dispatches
-//! on the route's `{id}` rather than on a route table of its own. The
-//! handlers are the SDK's generic record handlers.
+//! `optional`, `page_size` and `shapes` (`corral`, the default, or
+//! `pyverless`); no path is hard-coded here, so it dispatches on the route's
+//! `{id}` rather than on a route table of its own. The handlers are the
+//! SDK's generic record handlers.
 
 mod settings;
 

@@ -12,6 +12,9 @@ pub struct Settings {
     pub keys: Keys,
     /// The page size when the request sets no `limit`.
     pub page_size: u32,
+    /// Whether create and list answer in Pyverless's shapes (`shapes =
+    /// "pyverless"`).
+    pub pyverless: bool,
 }
 
 impl Settings {
@@ -36,17 +39,32 @@ impl Settings {
                     ))
                 })?,
         };
+        let pyverless = match config::get("shapes")?.as_deref() {
+            None | Some("corral") => false,
+            Some("pyverless") => true,
+            Some(other) => {
+                return Err(ApiError::internal(format!(
+                    "config key 'shapes' must be \"corral\" or \"pyverless\", not \"{other}\""
+                )));
+            }
+        };
         Ok(Self {
             table,
             keys: Keys::from_lists(&required, &optional),
             page_size,
+            pyverless,
         })
     }
 
     /// The generic record handlers these settings describe.
     pub fn records(self) -> Records {
-        Records::new(self.table)
+        let records = Records::new(self.table)
             .keys(self.keys)
-            .page_size(self.page_size)
+            .page_size(self.page_size);
+        if self.pyverless {
+            records.pyverless()
+        } else {
+            records
+        }
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! Statuses: create 201 (the stored record, with `location`), retrieve and
 //! update 200, delete 204 without a body, list 200 `{"items", "next"}`;
-//! unknown uid 404; undeclared or missing keys 400.
+//! unknown uid 404; undeclared or missing keys 400. With
+//! [`Records::pyverless`], create and list answer in Pyverless's own shapes,
+//! so an API built on it moves without changing its clients.
 
 use serde_json::{Value, json};
 
@@ -24,6 +26,11 @@ use crate::{
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// The largest page a request may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The largest `offset` a Pyverless-shaped list takes: the records before it
+/// are read and skipped, so it is bounded.
+pub const MAX_OFFSET: u32 = 10_000;
+/// Records read per call while skipping to an `offset` (the host's cap).
+const SKIP_BATCH: u32 = 1000;
 
 /// A resource over one records table.
 #[derive(Debug, Clone)]
@@ -31,6 +38,7 @@ pub struct Records {
     table: String,
     keys: Keys,
     page_size: u32,
+    pyverless: bool,
 }
 
 impl Records {
@@ -40,6 +48,7 @@ impl Records {
             table: table.into(),
             keys: Keys::default(),
             page_size: DEFAULT_PAGE_SIZE,
+            pyverless: false,
         }
     }
 
@@ -67,6 +76,14 @@ impl Records {
         self
     }
 
+    /// Pyverless's shapes: create answers 201 with the new record's uid as
+    /// a JSON string, and list answers a bare JSON array, paged by `offset`
+    /// (0 to [`MAX_OFFSET`]) and `limit` instead of `after`.
+    pub fn pyverless(mut self) -> Self {
+        self.pyverless = true;
+        self
+    }
+
     /// GET on the collection: a page of records matching the query's
     /// equality filters, `limit` and `after` (the previous page's `next`).
     pub fn list(&self, ctx: &Ctx) -> Result<Response, ApiError> {
@@ -79,18 +96,57 @@ impl Records {
                 )));
             }
         };
+        if self.pyverless {
+            return self.list_from_offset(ctx, limit);
+        }
         let query = ListQuery {
             filters: self.filters(ctx, &["limit", "after"])?,
             limit,
             after: ctx.query::<String>("after")?,
         };
         let page = db::list(&self.table, &query)?;
-        let items = page
-            .records
-            .iter()
-            .map(|r| parse_record(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(json(200, &json!({ "items": items, "next": page.next })))
+        Ok(json(
+            200,
+            &json!({ "items": parsed(&page.records)?, "next": page.next }),
+        ))
+    }
+
+    /// A bare array of `limit` records after the first `offset`.
+    fn list_from_offset(&self, ctx: &Ctx, limit: u32) -> Result<Response, ApiError> {
+        let offset = match ctx.query::<u32>("offset") {
+            Ok(None) => 0,
+            Ok(Some(offset)) if offset <= MAX_OFFSET => offset,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "offset must be an integer from 0 to {MAX_OFFSET}"
+                )));
+            }
+        };
+        let filters = self.filters(ctx, &["limit", "offset"])?;
+        let mut after = None;
+        let mut to_skip = offset;
+        while to_skip > 0 {
+            let batch = to_skip.min(SKIP_BATCH);
+            let query = ListQuery {
+                filters: filters.clone(),
+                limit: batch,
+                after: after.take(),
+            };
+            let page = db::list(&self.table, &query)?;
+            match page.next {
+                Some(next) if page.records.len() as u32 == batch => after = Some(next),
+                // The table ends before the offset.
+                _ => return Ok(json(200, &json!([]))),
+            }
+            to_skip -= batch;
+        }
+        let query = ListQuery {
+            filters,
+            limit,
+            after,
+        };
+        let page = db::list(&self.table, &query)?;
+        Ok(json(200, &Value::Array(parsed(&page.records)?)))
     }
 
     /// POST on the collection: stores the body's declared keys.
@@ -110,7 +166,12 @@ impl Records {
             request.mount,
             request.path.trim_end_matches('/')
         );
-        Ok(json(201, &record).with_header("location", location))
+        let body = if self.pyverless {
+            Value::String(uid.to_owned())
+        } else {
+            record
+        };
+        Ok(json(201, &body).with_header("location", location))
     }
 
     /// GET on an item.
@@ -185,4 +246,9 @@ impl Records {
             )))
         }
     }
+}
+
+/// Records as the host returns them, parsed.
+fn parsed(records: &[String]) -> Result<Vec<Value>, ApiError> {
+    records.iter().map(|r| parse_record(r)).collect()
 }
