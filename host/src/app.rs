@@ -46,6 +46,8 @@ pub enum DeployedSource<'a> {
     Queue(&'a str),
     /// A DynamoDB table (or embedded store) name.
     Table(&'a str),
+    /// An S3 bucket, named as it is deployed.
+    Bucket(&'a str),
 }
 
 /// The host: routes, components and the token verifier.
@@ -83,6 +85,7 @@ pub struct AppOptions {
 impl App {
     /// Connects the backends the manifest names and loads every component.
     pub async fn start(manifest: &Manifest, options: &AppOptions) -> anyhow::Result<App> {
+        refuse_registry_bucket_events(manifest)?;
         std::fs::create_dir_all(&options.data_dir)?;
         // The engine and its instance pool are built on a blocking thread
         // while the backends connect.
@@ -269,16 +272,16 @@ impl App {
     /// The components consuming `source`, given by its deployed name (an SQS
     /// queue or DynamoDB table name), with the logical name they know it by.
     pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
-        let names = |c: &Hosted| match source {
-            DeployedSource::Queue(_) => c.context.backends.queue_names.clone(),
-            DeployedSource::Table(_) => c.context.backends.table_names.clone(),
-        };
         self.consumers
             .iter()
-            .filter(|(component, spec)| match (&spec.source, source) {
-                (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => names(component).resolve(q) == *deployed,
-                (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names(component).resolve(t) == *deployed,
-                _ => false,
+            .filter(|(component, spec)| {
+                let names = &component.context.backends;
+                match (&spec.source, source) {
+                    (EventSourceSpec::Queue(q), DeployedSource::Queue(deployed)) => names.queue_names.resolve(q) == *deployed,
+                    (EventSourceSpec::Table(t), DeployedSource::Table(deployed)) => names.table_names.resolve(t) == *deployed,
+                    (EventSourceSpec::Bucket(b), DeployedSource::Bucket(deployed)) => b == deployed,
+                    _ => false,
+                }
             })
             .map(|(component, spec)| (component.current(), spec.source.clone()))
             .collect()
@@ -462,6 +465,27 @@ impl App {
             }
         })
     }
+}
+
+/// The registry bucket's notifications reload components; a component
+/// may not take them as its own object events.
+fn refuse_registry_bucket_events(manifest: &Manifest) -> anyhow::Result<()> {
+    let Some(spec) = &manifest.backends.registry else {
+        return Ok(());
+    };
+    let location = spec.location(Path::new("."))?;
+    for (name, component) in &manifest.components {
+        for event in &component.events {
+            if let EventSourceSpec::Bucket(bucket) = &event.source
+                && location.bucket() == Some(bucket.as_str())
+            {
+                anyhow::bail!(
+                    "component \"{name}\": events: bucket \"{bucket}\" holds the component registry; its notifications reload components"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One line per start-up phase, for the cold-start benchmark and for

@@ -128,7 +128,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
                     .flat_map(|c| {
                         let consumed = c.events.iter().filter_map(|e| match &e.source {
                             EventSourceSpec::Queue(q) => Some(q.as_str()),
-                            EventSourceSpec::Table(_) => None,
+                            EventSourceSpec::Table(_) | EventSourceSpec::Bucket(_) => None,
                         });
                         c.grants.queues.iter().map(String::as_str).chain(consumed)
                     })
@@ -175,7 +175,7 @@ fn subscribed_stores(manifest: &Manifest) -> BTreeSet<&str> {
         .flat_map(|c| &c.events)
         .filter_map(|e| match &e.source {
             EventSourceSpec::Table(t) => Some(t.as_str()),
-            EventSourceSpec::Queue(_) => None,
+            EventSourceSpec::Queue(_) | EventSourceSpec::Bucket(_) => None,
         })
         .collect()
 }

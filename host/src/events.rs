@@ -18,9 +18,15 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Starts one consumer task per queue a component consumes.
 pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
     for (component, spec) in consumers {
-        if let EventSourceSpec::Queue(queue) = &spec.source {
-            tracing::info!(component = %component.context.name, queue = %queue, "consuming queue");
-            tokio::spawn(consume(runtime.clone(), component, queue.clone(), spec));
+        match &spec.source {
+            EventSourceSpec::Queue(queue) => {
+                tracing::info!(component = %component.context.name, queue = %queue, "consuming queue");
+                tokio::spawn(consume(runtime.clone(), component, queue.clone(), spec));
+            }
+            EventSourceSpec::Bucket(bucket) => {
+                tracing::info!(component = %component.context.name, bucket = %bucket, "object notifications of this bucket reach the component on Lambda only");
+            }
+            EventSourceSpec::Table(_) => {}
         }
     }
 }

@@ -222,6 +222,9 @@ pub enum EventSourceSpec {
     Queue(String),
     /// Changes to this table (a DynamoDB stream on AWS).
     Table(String),
+    /// Object notifications of this S3 bucket (on Lambda): what changed,
+    /// never the object itself.
+    Bucket(String),
 }
 
 #[derive(Deserialize)]
@@ -229,6 +232,7 @@ pub enum EventSourceSpec {
 struct RawEvent {
     queue: Option<String>,
     table: Option<String>,
+    bucket: Option<String>,
     #[serde(default = "default_batch_size")]
     batch_size: u32,
     #[serde(default = "default_visibility")]
@@ -812,6 +816,26 @@ fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     }
 }
 
+/// An S3 bucket name: 3 to 63 of a-z, 0-9, '.' and '-', starting and
+/// ending with a letter or digit.
+fn check_bucket(name: &str) -> Result<(), String> {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bucket name \"{name}\" must be 3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
+        ))
+    }
+}
+
 fn check_grants(component: &str, what: &str, names: Vec<String>) -> Result<BTreeSet<String>, ManifestError> {
     let mut set = BTreeSet::new();
     for n in names {
@@ -853,16 +877,20 @@ fn check_route(component: &str, r: RawRoute) -> Result<RouteSpec, ManifestError>
 
 fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError> {
     let bad = |m: String| invalid(format!("component \"{component}\": events: {m}"));
-    let source = match (e.queue, e.table) {
-        (Some(q), None) => {
+    let source = match (e.queue, e.table, e.bucket) {
+        (Some(q), None, None) => {
             check_name(&q, "queue").map_err(|err| bad(err.to_string()))?;
             EventSourceSpec::Queue(q)
         }
-        (None, Some(t)) => {
+        (None, Some(t), None) => {
             check_name(&t, "table").map_err(|err| bad(err.to_string()))?;
             EventSourceSpec::Table(t)
         }
-        _ => return Err(bad("each entry names exactly one of queue or table".into())),
+        (None, None, Some(b)) => {
+            check_bucket(&b).map_err(bad)?;
+            EventSourceSpec::Bucket(b)
+        }
+        _ => return Err(bad("each entry names exactly one of queue, table or bucket".into())),
     };
     if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
         return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
@@ -1088,6 +1116,16 @@ mod tests {
                 "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
                 "exactly one",
             ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='b'\ntable='events'",
+                "exactly one",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='Up_Loads'",
+                "bucket name",
+            ),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='a..b'", "bucket name"),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='-ab'", "bucket name"),
             ("[components.a]\nwasm='a'\nhosts=['x.org/api']", "host \"x.org/api\""),
             ("[components.a]\nwasm='a'\nversion='abcd'", "needs wasm = \"registry:NAME\""),
             ("[components.a]\nwasm='registry:Bad'", "registry component name"),

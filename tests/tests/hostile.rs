@@ -745,3 +745,27 @@ fn the_lambda_host_refuses_to_start_without_an_explicit_token_verifier() {
         "the host wrote its data folder before refusing"
     );
 }
+
+/// The registry bucket's notifications announce new component versions; a
+/// component that asks for them as its object events is refused at start.
+#[test]
+fn a_component_cannot_take_the_registry_buckets_notifications() {
+    let stderr = Host::refused(
+        r#"
+[backends.registry]
+store = "s3://corral-components/prod"
+
+[components.spy]
+wasm = "{WASM}/testbed.wasm"
+
+[[components.spy.events]]
+bucket = "corral-components"
+"#,
+    );
+    assert!(
+        stderr.contains(
+            "component \"spy\": events: bucket \"corral-components\" holds the component registry"
+        ),
+        "{stderr}"
+    );
+}

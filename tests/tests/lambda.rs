@@ -420,21 +420,66 @@ fn warm_up_pings_run_no_component() {
 }
 
 #[test]
-fn s3_notices_are_acknowledged_and_unknown_events_get_an_error() {
-    let mut lambda = Lambda::start(MANIFEST);
+fn s3_object_notifications_reach_the_component_of_their_bucket() {
+    let manifest = format!(
+        r#"{MANIFEST}
+[components.uploads]
+wasm = "{{WASM}}/testbed.wasm"
+mount = "/uploads"
+tables = ["uploads_log"]
 
-    assert_eq!(
-        lambda.invoke_fixture("example-s3-event.json"),
-        json!({ "acknowledged": 1 })
+[components.uploads.config]
+events_table = "uploads_log"
+
+[[components.uploads.events]]
+bucket = "uploads-bucket"
+
+[[components.uploads.routes]]
+path = "/testbed/{{action}}"
+methods = ["GET", "POST"]
+auth = "public"
+"#
     );
-    lambda.logs_when("about the S3 notice", |logs| {
+    let mut lambda = Lambda::start(&manifest);
+
+    // A notification of the subscribed bucket: the component gets what
+    // changed (never the object), with the key decoded.
+    let mut notice = read_fixture("example-s3-event.json");
+    notice["Records"][0]["s3"]["bucket"]["name"] = json!("uploads-bucket");
+    assert_eq!(lambda.invoke(&notice), json!({ "acknowledged": 1 }));
+    let handled = lambda.handled("/uploads", "uploads_log");
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert_eq!(handled[0]["kind"], "ObjectCreated:Put", "{handled:?}");
+    assert_eq!(handled[0]["source"], "objects:uploads-bucket");
+    let body: Value = serde_json::from_str(handled[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &body["bucket"],
+            &body["key"],
+            &body["size"],
+            &body["event_name"]
+        ),
+        (
+            &json!("uploads-bucket"),
+            &json!("Happy Face.jpg"),
+            &json!(1024),
+            &json!("ObjectCreated:Put")
+        ),
+        "{body}"
+    );
+
+    // A bucket no component takes fails the invocation, so Lambda retries
+    // it and then hands it to the failure destination: nothing is lost.
+    let failure = lambda.invoke_failing(&read_fixture("example-s3-event.json"));
+    assert!(failure.contains("object event(s) failed"), "{failure}");
+    lambda.logs_when("about the unconsumed bucket", |logs| {
         logs.iter().any(|l| {
-            l["message"] == "components bucket changed"
-                && l["bucket"] == "sourcebucket"
-                && l["key"] == "Happy%20Face.jpg"
-                && l["event"] == "ObjectCreated:Put"
+            l["level"] == "ERROR"
+                && l["message"]
+                    == "no component consumes these records; they are reported as failed"
         })
     });
+    assert_eq!(lambda.handled("/uploads", "uploads_log").len(), 1);
 
     // An SNS notification: corral is not wired to SNS.
     assert_eq!(

@@ -63,15 +63,16 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         let cold_start = cold.swap(false, Ordering::SeqCst);
-        async move { Ok::<Value, lambda_runtime::Error>(handle(&app, event, cold_start).await) }
+        async move { handle(&app, event, cold_start).await.map_err(lambda_runtime::Error::from) }
     }))
     .await
 }
 
-/// Answers one invocation. Never fails: a request that cannot be served
-/// gets an error response, and events that cannot be handled are reported
-/// as failed so the platform delivers them again.
-async fn handle(app: &App, event: LambdaEvent<Value>, cold_start: bool) -> Value {
+/// Answers one invocation. A request that cannot be served gets an error
+/// response, and batch events that cannot be handled are reported as failed
+/// so the platform delivers them again; only object events, which S3 sends
+/// with no way to report one failure, fail the invocation itself.
+async fn handle(app: &App, event: LambdaEvent<Value>, cold_start: bool) -> Result<Value, String> {
     let (payload, context) = event.into_parts();
     let kind = classify(&payload);
     let span = tracing::info_span!("invocation", lambda_request_id = %context.request_id, cold_start, kind = ?kind);
@@ -79,12 +80,14 @@ async fn handle(app: &App, event: LambdaEvent<Value>, cold_start: bool) -> Value
     answer(app, kind, payload, context.request_id).instrument(span).await
 }
 
-async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String) -> Value {
-    match kind {
+async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String) -> Result<Value, String> {
+    Ok(match kind {
         Kind::ApiGatewayV1 | Kind::ApiGatewayV2 => http::handle(app, &payload, &lambda_request_id, kind == Kind::ApiGatewayV2).await,
         Kind::Sqs => records::sqs(app, &payload).await,
         Kind::DynamoDbStream => records::dynamodb(app, &payload).await,
-        Kind::S3 => records::s3(app, &payload).await,
+        Kind::S3 => records::s3(app, &payload)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "object events failed; the invocation fails so Lambda retries it"))?,
         Kind::WarmUp => {
             tracing::info!("warm-up ping");
             json!({ "warmed": true })
@@ -93,7 +96,7 @@ async fn answer(app: &App, kind: Kind, payload: Value, lambda_request_id: String
             tracing::error!(event = %truncate(&payload.to_string(), 500), "unrecognized event; nothing was run");
             json!({ "error": "unrecognized event" })
         }
-    }
+    })
 }
 
 fn truncate(s: &str, max: usize) -> &str {

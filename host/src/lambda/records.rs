@@ -37,16 +37,30 @@ fn failures(ids: impl IntoIterator<Item = String>) -> Value {
     json!({ "batchItemFailures": ids.into_iter().map(|id| json!({ "itemIdentifier": id })).collect::<Vec<_>>() })
 }
 
+/// Where a batch's records come from, named as deployed.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Deployed {
+    Queue(String),
+    Table(String),
+    Bucket(String),
+}
+
+impl Deployed {
+    fn source(&self) -> DeployedSource<'_> {
+        match self {
+            Deployed::Queue(q) => DeployedSource::Queue(q),
+            Deployed::Table(t) => DeployedSource::Table(t),
+            Deployed::Bucket(b) => DeployedSource::Bucket(b),
+        }
+    }
+}
+
 /// Delivers `events` (grouped by deployed source) to every consumer; returns
 /// the ids that failed anywhere.
-async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTreeSet<String> {
+async fn deliver(app: &App, groups: BTreeMap<Deployed, Vec<Event>>) -> BTreeSet<String> {
     let mut failed = BTreeSet::new();
-    for ((is_queue, deployed), events) in groups {
-        let source = if is_queue {
-            DeployedSource::Queue(&deployed)
-        } else {
-            DeployedSource::Table(&deployed)
-        };
+    for (deployed, events) in groups {
+        let source = deployed.source();
         let consumers = app.consumers_of(&source);
         if consumers.is_empty() {
             tracing::error!(source = ?source, records = events.len(), "no component consumes these records; they are reported as failed");
@@ -68,6 +82,7 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
                             }
                             EventSource::Table(t.clone())
                         }
+                        EventSourceSpec::Bucket(b) => EventSource::Objects(b.clone()),
                     };
                     e
                 })
@@ -93,7 +108,7 @@ async fn deliver(app: &App, groups: BTreeMap<(bool, String), Vec<Event>>) -> BTr
 
 /// An SQS batch: `batchItemFailures` lists the message ids to redeliver.
 pub async fn sqs(app: &App, event: &Value) -> Value {
-    let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
+    let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
     for record in records(event) {
         let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
         let queue = queue_of(record.get("eventSourceARN").and_then(Value::as_str).unwrap_or_default()).to_owned();
@@ -105,7 +120,7 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
             .filter_map(|(k, v)| Some((k.clone(), v.get("stringValue")?.as_str()?.to_owned())))
             .collect();
         let body = record.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
-        groups.entry((true, queue.clone())).or_default().push(Event {
+        groups.entry(Deployed::Queue(queue.clone())).or_default().push(Event {
             id,
             source: EventSource::Queue(queue),
             kind: "message".into(),
@@ -120,7 +135,7 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
 /// to its table; `batchItemFailures` names the first failed sequence number,
 /// from which the stream is read again.
 pub async fn dynamodb(app: &App, event: &Value) -> Value {
-    let mut groups: BTreeMap<(bool, String), Vec<Event>> = BTreeMap::new();
+    let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
     let mut order = Vec::new();
     for record in records(event) {
         let Some(sequence) = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) else {
@@ -135,7 +150,7 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
         });
         let kind = record.get("eventName").and_then(Value::as_str).unwrap_or("MODIFY").to_owned();
         order.push(sequence.to_owned());
-        groups.entry((false, table.clone())).or_default().push(Event {
+        groups.entry(Deployed::Table(table.clone())).or_default().push(Event {
             id: sequence.to_owned(),
             source: EventSource::Table(table),
             kind,
@@ -174,18 +189,46 @@ fn cache_change(store: &str, raw: &str) -> Option<String> {
     Some(crate::stream::change_body(store, key, new?.as_deref(), old?.as_deref()))
 }
 
-/// S3 notifications for the components bucket: a change to a followed
-/// component's objects reloads it at once, and the invocation ends when the
+/// S3 object notifications. A change to a followed component in the
+/// registry's bucket reloads it at once, and the invocation ends when the
 /// new version serves (or was refused), before Lambda freezes the process.
-pub async fn s3(app: &App, event: &Value) -> Value {
+/// Notifications of other buckets go to the components whose `events` name
+/// the bucket. S3 invokes asynchronously, with no partial failures: when an
+/// object event fails (or no component takes it), the invocation fails, so
+/// Lambda retries it and then hands it to the function's failure
+/// destination rather than losing it.
+pub async fn s3(app: &App, event: &Value) -> Result<Value, String> {
+    let registry_bucket = app.hot_swap().and_then(|h| h.location().bucket().map(str::to_owned));
     let mut changed = BTreeSet::new();
-    for record in records(event) {
+    let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
+    for (index, record) in records(event).iter().enumerate() {
         let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), text("/s3/object/key"));
-        tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
-        if let Some(component) = app.hot_swap().and_then(|h| h.location().component_of(&bucket, &object_key(&key))) {
-            changed.insert(component);
+        let (name, bucket, key) = (text("/eventName"), text("/s3/bucket/name"), object_key(&text("/s3/object/key")));
+        if registry_bucket.as_deref() == Some(bucket.as_str()) {
+            tracing::info!(event = %name, bucket = %bucket, key = %key, "components bucket changed");
+            if let Some(component) = app.hot_swap().and_then(|h| h.location().component_of(&bucket, &key)) {
+                changed.insert(component);
+            }
+            continue;
         }
+        let sequencer = text("/s3/object/sequencer");
+        let id = format!("{index}:{bucket}/{key}@{sequencer}");
+        let body = json!({
+            "bucket": bucket,
+            "key": key,
+            "size": record.pointer("/s3/object/size").and_then(Value::as_u64),
+            "event_name": name,
+            "etag": record.pointer("/s3/object/eTag").and_then(Value::as_str),
+            "version_id": record.pointer("/s3/object/versionId").and_then(Value::as_str),
+            "time": record.get("eventTime").and_then(Value::as_str),
+        });
+        groups.entry(Deployed::Bucket(bucket.clone())).or_default().push(Event {
+            id,
+            source: EventSource::Objects(bucket),
+            kind: name,
+            body: body.to_string(),
+            attributes: Vec::new(),
+        });
     }
     if let Some(hot_swap) = app.hot_swap()
         && !changed.is_empty()
@@ -195,7 +238,13 @@ pub async fn s3(app: &App, event: &Value) -> Value {
             tracing::info!(component = %component, outcome = ?outcome, "reloaded on an S3 notification");
         }
     }
-    json!({ "acknowledged": records(event).len() })
+    let failed = deliver(app, groups).await;
+    if failed.is_empty() {
+        Ok(json!({ "acknowledged": records(event).len() }))
+    } else {
+        let failed: Vec<String> = failed.into_iter().collect();
+        Err(format!("{} object event(s) failed: {}", failed.len(), failed.join(", ")))
+    }
 }
 
 /// An S3 notification's key, which arrives URL-encoded (spaces as `+`).

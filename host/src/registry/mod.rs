@@ -68,6 +68,14 @@ impl StoreLocation {
         Err(format!("\"{text}\" must be s3://BUCKET/PREFIX or dir:PATH"))
     }
 
+    /// The S3 bucket, for a store in S3.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            StoreLocation::S3 { bucket, .. } => Some(bucket),
+            StoreLocation::Dir(_) => None,
+        }
+    }
+
     /// The component name an S3 notification about `bucket`/`key` concerns,
     /// when it is an object of this registry.
     pub fn component_of(&self, bucket: &str, key: &str) -> Option<String> {

@@ -234,6 +234,29 @@ impl Lambda {
     /// Sends the event in `path` with `cargo lambda invoke` and returns what
     /// the function answered.
     pub fn invoke_file(&mut self, path: &Path) -> Value {
+        match self.try_invoke_file(path) {
+            Ok(answer) => answer,
+            Err(failure) => panic!(
+                "cargo lambda invoke {} failed: {failure}\n--- function stderr ---\n{}",
+                path.display(),
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Sends `event`, which must fail the invocation; returns what the
+    /// emulator reported.
+    pub fn invoke_failing(&mut self, event: &Value) -> String {
+        let file = self.event_file(event);
+        match self.try_invoke_file(file.path()) {
+            Ok(answer) => panic!("the invocation succeeded: {answer}"),
+            Err(failure) => failure,
+        }
+    }
+
+    /// The function's answer, or what `cargo lambda invoke` printed when the
+    /// invocation failed.
+    fn try_invoke_file(&mut self, path: &Path) -> Result<Value, String> {
         let mut invoke = Command::new(cargo_lambda())
             .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &self.port.to_string()])
@@ -266,19 +289,18 @@ impl Lambda {
             std::thread::sleep(Duration::from_millis(10));
         };
         let text = out.join().expect("reading the answer");
-        assert!(
-            status.success(),
-            "cargo lambda invoke {} failed ({status}): {text}\n{}\n--- function stderr ---\n{}",
-            path.display(),
-            err.join().expect("reading the errors"),
-            self.stderr()
-        );
-        serde_json::from_str(&text).unwrap_or_else(|e| {
+        if !status.success() {
+            return Err(format!(
+                "({status}) {text}\n{}",
+                err.join().expect("reading the errors")
+            ));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or_else(|e| {
             panic!(
                 "the answer to {} is not JSON ({e}): {text:?}",
                 path.display()
             )
-        })
+        }))
     }
 
     /// Sends one of the fixtures.
@@ -288,13 +310,18 @@ impl Lambda {
 
     /// Sends `event` (written to a file first, as `--data-file` wants).
     pub fn invoke(&mut self, event: &Value) -> Value {
+        let file = self.event_file(event);
+        self.invoke_file(file.path())
+    }
+
+    fn event_file(&self, event: &Value) -> tempfile::NamedTempFile {
         let file = tempfile::Builder::new()
             .prefix("event-")
             .suffix(".json")
             .tempfile_in(self.dir.path())
             .expect("creating an event file");
         std::fs::write(file.path(), event.to_string()).expect("writing the event");
-        self.invoke_file(file.path())
+        file
     }
 
     /// An HTTP API (payload 2.0) request without an authorizer: the sample
