@@ -11,7 +11,41 @@ ensure_wasm_target() {
 # Builds every component in components/ into target/wasm32-wasip2/component/.
 build_components() {
     ensure_wasm_target
-    cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile
+    cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile -p notes
+    build_python_components
+}
+
+# componentize-py builds Python components against wit/corral.wit.
+COMPONENTIZE_PY_VERSION=0.25.1
+ensure_componentize_py() {
+    if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+        echo "installing componentize-py $COMPONENTIZE_PY_VERSION from PyPI" >&2
+        python3 -m pip install -q "componentize-py==$COMPONENTIZE_PY_VERSION" || {
+            echo "cannot install componentize-py: the Python components need it" >&2
+            return 1
+        }
+        hash -r
+    fi
+}
+
+# Builds each Python component (components/*-py/app.py, with the Python SDK)
+# into target/wasm32-wasip2/component/<name>_py.wasm; one whose sources and
+# WIT are older than its .wasm is kept.
+build_python_components() {
+    local out=${CARGO_TARGET_DIR:-target}/wasm32-wasip2/component
+    mkdir -p "$out"
+    for dir in components/*-py; do
+        local name wasm
+        name=$(basename "$dir" -py)
+        wasm="$out/${name}_py.wasm"
+        if [ -f "$wasm" ] && [ -z "$(find "$dir" components/sdk-python wit -newer "$wasm" -type f -print -quit)" ]; then
+            continue
+        fi
+        ensure_componentize_py
+        echo "building the Python component $name" >&2
+        componentize-py -d wit -w service componentize -p "$dir" -p components/sdk-python app -o "$wasm.tmp" >/dev/null
+        mv "$wasm.tmp" "$wasm"
+    done
 }
 
 # The Lambda tests and the cold-start benchmark run cargo-lambda's Lambda

@@ -42,7 +42,7 @@ pub const WASM_PLACEHOLDER: &str = "{WASM}";
 const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
-     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection";
+     bash -c 'source scripts/lib.sh && build_components'";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -112,8 +112,7 @@ pub fn wasm(name: &str) -> PathBuf {
     let path = wasm_dir().join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile` ({BUILD_EVERYTHING})",
+        "the component {} is missing; build the components with {BUILD_EVERYTHING}",
         path.display()
     );
     path
