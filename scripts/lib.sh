@@ -13,6 +13,7 @@ build_components() {
     ensure_wasm_target
     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile -p notes
     build_python_components
+    build_js_components
 }
 
 # componentize-py builds Python components against wit/corral.wit.
@@ -35,6 +36,7 @@ build_python_components() {
     local out=${CARGO_TARGET_DIR:-target}/wasm32-wasip2/component
     mkdir -p "$out"
     for dir in components/*-py; do
+        [ -f "$dir/app.py" ] || continue
         local name wasm
         name=$(basename "$dir" -py)
         wasm="$out/${name}_py.wasm"
@@ -44,6 +46,49 @@ build_python_components() {
         ensure_componentize_py
         echo "building the Python component $name" >&2
         componentize-py -d wit -w service componentize -p "$dir" -p components/sdk-python app -o "$wasm.tmp" >/dev/null
+        mv "$wasm.tmp" "$wasm"
+    done
+}
+
+# componentize-js (with rolldown to bundle a component and the JS SDK into
+# one module) builds JavaScript components; installed from npm into the
+# target folder.
+JS_TOOLS="@bytecodealliance/componentize-js@0.23.0 @bytecodealliance/jco@1.35.0 rolldown@1.3.3"
+ensure_js_tools() {
+    local tools=${CARGO_TARGET_DIR:-target}/js-tools
+    if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$JS_TOOLS" ]; then
+        command -v npm >/dev/null || { echo "npm is missing: the JavaScript components need Node.js (Debian: nodejs npm)" >&2; return 1; }
+        echo "installing $JS_TOOLS from npm" >&2
+        mkdir -p "$tools"
+        # shellcheck disable=SC2086
+        npm install --silent --no-audit --no-fund --prefix "$tools" $JS_TOOLS || {
+            echo "cannot install the JavaScript toolchain from npm" >&2
+            return 1
+        }
+        echo "$JS_TOOLS" >"$tools/.installed"
+    fi
+}
+
+# Builds each JavaScript component (components/*-js/app.js, bundled with the
+# JS SDK) into target/wasm32-wasip2/component/<name>_js.wasm; one whose
+# sources and WIT are older than its .wasm is kept.
+build_js_components() {
+    local target=${CARGO_TARGET_DIR:-target}
+    local out=$target/wasm32-wasip2/component bin=$target/js-tools/node_modules/.bin
+    mkdir -p "$out"
+    for dir in components/*-js; do
+        [ -f "$dir/app.js" ] || continue
+        local name wasm
+        name=$(basename "$dir" -js)
+        wasm="$out/${name}_js.wasm"
+        if [ -f "$wasm" ] && [ -z "$(find "$dir" components/sdk-js wit -newer "$wasm" -type f -print -quit)" ]; then
+            continue
+        fi
+        ensure_js_tools
+        echo "building the JavaScript component $name" >&2
+        CORRAL_JS_ENTRY="$dir/app.js" CORRAL_JS_BUNDLE="$out/${name}_js.bundle.js" \
+            "$bin/rolldown" -c components/sdk-js/rolldown.config.mjs >/dev/null
+        "$bin/componentize-js" --wit wit --world-name service --out "$wasm.tmp" "$out/${name}_js.bundle.js" >/dev/null
         mv "$wasm.tmp" "$wasm"
     done
 }

@@ -1,6 +1,6 @@
 //! One contract, three languages: the notes resource written in Rust
-//! (components/notes) and Python (components/notes-py), each mounted at
-//! `/<language>` of the same host, answers the same requests with the same
+//! (components/notes), Python (components/notes-py) and JavaScript
+//! (components/notes-js) answers the same requests with the same
 //! statuses, bodies and side effects (records, cache, queue), and refuses
 //! the same bad input alike. Every test runs for every language on both
 //! backend sets.
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 enum Language {
     Rust,
     Python,
+    JavaScript,
 }
 
 impl Language {
@@ -23,6 +24,7 @@ impl Language {
         match self {
             Language::Rust => "rs",
             Language::Python => "py",
+            Language::JavaScript => "js",
         }
     }
 
@@ -30,6 +32,7 @@ impl Language {
         match self {
             Language::Rust => "notes",
             Language::Python => "notes_py",
+            Language::JavaScript => "notes_js",
         }
     }
 }
@@ -58,6 +61,16 @@ macro_rules! in_every_language {
                 #[tokio::test]
                 async fn python_aws() {
                     super::$name(Backends::Aws, Language::Python).await
+                }
+
+                #[tokio::test]
+                async fn javascript_embedded() {
+                    super::$name(Backends::Embedded, Language::JavaScript).await
+                }
+
+                #[tokio::test]
+                async fn javascript_aws() {
+                    super::$name(Backends::Aws, Language::JavaScript).await
                 }
             }
         )+

@@ -1,0 +1,627 @@
+// corral's guest SDK for JavaScript components, built with componentize-js
+// against wit/corral.wit (world `service`). It mirrors the Rust and Python
+// SDKs: a router, a request context with typed parameters and declared
+// keys, ApiError, the generic record handlers, SQL rows as objects and
+// transactions, and the host's cache, queue, config, log and identity.
+
+import * as auth from 'corral:host/auth@0.1.0';
+import * as hostCache from 'corral:host/cache@0.1.0';
+import * as hostConfig from 'corral:host/config@0.1.0';
+import * as db from 'corral:host/db@0.1.0';
+import * as hostLog from 'corral:host/log@0.1.0';
+import * as hostQueue from 'corral:host/queue@0.1.0';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** An HTTP error: a status, a snake_case code and a message for the client. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+  static badRequest(m) { return new ApiError(400, 'bad_request', m); }
+  static unauthorized(m) { return new ApiError(401, 'unauthorized', m); }
+  static forbidden(m) { return new ApiError(403, 'forbidden', m); }
+  static notFound(m) { return new ApiError(404, 'not_found', m); }
+  static methodNotAllowed(m) { return new ApiError(405, 'method_not_allowed', m); }
+  static conflict(m) { return new ApiError(409, 'conflict', m); }
+  static internal(m) { return new ApiError(500, 'internal', m); }
+  static unavailable(m) { return new ApiError(503, 'unavailable', m); }
+  /** The manifest lacks a grant the component needs: a deployment fault. */
+  static notGranted(m) { return new ApiError(500, 'not_granted', m); }
+}
+
+const HOST_ERRORS = {
+  'not-granted': ApiError.notGranted,
+  'not-found': ApiError.notFound,
+  'conflict': ApiError.conflict,
+  'invalid': ApiError.badRequest,
+  'unauthenticated': ApiError.unauthorized,
+  'forbidden': ApiError.forbidden,
+  'unavailable': ApiError.unavailable,
+};
+
+/** Runs a host call, throwing its error as an ApiError. */
+function host(call) {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    const variant = error?.payload ?? error;
+    const make = HOST_ERRORS[variant?.tag];
+    throw make ? make(String(variant.val ?? '')) : ApiError.internal(`the host failed: ${error}`);
+  }
+}
+
+// ---------------------------------------------------------------- values
+
+const TRUE = new Set(['y', 'yes', 't', 'true', 'on', '1']);
+const FALSE = new Set(['n', 'no', 'f', 'false', 'off', '0']);
+const NOTHING = Symbol('nothing');
+const DESCRIBE = {
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean (true or false)',
+  string: 'a string',
+};
+
+function fits(value, kind) {
+  switch (kind) {
+    case 'integer': return Number.isInteger(value) ? value : NOTHING;
+    case 'number': return typeof value === 'number' ? value : NOTHING;
+    case 'boolean': return typeof value === 'boolean' ? value : NOTHING;
+    case 'string': return typeof value === 'string' ? value : NOTHING;
+    case 'object': return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : NOTHING;
+    case 'array': return Array.isArray(value) ? value : NOTHING;
+    default: return value;
+  }
+}
+
+function truth(value) {
+  if (typeof value === 'string') {
+    const lowered = value.toLowerCase();
+    if (TRUE.has(lowered)) return true;
+    if (FALSE.has(lowered)) return false;
+  }
+  if (value === 0 || value === 1) return value === 1;
+  return undefined;
+}
+
+/**
+ * `value` as `kind` ('integer', 'number', 'boolean', 'string', 'object',
+ * 'array' or 'any'); a string holding a JSON value counts as that value, and
+ * a boolean takes Python's strtobool forms. 400 naming `name` otherwise.
+ */
+export function typed(name, value, kind = 'any') {
+  let found = fits(value, kind);
+  if (found === NOTHING && typeof value === 'string') {
+    try { found = fits(JSON.parse(value), kind); } catch { found = NOTHING; }
+  }
+  if (found === NOTHING && kind === 'boolean') {
+    const flag = truth(value);
+    found = flag === undefined ? NOTHING : flag;
+  }
+  if (found === NOTHING) {
+    throw ApiError.badRequest(`'${name}' must be ${DESCRIBE[kind] ?? 'of the expected type'}`);
+  }
+  return found;
+}
+
+/** The declared keys of a request's input. */
+export class Fields {
+  constructor(values) { this.values = values; }
+
+  /** Keeps the declared keys; 400 "Missing key(s): a, b" for absent or null required ones. */
+  static declared(given, required = [], optional = []) {
+    const missing = required.filter((k) => given[k] === undefined || given[k] === null);
+    if (missing.length) throw ApiError.badRequest(`Missing key(s): ${missing.join(', ')}`);
+    const kept = {};
+    for (const k of [...required, ...optional]) if (Object.hasOwn(given, k)) kept[k] = given[k];
+    return new Fields(kept);
+  }
+
+  /** The value of `key` as `kind`; 400 naming it when absent, null or of another type. */
+  get(key, kind = 'any') {
+    const value = this.values[key];
+    if (value === undefined || value === null) throw ApiError.badRequest(`Missing key(s): ${key}`);
+    return typed(key, value, kind);
+  }
+
+  /** The value of `key` as `kind`, or undefined when absent or null. */
+  opt(key, kind = 'any') {
+    const value = this.values[key];
+    return value === undefined || value === null ? undefined : typed(key, value, kind);
+  }
+}
+
+// ---------------------------------------------------------------- responses
+
+/** A JSON response. */
+export function json(status, body, headers = []) {
+  return { status, headers: [['content-type', 'application/json'], ...headers], body: encoder.encode(JSON.stringify(body)) };
+}
+
+/** A plain-text UTF-8 response. */
+export function text(status, body) {
+  return { status, headers: [['content-type', 'text/plain; charset=utf-8']], body: encoder.encode(body) };
+}
+
+/** A response with no body. */
+export function empty(status) {
+  return { status, headers: [], body: new Uint8Array() };
+}
+
+// ---------------------------------------------------------------- context
+
+/** One request and the parameters its route bound. */
+export class Ctx {
+  constructor(request, params) {
+    this.request = request;
+    this.params = Object.fromEntries(request.params);
+    Object.assign(this.params, params);
+  }
+
+  get requestId() { return this.request.requestId; }
+
+  /** The first header called `name`, case-insensitively. */
+  header(name) {
+    const lowered = name.toLowerCase();
+    return this.request.headers.find(([k]) => k.toLowerCase() === lowered)?.[1];
+  }
+
+  /** The route's `{name}` segment as `kind`; 400 naming it when it does not parse. */
+  param(name, kind = 'string') {
+    if (!Object.hasOwn(this.params, name)) throw ApiError.internal(`the route has no parameter '${name}'`);
+    const raw = this.params[name];
+    if (kind === 'string') return raw;
+    try {
+      return typed(name, raw, kind);
+    } catch {
+      throw ApiError.badRequest(`Invalid '${name}': ${JSON.stringify(raw)}`);
+    }
+  }
+
+  /** The first query parameter `name` as `kind`, or undefined. */
+  query(name, kind = 'string') {
+    const raw = this.request.query.find(([k]) => k === name)?.[1];
+    return raw === undefined ? undefined : typed(name, raw, kind);
+  }
+
+  /** The body parsed as JSON; 400 "Malformed body" when it is not JSON. */
+  jsonBody() {
+    try {
+      return JSON.parse(decoder.decode(this.request.body));
+    } catch {
+      throw ApiError.badRequest('Malformed body');
+    }
+  }
+
+  /** The body as a JSON object; 400 when it is not one. */
+  jsonObject() {
+    const body = this.jsonBody();
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw ApiError.badRequest('The body must be a JSON object');
+    }
+    return body;
+  }
+
+  /** The body as a JSON object; an empty body is an empty object. */
+  body() {
+    if (this.request.body.every((b) => b === 32 || (b >= 9 && b <= 13))) return {};
+    return this.jsonObject();
+  }
+
+  bodyKeys(required = [], optional = []) { return Fields.declared(this.body(), required, optional); }
+  queryKeys(required = [], optional = []) { return Fields.declared(this.queryMap(), required, optional); }
+  /** The declared keys from the query string and the body; the body wins. */
+  inputKeys(required = [], optional = []) {
+    return Fields.declared({ ...this.queryMap(), ...this.body() }, required, optional);
+  }
+
+  queryMap() {
+    const given = {};
+    for (const [k, v] of this.request.query) if (!Object.hasOwn(given, k)) given[k] = v;
+    return given;
+  }
+
+  /** The verified caller ({subject, username, groups, claims}), or undefined. */
+  caller() { return auth.caller() ?? undefined; }
+
+  /** The verified caller; 401 without one. */
+  requireCaller() {
+    const caller = this.caller();
+    if (!caller) throw ApiError.unauthorized('This request needs a signed-in caller');
+    return caller;
+  }
+
+  /** The caller when in `group`; 401 without a caller, 403 outside the group. */
+  requireGroup(group) { return host(() => auth.requireGroup(group)); }
+}
+
+// ---------------------------------------------------------------- routing
+
+/** The decoded segments of a request path, read as the host reads it; 400 when it could be read two ways. */
+export function pathSegments(path) {
+  if (!path.startsWith('/')) throw ApiError.badRequest("the path must start with '/'");
+  let rest = path.slice(1);
+  if (rest.endsWith('/')) rest = rest.slice(0, -1);
+  if (!rest) return [];
+  return rest.split('/').map((segment) => {
+    if (!segment) throw ApiError.badRequest('the path has an empty segment ("//")');
+    let decoded;
+    try {
+      decoded = decodeSegment(segment);
+    } catch {
+      throw ApiError.badRequest(`the path segment "${segment}" is not UTF-8 once decoded`);
+    }
+    if (decoded === '.' || decoded === '..') throw ApiError.badRequest(`the path segment "${segment}" is a relative step`);
+    if (decoded.includes('/') || decoded.includes('\\')) {
+      throw ApiError.badRequest(`the path segment "${segment}" holds a slash or backslash`);
+    }
+    return decoded;
+  });
+}
+
+/** Percent-decodes strictly as UTF-8; a `%` not followed by two hex digits stays as it is. */
+function decodeSegment(segment) {
+  const bytes = [];
+  for (let i = 0; i < segment.length; i++) {
+    const hex = segment.slice(i + 1, i + 3);
+    if (segment[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(...encoder.encode(segment[i]));
+    }
+  }
+  return decoder.decode(new Uint8Array(bytes));
+}
+
+/** The routes of a component; literal segments win over `{name}` segments. */
+export class Router {
+  constructor() { this.routes = []; }
+
+  route(method, path, handler) {
+    const segments = path.split('/').filter(Boolean).map((s) =>
+      s.startsWith('{') && s.endsWith('}') ? { param: s.slice(1, -1) } : { literal: s });
+    this.routes.push({ method: method.toUpperCase(), segments, handler });
+    return this;
+  }
+  get(path, handler) { return this.route('GET', path, handler); }
+  post(path, handler) { return this.route('POST', path, handler); }
+  put(path, handler) { return this.route('PUT', path, handler); }
+  patch(path, handler) { return this.route('PATCH', path, handler); }
+  delete(path, handler) { return this.route('DELETE', path, handler); }
+
+  /** [handler, params]; throws 404, 405 (with `allow`) or 400. */
+  find(method, path) {
+    const parts = pathSegments(path);
+    const matching = [];
+    for (const route of this.routes) {
+      const params = bind(route.segments, parts);
+      if (params) matching.push({ route, params });
+    }
+    const wanted = method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase();
+    const candidates = matching.filter((m) => m.route.method === wanted);
+    if (candidates.length) {
+      const rank = (m) => m.route.segments.map((s) => (s.param === undefined ? '0' : '1')).join('');
+      candidates.sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0));
+      return [candidates[0].route.handler, candidates[0].params];
+    }
+    if (!matching.length) throw ApiError.notFound(`No route for ${method} ${path}`);
+    const error = ApiError.methodNotAllowed(`${method} is not allowed on ${path}`);
+    error.allow = [...new Set(matching.map((m) => m.route.method))].sort().join(', ');
+    throw error;
+  }
+}
+
+function bind(segments, parts) {
+  if (segments.length !== parts.length) return undefined;
+  const params = {};
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i];
+    if (segment.literal !== undefined) {
+      if (segment.literal !== parts[i]) return undefined;
+    } else {
+      params[segment.param] = parts[i];
+    }
+  }
+  return params;
+}
+
+// ---------------------------------------------------------------- SQL
+
+function toDbValue(value) {
+  if (value === null || value === undefined) return { tag: 'null' };
+  if (typeof value === 'boolean') return { tag: 'boolean', val: value };
+  if (typeof value === 'bigint') return { tag: 'integer', val: value };
+  if (Number.isInteger(value)) return { tag: 'integer', val: BigInt(value) };
+  if (typeof value === 'number') return { tag: 'float', val: value };
+  if (typeof value === 'string') return { tag: 'text', val: value };
+  if (value instanceof Uint8Array) return { tag: 'blob', val: value };
+  throw ApiError.badRequest('A SQL parameter must be null, a boolean, a number or a string');
+}
+
+function fromDbValue(value) {
+  switch (value.tag) {
+    case 'null': return null;
+    case 'integer': return Number(value.val);
+    case 'blob': return [...value.val];
+    default: return value.val;
+  }
+}
+
+function rowsOf(rows) {
+  return rows.rows.map((row) => Object.fromEntries(rows.columns.map((c, i) => [c, fromDbValue(row[i])])));
+}
+
+/** A transaction; `end()` without `commit()` rolls it back. */
+class Transaction {
+  constructor() { this.tx = host(() => db.begin()); }
+  query(statement, params = []) { return rowsOf(host(() => this.tx.query(statement, params.map(toDbValue)))); }
+  queryOne(statement, params = []) { return this.query(statement, params)[0]; }
+  execute(statement, params = []) { return Number(host(() => this.tx.execute(statement, params.map(toDbValue)))); }
+  commit() {
+    const tx = this.tx;
+    this.tx = undefined;
+    host(() => db.Transaction.commit(tx));
+  }
+  end() {
+    if (this.tx) {
+      const tx = this.tx;
+      this.tx = undefined;
+      host(() => db.Transaction.rollback(tx));
+    }
+  }
+}
+
+/** Parameterized SQL through the host, with rows as objects. */
+export const sql = {
+  query: (statement, params = []) => rowsOf(host(() => db.query(statement, params.map(toDbValue)))),
+  queryOne: (statement, params = []) => sql.query(statement, params)[0],
+  execute: (statement, params = []) => Number(host(() => db.execute(statement, params.map(toDbValue)))),
+  dialect: () => db.dialect(),
+  /** Runs `work(tx)` in a transaction; it commits when `work` calls `tx.commit()`, else rolls back. */
+  transaction(work) {
+    const tx = new Transaction();
+    try {
+      return work(tx);
+    } finally {
+      tx.end();
+    }
+  },
+};
+
+/** A record as the host returns it; a host fault (500) when it is not JSON. */
+export function parseRecord(textValue) {
+  try {
+    return JSON.parse(textValue);
+  } catch {
+    throw ApiError.internal('The host returned a record that is not valid JSON');
+  }
+}
+
+// ---------------------------------------------------------------- records
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+export const MAX_OFFSET = 10_000;
+const SKIP_BATCH = 1000;
+const AUDIT_FIELDS = ['uid', 'created_at', 'last_updated_at', 'creator_uid', 'last_updater_uid'];
+
+/**
+ * Generic handlers for a resource kept in one records table: create 201
+ * (the stored record, with `location`), retrieve and update 200, delete 204,
+ * list 200 `{"items", "next"}`. With `pyverless: true`, create answers the
+ * new uid and list a bare array paged by `offset` and `limit`.
+ */
+export class Records {
+  constructor(table, { required = [], optional = [], pageSize = DEFAULT_PAGE_SIZE, pyverless = false } = {}) {
+    this.table = table;
+    this.required = required;
+    this.optional = optional;
+    this.pageSize = Math.max(1, Math.min(pageSize, MAX_PAGE_SIZE));
+    this.pyverless = pyverless;
+  }
+
+  declares(key) { return this.required.includes(key) || this.optional.includes(key); }
+
+  list(ctx) {
+    const limit = this.limit(ctx);
+    if (this.pyverless) return this.listFromOffset(ctx, limit);
+    const after = ctx.query('after', 'string');
+    const page = host(() => db.list(this.table, { filters: this.filters(ctx, ['limit', 'after']), limit, after }));
+    return json(200, { items: page.records.map(parseRecord), next: page.next ?? null });
+  }
+
+  create(ctx) {
+    const fields = this.check(ctx.jsonObject());
+    const record = parseRecord(host(() => db.insert(this.table, JSON.stringify(fields))));
+    if (typeof record.uid !== 'string') throw ApiError.internal('The host returned a record without a uid');
+    const { mount, path } = ctx.request;
+    const location = `${mount}${path.replace(/\/+$/, '')}/${record.uid}`;
+    return json(201, this.pyverless ? record.uid : record, [['location', location]]);
+  }
+
+  /** The record `uid`, or undefined. */
+  get(uid) {
+    const record = host(() => db.get(this.table, uid));
+    return record === undefined || record === null ? undefined : parseRecord(record);
+  }
+
+  retrieve(ctx, uid) {
+    const record = this.get(uid);
+    if (record === undefined) throw this.missing(uid);
+    return json(200, record);
+  }
+
+  update(ctx, uid) {
+    const changes = this.checkPartial(ctx.jsonObject());
+    if (!Object.keys(changes).length) throw ApiError.badRequest('No changes');
+    const record = host(() => db.update(this.table, uid, JSON.stringify(changes)));
+    if (record === undefined || record === null) throw this.missing(uid);
+    return json(200, parseRecord(record));
+  }
+
+  delete(ctx, uid) {
+    if (!host(() => db.delete(this.table, uid))) throw this.missing(uid);
+    return empty(204);
+  }
+
+  deleteMatching(ctx) {
+    const filters = this.filters(ctx, []);
+    if (!filters.length) throw ApiError.badRequest('DELETE on the collection needs at least one filter');
+    return json(200, { deleted: Number(host(() => db.deleteWhere(this.table, filters))) });
+  }
+
+  limit(ctx) {
+    let limit;
+    try { limit = ctx.query('limit', 'integer'); } catch { limit = 0; }
+    if (limit === undefined) return this.pageSize;
+    if (!(limit >= 1 && limit <= MAX_PAGE_SIZE)) {
+      throw ApiError.badRequest(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+    }
+    return limit;
+  }
+
+  listFromOffset(ctx, limit) {
+    let offset;
+    try { offset = ctx.query('offset', 'integer'); } catch { offset = -1; }
+    if (offset === undefined) offset = 0;
+    if (!(offset >= 0 && offset <= MAX_OFFSET)) {
+      throw ApiError.badRequest(`offset must be an integer from 0 to ${MAX_OFFSET}`);
+    }
+    const filters = this.filters(ctx, ['limit', 'offset']);
+    let after;
+    for (let toSkip = offset; toSkip > 0;) {
+      const batch = Math.min(toSkip, SKIP_BATCH);
+      const page = host(() => db.list(this.table, { filters, limit: batch, after }));
+      if (page.next === undefined || page.next === null || page.records.length !== batch) return json(200, []);
+      after = page.next;
+      toSkip -= batch;
+    }
+    const page = host(() => db.list(this.table, { filters, limit, after }));
+    return json(200, page.records.map(parseRecord));
+  }
+
+  filters(ctx, reserved) {
+    const filters = [];
+    const unknown = [];
+    for (const [name, raw] of ctx.request.query) {
+      if (reserved.includes(name)) continue;
+      if (this.declares(name) || AUDIT_FIELDS.includes(name)) {
+        let value;
+        try { value = JSON.parse(raw); } catch { value = raw; }
+        filters.push({ field: name, comparison: 'eq', value: JSON.stringify(value) });
+      } else if (!unknown.includes(name)) {
+        unknown.push(name);
+      }
+    }
+    if (unknown.length) throw ApiError.badRequest(`Unknown query parameter(s): ${unknown.join(', ')}`);
+    return filters;
+  }
+
+  known(body) {
+    const kept = Object.fromEntries(Object.entries(body).filter(([k]) => !AUDIT_FIELDS.includes(k)));
+    const unknown = Object.keys(kept).filter((k) => !this.declares(k)).sort();
+    if (unknown.length) throw ApiError.badRequest(`Unknown key(s): ${unknown.join(', ')}`);
+    return kept;
+  }
+
+  check(body) {
+    const kept = this.known(body);
+    const missing = this.required.filter((k) => kept[k] === undefined || kept[k] === null);
+    if (missing.length) throw ApiError.badRequest(`Missing key(s): ${missing.join(', ')}`);
+    return kept;
+  }
+
+  checkPartial(body) {
+    const kept = this.known(body);
+    const nulled = this.required.filter((k) => Object.hasOwn(kept, k) && kept[k] === null);
+    if (nulled.length) throw ApiError.badRequest(`Required key(s) cannot be null: ${nulled.join(', ')}`);
+    return kept;
+  }
+
+  missing(uid) { return ApiError.notFound(`No ${this.table} record with uid ${uid}`); }
+}
+
+// ---------------------------------------------------------------- host services
+
+/** Named key-value stores (DynamoDB on AWS); values are bytes or text. */
+export const cache = {
+  get: (store, key) => host(() => hostCache.get(store, key)) ?? undefined,
+  getText: (store, key) => {
+    const value = cache.get(store, key);
+    return value === undefined ? undefined : new TextDecoder().decode(value);
+  },
+  set: (store, key, value, ttlSeconds) =>
+    host(() => hostCache.set(store, key, typeof value === 'string' ? encoder.encode(value) : value, ttlSeconds)),
+  add: (store, key, value, ttlSeconds) =>
+    host(() => hostCache.add(store, key, typeof value === 'string' ? encoder.encode(value) : value, ttlSeconds)),
+  delete: (store, key) => host(() => hostCache.delete(store, key)),
+};
+
+/** Durable named queues (SQS on AWS). */
+export const queue = {
+  send: (name, body, { attributes = [], groupId, dedupId, delaySeconds = 0 } = {}) =>
+    host(() => hostQueue.send(name, { body, attributes, groupId, dedupId, delaySeconds })),
+};
+
+/** The component's configuration from the manifest (SSM on AWS). */
+export const config = {
+  get: (key) => host(() => hostConfig.get(key)) ?? undefined,
+};
+
+/** Lines in the host's log, with the component and request id. */
+export const log = {
+  debug: (m) => hostLog.log('debug', m),
+  info: (m) => hostLog.log('info', m),
+  warn: (m) => hostLog.log('warn', m),
+  error: (m) => hostLog.log('error', m),
+};
+
+// ---------------------------------------------------------------- service
+
+/**
+ * The `handler` export for a service `{ routes, init?, events? }`:
+ * `export const handler = service({ routes: () => new Router().get(...) })`.
+ * A thrown ApiError answers with its status; any other throw is a 500 with
+ * the error shape, and its stack goes to the log only.
+ */
+export function service({ routes, init = () => {}, events }) {
+  return {
+    init() {
+      try {
+        init();
+      } catch (error) {
+        throw String(error?.message ?? error);
+      }
+    },
+    handleRequest(request) {
+      try {
+        const [handler, params] = routes().find(request.method, request.path);
+        return handler(new Ctx(request, params));
+      } catch (error) {
+        if (!(error instanceof ApiError)) {
+          log.error(`unhandled exception in ${request.method} ${request.path}:\n${error?.stack ?? error}`);
+          return errorResponse(request, ApiError.internal('The component failed while handling the request'));
+        }
+        return errorResponse(request, error);
+      }
+    },
+    handleEvents(batch) {
+      if (events) return events(batch);
+      const ids = batch.map((e) => e.id);
+      log.warn(`this component handles no events; failing ${ids.length}: ${ids.join(', ')}`);
+      return ids;
+    },
+  };
+}
+
+function errorResponse(request, error) {
+  if (error.status >= 500) log.error(`${error.status} ${error.code}: ${error.message}`);
+  const headers = error.allow ? [['allow', error.allow]] : [];
+  return json(error.status, { error: { code: error.code, message: error.message, request_id: request.requestId } }, headers);
+}
