@@ -113,9 +113,26 @@ impl ArtifactCache {
         if let Some((component, origin)) = self.cached(engine, &digest) {
             return Ok((component, digest, origin));
         }
+        // Hosts sharing the folder compile a component once: the others wait
+        // for the first and read its artifact. Blocks: called off the async
+        // threads.
+        let _compiling = self.compile_lock(&digest);
+        if let Some(component) = read_artifact(engine, &self.path(&digest)) {
+            return Ok((component, digest, Origin::Cached));
+        }
         let component = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         self.keep(&digest, &component);
         Ok((component, digest, Origin::Compiled))
+    }
+
+    /// An exclusive lock on compiling `digest` into this folder, held until
+    /// dropped; none when the folder cannot hold a lock file (then each
+    /// host compiles on its own, as before).
+    fn compile_lock(&self, digest: &str) -> Option<std::fs::File> {
+        std::fs::create_dir_all(&self.dir).ok()?;
+        let file = std::fs::File::create(self.dir.join(format!(".{digest}-{}.lock", self.engine_key))).ok()?;
+        file.lock().ok()?;
+        Some(file)
     }
 }
 

@@ -442,4 +442,40 @@ async fn bad_input_is_refused_alike(backends: Backends, language: Language) {
     // Nothing was stored by a refused request.
     assert_eq!(get(&host, "/stats").await.expect(200), json!({"notes": 0}));
     assert_eq!(shared(&host).await, Vec::<Value>::new());
+
+    // A handler that fails on what it did not expect (a cached summary that
+    // is not JSON): 500 in the error shape, the details in the log only.
+    host.json(
+        Method::POST,
+        "/testbed/cache",
+        None,
+        &json!({"op": "set", "store": "notes-summaries", "key": "summary:broken", "value": "{not json"}),
+    )
+    .await
+    .expect(200);
+    let failed = get(&host, "/notes/broken/summary").await;
+    failed.expect_error(500, "internal");
+    let shown = failed.text();
+    for detail in [
+        "Traceback",
+        "SyntaxError",
+        "JSONDecodeError",
+        "line ",
+        ".py",
+        ".js",
+    ] {
+        assert!(
+            !shown.contains(detail),
+            "the answer shows {detail:?}: {shown}"
+        );
+    }
+    let logged = match language {
+        Language::Rust => "a cached summary is not JSON",
+        Language::Python => "Traceback (most recent call last)",
+        Language::JavaScript => "SyntaxError",
+    };
+    host.wait_for_log("the failure's details", |l| {
+        l["level"] == "ERROR" && l["message"].as_str().is_some_and(|m| m.contains(logged))
+    })
+    .await;
 }
