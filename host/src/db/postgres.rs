@@ -111,7 +111,12 @@ struct GrantRole {
     pool: LoginPool,
     /// When its grants were last brought up to date after a refusal.
     last_sync: std::sync::Mutex<Instant>,
+    /// Held while a refused login sets the role up again.
+    repairing: Mutex<()>,
 }
+
+/// PostgreSQL's invalid_password: a login refused for its password.
+const INVALID_PASSWORD: &str = "28P01";
 
 /// How long a role's idle connections stay open.
 const ROLE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -238,27 +243,47 @@ impl Postgres {
         Ok(pool)
     }
 
-    /// The role for `tables`, created or updated in the database with its
-    /// privileges, and its (lazy) pool.
+    /// The role for `tables` and its (lazy) pool. When the catalog shows the
+    /// role and its privileges already as they should be, nothing changes and
+    /// no lock is taken; else, under the lock, the role is set up and takes
+    /// exactly its grants.
     async fn grant_role(&self, tables: &BTreeSet<String>) -> Result<Arc<GrantRole>, BackendError> {
         let name = pg_grants::role_name(&self.database, tables);
         if let Some(role) = self.roles.lock().expect("not poisoned").get(&name) {
             return Ok(role.clone());
         }
         let pool = self.pool().await?;
-        {
-            let mut revoked = self.public_revoked.lock().await;
-            if !*revoked {
-                pg_grants::revoke_from_public(&mut *pool.acquire().await.map_err(map_error)?).await?;
-                *revoked = true;
+        let password = self.role_secret.as_deref().map(|secret| pg_grants::role_password(&name, secret));
+        let iam = self.host.auth.is_some();
+        // A database that earlier starts set up needs no lock and no change:
+        // the catalog says whether everything is already in place.
+        let checked = Instant::now();
+        let difference = pg_grants::difference(&mut *pool.acquire().await.map_err(map_error)?, &name, tables, iam).await?;
+        let check_ms = checked.elapsed().as_secs_f64() * 1000.0;
+        match difference {
+            None => tracing::debug!(role = %name, check_ms, "component role already in place"),
+            Some(difference) => {
+                tracing::info!(role = %name, %difference, check_ms, "setting up a component role");
+                {
+                    let mut revoked = self.public_revoked.lock().await;
+                    if !*revoked {
+                        pg_grants::revoke_from_public(&mut *pool.acquire().await.map_err(map_error)?).await?;
+                        *revoked = true;
+                    }
+                }
+                let mut tx = pool.begin().await.map_err(map_error)?;
+                let waited = Instant::now();
+                pg_grants::lock(&mut tx).await?;
+                let lock_wait_ms = waited.elapsed().as_secs_f64() * 1000.0;
+                pg_grants::ensure_role(&mut tx, &name, password.as_deref(), iam).await?;
+                // Whatever else the role owns or holds (a table handed to it,
+                // a privilege granted by hand) is taken back before it gets
+                // exactly its grants.
+                pg_grants::reclaim(&mut tx, &name, tables, &self.known_roles()).await?;
+                tx.commit().await.map_err(map_error)?;
+                tracing::debug!(role = %name, lock_wait_ms, total_ms = checked.elapsed().as_secs_f64() * 1000.0, "component role set up");
             }
         }
-        let password = self.role_secret.as_deref().map(|secret| pg_grants::role_password(&name, secret));
-        let mut tx = pool.begin().await.map_err(map_error)?;
-        pg_grants::lock(&mut tx).await?;
-        pg_grants::ensure_role(&mut tx, &name, password.as_deref(), self.host.auth.is_some()).await?;
-        pg_grants::grant(&mut tx, &name, tables).await?;
-        tx.commit().await.map_err(map_error)?;
 
         let mut options = self.host.options.clone().username(&name);
         if let Some(p) = &password {
@@ -292,8 +317,24 @@ impl Postgres {
                 password_made: Mutex::new(None),
             },
             last_sync: std::sync::Mutex::new(Instant::now()),
+            repairing: Mutex::new(()),
         });
         Ok(self.roles.lock().expect("not poisoned").entry(name).or_insert(role).clone())
+    }
+
+    /// After the database refused a login of `role` for its password (set
+    /// by hand, or by a host with another secret): the role is set up again
+    /// under the lock, once per refusal.
+    async fn repair_login(&self, role: &GrantRole) -> Result<(), BackendError> {
+        let password = self
+            .role_secret
+            .as_deref()
+            .map(|secret| pg_grants::role_password(&role.name, secret));
+        let mut tx = self.pool().await?.begin().await.map_err(map_error)?;
+        pg_grants::lock(&mut tx).await?;
+        pg_grants::ensure_role(&mut tx, &role.name, password.as_deref(), self.host.auth.is_some()).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
     }
 
     /// Every role this host knows, with its grant set.
@@ -761,7 +802,23 @@ impl ScopedPostgres {
         if let Some(conn) = self.held.as_ref().and_then(|held| held.take()) {
             return Ok(conn);
         }
-        self.role.pool.get().await?.acquire().await.map_err(map_error)
+        match self.role.pool.get().await?.acquire().await {
+            // The start-up check cannot read the password; a refused login
+            // sets the role up again, once (logins refused meanwhile wait for
+            // it and try again first).
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(INVALID_PASSWORD) => {
+                let _repairing = self.role.repairing.lock().await;
+                match self.role.pool.get().await?.acquire().await {
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(INVALID_PASSWORD) => {
+                        tracing::warn!(component = %self.component, role = %self.role.name, "the database refused the role's password; setting the role up again");
+                        self.host.repair_login(&self.role).await?;
+                        self.role.pool.get().await?.acquire().await.map_err(map_error)
+                    }
+                    result => result.map_err(map_error),
+                }
+            }
+            result => result.map_err(map_error),
+        }
     }
 
     /// Runs one statement as the component's role: a schema change under
