@@ -603,8 +603,9 @@ fn record(uid: &str) -> StoredRecord {
     }
 }
 
-/// Starts a new host on `f` while another session holds the grants lock.
-/// The component's handle, or `None` when the start waited for the lock.
+/// Starts a new host on `f` while another session holds the grants lock,
+/// and reads a record of `docs` (the records API's first use of the table).
+/// The component's handle, or `None` when either waited for the lock.
 async fn start_while_locked(f: &Fixture, grants: &BTreeSet<String>) -> Option<Arc<dyn Database>> {
     let mut locker = f.admin.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -613,9 +614,15 @@ async fn start_while_locked(f: &Fixture, grants: &BTreeSet<String>) -> Option<Ar
         .await
         .unwrap();
     let host = connect(&f.url).await;
-    let started = tokio::time::timeout(Duration::from_secs(3), host.scoped("notes", grants)).await;
+    let started = tokio::time::timeout(Duration::from_secs(3), async {
+        let db = host.scoped("notes", grants).await.unwrap();
+        let record = db.get("docs", "d1").await.unwrap().expect("the record is there");
+        assert_eq!(record.creator_uid.as_deref(), Some("alice"));
+        db
+    })
+    .await;
     locker.rollback().await.unwrap();
-    started.ok().map(Result::unwrap)
+    started.ok()
 }
 
 /// What the role can do on the grant set, as the component sees it.

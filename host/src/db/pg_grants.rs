@@ -193,11 +193,31 @@ fn sorted(mut list: Vec<String>) -> Vec<String> {
     list
 }
 
-/// What differs between the database and what [`ensure_role`], [`grant`]
-/// and [`revoke_from_public`] would make of it, read from the catalog
-/// without a lock; `None` when nothing does. The role's password cannot be
+/// What the catalog says of a role, read without a lock.
+pub enum RoleState {
+    /// As [`ensure_role`], [`grant`] and [`revoke_from_public`] would leave
+    /// it, with its privileges on these existing granted tables.
+    InPlace(BTreeSet<String>),
+    /// What differs.
+    Differs(String),
+}
+
+/// Compares the database with what [`ensure_role`], [`grant`] and
+/// [`revoke_from_public`] would make of it. The role's password cannot be
 /// read: a login refused for it is handled where the role logs in.
-pub async fn difference(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, iam: bool) -> Result<Option<String>, BackendError> {
+pub async fn role_state(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, iam: bool) -> Result<RoleState, BackendError> {
+    Ok(match difference(conn, role, tables, iam).await? {
+        Ok(in_place) => RoleState::InPlace(in_place),
+        Err(difference) => RoleState::Differs(difference),
+    })
+}
+
+async fn difference(
+    conn: &mut PgConnection,
+    role: &str,
+    tables: &BTreeSet<String>,
+    iam: bool,
+) -> Result<Result<BTreeSet<String>, String>, BackendError> {
     let names: Vec<&str> = tables.iter().map(String::as_str).collect();
     let Some(row) = sqlx::query(ROLE_STATE)
         .bind(role)
@@ -206,7 +226,7 @@ pub async fn difference(conn: &mut PgConnection, role: &str, tables: &BTreeSet<S
         .await
         .map_err(map_error)?
     else {
-        return Ok(Some("the role does not exist".into()));
+        return Ok(Err("the role does not exist".into()));
     };
     let oid: sqlx::postgres::types::Oid = row.get(0);
     let member_of: Vec<String> = row.get(3);
@@ -231,8 +251,8 @@ pub async fn difference(conn: &mut PgConnection, role: &str, tables: &BTreeSet<S
     } else {
         None
     };
-    if differs.is_some() {
-        return Ok(differs);
+    if let Some(differs) = differs {
+        return Ok(Err(differs));
     }
     let rows = sqlx::query(TABLE_STATE)
         .bind(&names)
@@ -240,6 +260,7 @@ pub async fn difference(conn: &mut PgConnection, role: &str, tables: &BTreeSet<S
         .fetch_all(&mut *conn)
         .await
         .map_err(map_error)?;
+    let mut in_place = BTreeSet::new();
     for row in rows {
         let name: String = row.get(0);
         let columns: Vec<String> = row.get(2);
@@ -264,12 +285,13 @@ pub async fn difference(conn: &mut PgConnection, role: &str, tables: &BTreeSet<S
             None
         };
         if let Some(what) = differs {
-            return Ok(Some(format!(
+            return Ok(Err(format!(
                 "table {name}: {what} (table {privileges:?}, columns {column_privileges:?}, sequences {sequence_privileges:?})"
             )));
         }
+        in_place.insert(name);
     }
-    Ok(None)
+    Ok(Ok(in_place))
 }
 
 /// One granted table as the catalog has it.

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,12 @@ pub struct Postgres {
     database: String,
     /// Whether PUBLIC's schema and database privileges were revoked.
     public_revoked: Mutex<bool>,
+    /// Components loading at once check their roles in turn, on one host
+    /// connection kept while others wait: each would else log in a
+    /// connection of its own, which costs more than the check.
+    role_check_conn: Mutex<Option<PoolConnection<Pg>>>,
+    /// Role checks under way or waiting.
+    role_checks_pending: AtomicUsize,
 }
 
 /// The login role and pool of one grant set.
@@ -113,6 +120,10 @@ struct GrantRole {
     last_sync: std::sync::Mutex<Instant>,
     /// Held while a refused login sets the role up again.
     repairing: Mutex<()>,
+    /// Granted tables whose privileges the start found in place (until a
+    /// schema change): a records table among them needs no grant when the
+    /// host first uses it.
+    in_place: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// PostgreSQL's invalid_password: a login refused for its password.
@@ -200,6 +211,8 @@ impl Postgres {
             max_connections: options.max_connections,
             database,
             public_revoked: Mutex::new(false),
+            role_check_conn: Mutex::new(None),
+            role_checks_pending: AtomicUsize::new(0),
         })
     }
 
@@ -222,13 +235,14 @@ impl Postgres {
             tracing::debug!(table, error = %e, "retrying table creation");
             sqlx::query(AssertSqlSafe(ddl)).execute(pool).await.map_err(map_error)?;
         }
-        // The roles whose grant sets include the table get their privileges on it.
+        // The roles whose grant sets include the table get their privileges
+        // on it, unless the start found them in place.
         let roles: Vec<Arc<GrantRole>> = self
             .roles
             .lock()
             .expect("not poisoned")
             .values()
-            .filter(|r| r.tables.contains(table))
+            .filter(|r| r.tables.contains(table) && !r.in_place.lock().expect("not poisoned").contains(table))
             .cloned()
             .collect();
         if !roles.is_empty() {
@@ -258,11 +272,31 @@ impl Postgres {
         // A database that earlier starts set up needs no lock and no change:
         // the catalog says whether everything is already in place.
         let checked = Instant::now();
-        let difference = pg_grants::difference(&mut *pool.acquire().await.map_err(map_error)?, &name, tables, iam).await?;
+        self.role_checks_pending.fetch_add(1, Ordering::SeqCst);
+        let mut kept = self.role_check_conn.lock().await;
+        let turn_us = checked.elapsed().as_micros() as u64;
+        let result = async {
+            let mut conn = match kept.take() {
+                Some(conn) => conn,
+                None => pool.acquire().await.map_err(map_error)?,
+            };
+            let state = pg_grants::role_state(&mut conn, &name, tables, iam).await?;
+            Ok::<_, BackendError>((conn, state))
+        }
+        .await;
+        let others_waiting = self.role_checks_pending.fetch_sub(1, Ordering::SeqCst) > 1;
+        let (conn, state) = result?;
+        if others_waiting {
+            *kept = Some(conn);
+        }
+        drop(kept);
         let check_ms = checked.elapsed().as_secs_f64() * 1000.0;
-        match difference {
-            None => tracing::debug!(role = %name, check_ms, "component role already in place"),
-            Some(difference) => {
+        let in_place = match state {
+            pg_grants::RoleState::InPlace(in_place) => {
+                tracing::debug!(role = %name, turn_us, check_ms, "component role already in place");
+                in_place
+            }
+            pg_grants::RoleState::Differs(difference) => {
                 tracing::info!(role = %name, %difference, check_ms, "setting up a component role");
                 {
                     let mut revoked = self.public_revoked.lock().await;
@@ -282,8 +316,10 @@ impl Postgres {
                 pg_grants::reclaim(&mut tx, &name, tables, &self.known_roles()).await?;
                 tx.commit().await.map_err(map_error)?;
                 tracing::debug!(role = %name, lock_wait_ms, total_ms = checked.elapsed().as_secs_f64() * 1000.0, "component role set up");
+                // Records tables get their grants again when first used.
+                BTreeSet::new()
             }
-        }
+        };
 
         let mut options = self.host.options.clone().username(&name);
         if let Some(p) = &password {
@@ -318,6 +354,7 @@ impl Postgres {
             },
             last_sync: std::sync::Mutex::new(Instant::now()),
             repairing: Mutex::new(()),
+            in_place: std::sync::Mutex::new(in_place),
         });
         Ok(self.roles.lock().expect("not poisoned").entry(name).or_insert(role).clone())
     }
@@ -599,8 +636,10 @@ impl Database for Postgres {
     }
 
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
+        let started = Instant::now();
         let role = self.grant_role(tables).await?;
-        tracing::debug!(component, role = %role.name, "component database role ready");
+        let us = started.elapsed().as_micros() as u64;
+        tracing::debug!(component, role = %role.name, us, "component database role ready");
         Ok(Arc::new(ScopedPostgres {
             host: self,
             component: component.to_owned(),
@@ -721,6 +760,10 @@ impl Database for Postgres {
 
     fn schema_changed(&self) {
         self.ensured.lock().expect("not poisoned").clear();
+        // A table may have been dropped and made again.
+        for role in self.roles.lock().expect("not poisoned").values() {
+            role.in_place.lock().expect("not poisoned").clear();
+        }
     }
 }
 
