@@ -21,8 +21,10 @@
 //!   Lambda environment meets a database that earlier ones already set up.
 //!
 //! For the corral variants it also reports the start-up phases the host logs
-//! (backends, engine and pool, each component's load and `init`) and the
-//! first request's handling, as medians.
+//! (backends, engine and pool, each component's load and `init`; on
+//! PostgreSQL each component's database role and the catalog check of its
+//! role, logged at debug level) and the first request's handling, as
+//! medians.
 //!
 //! Each run gets a fresh data directory (a new Lambda environment has an
 //! empty /tmp). The first invocation is an HTTP API request,
