@@ -21,8 +21,10 @@
 //!   Lambda environment meets a database that earlier ones already set up.
 //!
 //! For the corral variants it also reports the start-up phases the host logs
-//! (backends, engine and pool, each component's load and `init`) and the
-//! first request's handling, as medians.
+//! (backends, engine and pool, each component's load and `init`; on
+//! PostgreSQL each component's database role and the catalog check of its
+//! role, logged at debug level) and the first request's handling, as
+//! medians.
 //!
 //! Each run gets a fresh data directory (a new Lambda environment has an
 //! empty /tmp). The first invocation is an HTTP API request,
@@ -221,6 +223,21 @@ fn phases(log: &str) -> Vec<(String, Duration)> {
                 };
                 out.push((name, Duration::from_micros(v["us"].as_u64().unwrap_or(0))));
             }
+            // Within a component's load on PostgreSQL (logged at debug).
+            Some("component database role ready") => {
+                let name = format!("components > database role {}", v["component"].as_str().unwrap_or("?"));
+                out.push((name, Duration::from_micros(v["us"].as_u64().unwrap_or(0))));
+            }
+            Some("component role already in place") => {
+                out.push((
+                    "components > role check, its turn".into(),
+                    Duration::from_micros(v["turn_us"].as_u64().unwrap_or(0)),
+                ));
+                out.push((
+                    "components > role check, whole".into(),
+                    Duration::from_secs_f64(v["check_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                ));
+            }
             Some("request") if !out.iter().any(|(n, _)| n == "first request") => {
                 out.push((
                     "first request".into(),
@@ -249,7 +266,8 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .env("CORRAL_ARTIFACT_DIR", &artifacts)
         .env_remove("CORRAL_PACKAGED_ARTIFACTS")
         .env_remove("CORRAL_BACKENDS")
-        .env_remove("CORRAL_LOG")
+        // The database role's set-up is timed at debug level.
+        .env("CORRAL_LOG", "info,corral::db::postgres=debug")
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -24,6 +24,7 @@ fn admin_url() -> String {
 struct Fixture {
     url: String,
     admin: PgPool,
+    database: String,
 }
 
 async fn fixture() -> Fixture {
@@ -56,6 +57,7 @@ async fn fixture() -> Fixture {
     Fixture {
         url: url.to_string(),
         admin,
+        database,
     }
 }
 
@@ -510,4 +512,241 @@ async fn hosts_sharing_a_database_start_together() {
         .unwrap()
         .get(0);
     assert_eq!(count, 4);
+}
+
+/// The advisory lock every role and grant change takes (`pg_grants::GRANTS_LOCK`).
+const GRANTS_LOCK: i64 = 0x636f_7272_616c_6772;
+
+/// The role a component's SQL runs as.
+async fn role_of(db: &Arc<dyn Database>) -> String {
+    text(&db.query("SELECT current_user::text", &[]).await.unwrap()).remove(0)
+}
+
+/// The catalog rows a role or grant change rewrites, each as `kind name
+/// version (xmin) state`: the role (its password hash and attributes), its
+/// memberships, and the privileges on the schema, the database and the
+/// tables and sequences of the schema, with their owners.
+async fn catalog_state(admin: &PgPool, role: &str) -> Vec<String> {
+    const ACL: &str = "array_to_string(ARRAY(SELECT coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || '=' || a.privilege_type \
+        || CASE WHEN a.is_grantable THEN '*' ELSE '' END FROM aclexplode(acl) a ORDER BY 1), ',')";
+    let sql = format!(
+        "SELECT 'role ' || rolname || ' ' || xmin || ' ' || coalesce(rolpassword, '') || ' ' \
+           || concat_ws(',', rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolvaliduntil) \
+           FROM pg_authid WHERE rolname = $1 \
+         UNION ALL SELECT 'member ' || roleid::regrole || ' ' || member::regrole FROM pg_auth_members \
+           WHERE roleid = $1::regrole OR member = $1::regrole \
+         UNION ALL SELECT 'schema ' || nspname || ' ' || xmin || ' ' || {} FROM pg_namespace WHERE nspname = 'public' \
+         UNION ALL SELECT 'database ' || datname || ' ' || xmin || ' ' || {} FROM pg_database WHERE datname = current_database() \
+         UNION ALL SELECT 'relation ' || relname || ' ' || xmin || ' ' || relowner::regrole || ' ' || {} \
+           FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S') \
+         UNION ALL SELECT 'column ' || attrelid::regclass || '.' || attname || ' ' || {} FROM pg_attribute \
+           WHERE attacl IS NOT NULL AND attrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace) \
+         ORDER BY 1",
+        // No ACL stands for the default one.
+        ACL.replace("acl)", "coalesce(nspacl, acldefault('n', nspowner)))"),
+        ACL.replace("acl)", "coalesce(datacl, acldefault('d', datdba)))"),
+        ACL.replace(
+            "acl)",
+            "coalesce(relacl, acldefault(CASE relkind WHEN 'S' THEN 's' ELSE 'r' END::\"char\", relowner)))"
+        ),
+        ACL.replace("acl)", "attacl)"),
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(role)
+        .fetch_all(admin)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// [`catalog_state`] without the row versions and the password hash, which
+/// setting a role up again changes.
+fn privileges(state: &[String]) -> Vec<String> {
+    state
+        .iter()
+        .map(|row| {
+            let mut words: Vec<&str> = row.split(' ').collect();
+            match words[0] {
+                "role" => drop(words.drain(2..4)),
+                "schema" | "database" | "relation" => drop(words.remove(2)),
+                _ => {}
+            }
+            words.join(" ")
+        })
+        .collect()
+}
+
+/// A component's grant set in place as a first start leaves it: a plain
+/// table with a sequence and a records table, both with rows.
+async fn first_start(f: &Fixture) -> (Arc<dyn Database>, String) {
+    let host = connect(&f.url).await;
+    let db = host.clone().scoped("notes", &tables(&["notes", "docs"])).await.unwrap();
+    db.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text)", &[])
+        .await
+        .unwrap();
+    db.execute("INSERT INTO notes (body) VALUES ('first')", &[]).await.unwrap();
+    host.insert("docs", &record("d1")).await.unwrap();
+    let role = role_of(&db).await;
+    (db, role)
+}
+
+fn record(uid: &str) -> StoredRecord {
+    StoredRecord {
+        uid: uid.to_owned(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        last_updated_at: "2026-01-01T00:00:00Z".into(),
+        creator_uid: Some("alice".into()),
+        last_updater_uid: Some("alice".into()),
+        data: serde_json::from_str(r#"{"title": "a"}"#).unwrap(),
+    }
+}
+
+/// Starts a new host on `f` while another session holds the grants lock,
+/// and reads a record of `docs` (the records API's first use of the table).
+/// The component's handle, or `None` when either waited for the lock.
+async fn start_while_locked(f: &Fixture, grants: &BTreeSet<String>) -> Option<Arc<dyn Database>> {
+    let mut locker = f.admin.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(GRANTS_LOCK)
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let host = connect(&f.url).await;
+    let started = tokio::time::timeout(Duration::from_secs(3), async {
+        let db = host.scoped("notes", grants).await.unwrap();
+        let record = db.get("docs", "d1").await.unwrap().expect("the record is there");
+        assert_eq!(record.creator_uid.as_deref(), Some("alice"));
+        db
+    })
+    .await;
+    locker.rollback().await.unwrap();
+    started.ok()
+}
+
+/// What the role can do on the grant set, as the component sees it.
+async fn works_as_granted(db: &Arc<dyn Database>) {
+    db.execute("INSERT INTO notes (body) VALUES ('again')", &[]).await.unwrap();
+    assert_eq!(
+        text(&db.query("SELECT body FROM notes ORDER BY id", &[]).await.unwrap()),
+        ["first", "again"]
+    );
+    assert_eq!(text(&db.query("SELECT uid FROM docs", &[]).await.unwrap()), ["d1"]);
+    db.execute("UPDATE docs SET data = '{\"title\": \"b\"}'", &[]).await.unwrap();
+    assert_refused(
+        "UPDATE docs SET creator_uid",
+        db.execute("UPDATE docs SET creator_uid = 'mallory'", &[]).await,
+    );
+    assert_refused("SELECT victim", db.query("SELECT * FROM victim", &[]).await);
+}
+
+#[tokio::test]
+async fn a_start_on_a_database_already_set_up_changes_nothing_and_takes_no_lock() {
+    let f = fixture().await;
+    let (_first, role) = first_start(&f).await;
+    let before = catalog_state(&f.admin, &role).await;
+    assert!(before.iter().any(|row| row.starts_with("relation notes_id_seq ")), "{before:#?}");
+
+    let db = start_while_locked(&f, &tables(&["notes", "docs"]))
+        .await
+        .expect("the start did not wait for the grants lock");
+    assert_eq!(catalog_state(&f.admin, &role).await, before, "the start changed the catalog");
+    // The role's pool logs in with the password the first start set.
+    works_as_granted(&db).await;
+    assert_eq!(catalog_state(&f.admin, &role).await, before);
+}
+
+#[tokio::test]
+async fn privileges_added_by_hand_are_taken_back_on_the_next_start() {
+    let f = fixture().await;
+    let (_first, role) = first_start(&f).await;
+    let before = catalog_state(&f.admin, &role).await;
+    let changes = [
+        format!("GRANT TRUNCATE, REFERENCES ON notes TO {role}"),
+        format!("GRANT SELECT ON notes TO {role} WITH GRANT OPTION"),
+        format!("GRANT UPDATE (creator_uid) ON docs TO {role}"),
+        format!("GRANT UPDATE ON notes_id_seq TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role} WITH GRANT OPTION"),
+        format!("GRANT SELECT ON victim TO {role}"),
+        format!("ALTER TABLE notes OWNER TO {role}"),
+        format!("ALTER ROLE {role} CREATEDB"),
+        format!("ALTER ROLE {role} INHERIT"),
+        format!("GRANT TEMPORARY ON DATABASE {} TO PUBLIC", f.database),
+    ];
+    for change in changes {
+        sqlx::raw_sql(AssertSqlSafe(change.clone())).execute(&f.admin).await.unwrap();
+        assert_ne!(
+            privileges(&catalog_state(&f.admin, &role).await),
+            privileges(&before),
+            "{change} changed nothing"
+        );
+        let host = connect(&f.url).await;
+        let db = host.scoped("notes", &tables(&["notes", "docs"])).await.unwrap();
+        assert_eq!(
+            privileges(&catalog_state(&f.admin, &role).await),
+            privileges(&before),
+            "{change} was not taken back"
+        );
+        assert_eq!(
+            text(&db.query("SELECT body FROM notes ORDER BY id", &[]).await.unwrap()),
+            ["first"],
+            "{change}"
+        );
+    }
+    // Taken back, everything is in place again: the next start takes no lock.
+    let db = start_while_locked(&f, &tables(&["notes", "docs"])).await.expect("no lock");
+    works_as_granted(&db).await;
+}
+
+#[tokio::test]
+async fn a_component_role_made_a_member_of_another_is_removed_from_it_on_the_next_start() {
+    let f = fixture().await;
+    let (_first, role) = first_start(&f).await;
+    let host = connect(&f.url).await;
+    let other = host.scoped("other", &tables(&["other"])).await.unwrap();
+    let other_role = role_of(&other).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("GRANT {role} TO {other_role}")))
+        .execute(&f.admin)
+        .await
+        .unwrap();
+
+    let host = connect(&f.url).await;
+    host.scoped("notes", &tables(&["notes", "docs"])).await.unwrap();
+    let members: i64 = sqlx::query("SELECT count(*) FROM pg_auth_members WHERE roleid = $1::regrole AND member = $2::regrole")
+        .bind(&role)
+        .bind(&other_role)
+        .fetch_one(&f.admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(members, 0, "the other component role is still a member");
+    assert_refused("SET ROLE", other.execute(&format!("SET ROLE {role}"), &[]).await);
+}
+
+#[tokio::test]
+async fn a_role_whose_password_was_changed_logs_in_again_after_a_refusal() {
+    let f = fixture().await;
+    let (_first, role) = first_start(&f).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("ALTER ROLE {role} PASSWORD 'changed by hand'")))
+        .execute(&f.admin)
+        .await
+        .unwrap();
+    let changed = catalog_state(&f.admin, &role).await;
+
+    // The start cannot see the password and takes the fast path; the first
+    // login is refused, the role's password is set again and it logs in.
+    let db = start_while_locked(&f, &tables(&["notes", "docs"])).await.expect("no lock");
+    assert_eq!(catalog_state(&f.admin, &role).await, changed);
+    works_as_granted(&db).await;
+    assert_ne!(catalog_state(&f.admin, &role).await, changed, "the password was set again");
+    let login = url::Url::parse(&f.url).map(|mut u| {
+        u.set_username(&role).unwrap();
+        u.set_password(Some("changed by hand")).unwrap();
+        u
+    });
+    assert!(
+        PgPool::connect(login.unwrap().as_str()).await.is_err(),
+        "the hand-set password still logs in"
+    );
 }

@@ -91,7 +91,9 @@ pub async fn revoke_from_public(conn: &mut PgConnection) -> Result<(), BackendEr
 /// Creates or updates `role` (inside the caller's transaction, which holds
 /// [`GRANTS_LOCK`]): a login role that inherits nothing, whose login is the
 /// password (or, with `iam`, an RDS auth token), and that the host's role is
-/// a member of, so the host can take back the tables it creates.
+/// a member of, so the host can take back the tables it creates. No other
+/// component role stays a member of it (before PostgreSQL 16 a role may
+/// grant itself to others).
 pub async fn ensure_role(conn: &mut PgConnection, role: &str, password: Option<&str>, iam: bool) -> Result<(), BackendError> {
     let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
         .bind(role)
@@ -99,12 +101,34 @@ pub async fn ensure_role(conn: &mut PgConnection, role: &str, password: Option<&
         .await
         .map_err(map_error)?
         .is_some();
-    let login = match password {
-        Some(p) => format!("LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD {}", literal(p)),
-        None => "LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD NULL".to_owned(),
+    let password = match password {
+        Some(p) => literal(p),
+        None => "NULL".to_owned(),
     };
     let verb = if exists { "ALTER" } else { "CREATE" };
-    run(conn, format!("{verb} ROLE {} {login}", ident(role))).await?;
+    run(
+        conn,
+        format!(
+            "{verb} ROLE {} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD {password} VALID UNTIL 'infinity'",
+            ident(role)
+        ),
+    )
+    .await?;
+    let members: Vec<String> = sqlx::query(
+        "SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.member \
+         WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = $1) AND b.rolname LIKE 'corral\\_g\\_%'",
+    )
+    .bind(role)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_error)?
+    .iter()
+    .map(|r| ident(&r.get::<String, _>(0)))
+    .collect();
+    if !members.is_empty() {
+        tracing::warn!(role, ?members, "revoking component roles' membership in a component role");
+        run(conn, format!("REVOKE {} FROM {}", ident(role), members.join(", "))).await?;
+    }
     let is_member = sqlx::query("SELECT pg_has_role(current_user, $1, 'USAGE')")
         .bind(role)
         .fetch_one(&mut *conn)
@@ -118,6 +142,156 @@ pub async fn ensure_role(conn: &mut PgConnection, role: &str, password: Option<&
         run(conn, format!("GRANT rds_iam TO {}", ident(role))).await?;
     }
     Ok(())
+}
+
+/// The role, its memberships, PUBLIC's reach, and whatever the role owns or
+/// holds privileges on beyond the schema, the granted tables and their
+/// sequences.
+const ROLE_STATE: &str = "\
+WITH granted AS (SELECT c.oid FROM pg_class c \
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY($2)), \
+  sequences AS (SELECT s.oid FROM pg_depend d JOIN granted g ON g.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) \
+SELECT r.oid, \
+  r.rolcanlogin AND NOT r.rolinherit AND NOT r.rolcreatedb AND NOT r.rolcreaterole AND NOT r.rolsuper \
+    AND NOT r.rolbypassrls AND NOT r.rolreplication AND r.rolvaliduntil = 'infinity', \
+  pg_has_role(current_user, r.oid, 'USAGE'), \
+  ARRAY(SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = r.oid), \
+  ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.member \
+    WHERE m.roleid = r.oid AND b.rolname LIKE 'corral\\_g\\_%'), \
+  has_schema_privilege('public', current_schema(), 'CREATE') OR has_database_privilege('public', current_database(), 'TEMPORARY'), \
+  ARRAY(SELECT a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END \
+    FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.oid = current_schema()::regnamespace AND a.grantee = r.oid), \
+  ARRAY(SELECT d.deptype::text || ' ' || coalesce(pg_describe_object(d.classid, d.objid, d.objsubid), d.classid::regclass::text) FROM pg_shdepend d \
+    WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid \
+      AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) \
+      AND NOT (d.deptype = 'a' AND ((d.classid = 'pg_namespace'::regclass AND d.objid = current_schema()::regnamespace) \
+        OR (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM granted UNION ALL SELECT oid FROM sequences))))) \
+FROM pg_roles r WHERE r.rolname = $1";
+
+/// Each existing granted table: whether the host owns it and its
+/// sequences, its columns, and the role's privileges on it, its columns
+/// and its sequences (a `*` marks a grant option).
+const TABLE_STATE: &str = "\
+SELECT c.relname::text, \
+  c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND NOT EXISTS ( \
+    SELECT 1 FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid \
+      AND d.deptype IN ('a', 'i') AND s.relowner <> c.relowner), \
+  ARRAY(SELECT t.attname::text FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attnum > 0 AND NOT t.attisdropped ORDER BY t.attnum), \
+  ARRAY(SELECT a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END FROM aclexplode(c.relacl) a WHERE a.grantee = $2), \
+  ARRAY(SELECT t.attname || ' ' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END \
+    FROM pg_attribute t, aclexplode(t.attacl) a WHERE t.attrelid = c.oid AND t.attnum > 0 AND a.grantee = $2), \
+  ARRAY(SELECT coalesce((SELECT string_agg(a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END, ',' ORDER BY a.privilege_type) \
+      FROM aclexplode(s.relacl) a WHERE a.grantee = $2), '') \
+    FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid AND d.deptype IN ('a', 'i')) \
+FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)";
+
+fn sorted(mut list: Vec<String>) -> Vec<String> {
+    list.sort();
+    list
+}
+
+/// What the catalog says of a role, read without a lock.
+pub enum RoleState {
+    /// As [`ensure_role`], [`grant`] and [`revoke_from_public`] would leave
+    /// it, with its privileges on these existing granted tables.
+    InPlace(BTreeSet<String>),
+    /// What differs.
+    Differs(String),
+}
+
+/// Compares the database with what [`ensure_role`], [`grant`] and
+/// [`revoke_from_public`] would make of it. The role's password cannot be
+/// read: a login refused for it is handled where the role logs in.
+pub async fn role_state(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, iam: bool) -> Result<RoleState, BackendError> {
+    Ok(match difference(conn, role, tables, iam).await? {
+        Ok(in_place) => RoleState::InPlace(in_place),
+        Err(difference) => RoleState::Differs(difference),
+    })
+}
+
+async fn difference(
+    conn: &mut PgConnection,
+    role: &str,
+    tables: &BTreeSet<String>,
+    iam: bool,
+) -> Result<Result<BTreeSet<String>, String>, BackendError> {
+    let names: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let Some(row) = sqlx::query(ROLE_STATE)
+        .bind(role)
+        .bind(&names)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_error)?
+    else {
+        return Ok(Err("the role does not exist".into()));
+    };
+    let oid: sqlx::postgres::types::Oid = row.get(0);
+    let member_of: Vec<String> = row.get(3);
+    let component_members: Vec<String> = row.get(4);
+    let schema_privileges = sorted(row.get(6));
+    let stray: Vec<String> = row.get(7);
+    let expected_member_of: Vec<String> = if iam { vec!["rds_iam".into()] } else { vec![] };
+    let differs = if !row.get::<bool, _>(1) {
+        Some("its attributes differ".to_owned())
+    } else if !row.get::<bool, _>(2) {
+        Some("the host's role is not a member".to_owned())
+    } else if member_of != expected_member_of {
+        Some(format!("it is a member of {member_of:?}"))
+    } else if !component_members.is_empty() {
+        Some(format!("component roles are members of it: {component_members:?}"))
+    } else if row.get::<bool, _>(5) {
+        Some("PUBLIC may create in the schema or make temporary tables".to_owned())
+    } else if schema_privileges != ["CREATE", "USAGE"] {
+        Some(format!("its privileges on the schema are {schema_privileges:?}"))
+    } else if !stray.is_empty() {
+        Some(format!("it owns or holds privileges on {stray:?}"))
+    } else {
+        None
+    };
+    if let Some(differs) = differs {
+        return Ok(Err(differs));
+    }
+    let rows = sqlx::query(TABLE_STATE)
+        .bind(&names)
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let mut in_place = BTreeSet::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let columns: Vec<String> = row.get(2);
+        let records = columns == RECORDS_LAYOUT;
+        let privileges = sorted(row.get(3));
+        let column_privileges = sorted(row.get(4));
+        let sequence_privileges: Vec<String> = row.get(5);
+        let (expected, expected_columns, expected_sequences): (&[&str], &[&str], &str) = if records {
+            (&["DELETE", "SELECT"], &["data UPDATE"], "")
+        } else {
+            (&["DELETE", "INSERT", "SELECT", "UPDATE"], &[], "SELECT,USAGE")
+        };
+        let differs = if !row.get::<bool, _>(1) {
+            Some("the host's role does not own it or its sequences")
+        } else if privileges != expected {
+            Some("its table privileges differ")
+        } else if column_privileges != expected_columns {
+            Some("its column privileges differ")
+        } else if sequence_privileges.iter().any(|p| p != expected_sequences) {
+            Some("its sequence privileges differ")
+        } else {
+            None
+        };
+        if let Some(what) = differs {
+            return Ok(Err(format!(
+                "table {name}: {what} (table {privileges:?}, columns {column_privileges:?}, sequences {sequence_privileges:?})"
+            )));
+        }
+        in_place.insert(name);
+    }
+    Ok(Ok(in_place))
 }
 
 /// One granted table as the catalog has it.
@@ -158,13 +332,14 @@ async fn existing(conn: &mut PgConnection, tables: &BTreeSet<String>) -> Result<
 /// the schema, replacing what it had on them.
 pub async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>) -> Result<(), BackendError> {
     let r = ident(role);
-    let mut sql = String::from("GRANT USAGE, CREATE ON SCHEMA ");
     let schema: String = sqlx::query("SELECT current_schema()::text")
         .fetch_one(&mut *conn)
         .await
         .map_err(map_error)?
         .get(0);
-    sql.push_str(&format!("{} TO {r};\n", ident(&schema)));
+    let schema = ident(&schema);
+    // Revoked first, so a grant option someone added goes too.
+    let mut sql = format!("REVOKE ALL ON SCHEMA {schema} FROM {r};\nGRANT USAGE, CREATE ON SCHEMA {schema} TO {r};\n");
     for t in existing(conn, tables).await? {
         let name = ident(&t.name);
         sql.push_str(&format!("REVOKE ALL ON TABLE {name} FROM {r};\n"));
@@ -175,7 +350,10 @@ pub async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String
         } else {
             sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {name} TO {r};\n"));
             for s in &t.sequences {
-                sql.push_str(&format!("GRANT USAGE, SELECT ON SEQUENCE {} TO {r};\n", ident(s)));
+                let s = ident(s);
+                sql.push_str(&format!(
+                    "REVOKE ALL ON SEQUENCE {s} FROM {r};\nGRANT USAGE, SELECT ON SEQUENCE {s} TO {r};\n"
+                ));
             }
         }
     }

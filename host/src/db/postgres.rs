@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,12 @@ pub struct Postgres {
     database: String,
     /// Whether PUBLIC's schema and database privileges were revoked.
     public_revoked: Mutex<bool>,
+    /// Components loading at once check their roles in turn, on one host
+    /// connection kept while others wait: each would else log in a
+    /// connection of its own, which costs more than the check.
+    role_check_conn: Mutex<Option<PoolConnection<Pg>>>,
+    /// Role checks under way or waiting.
+    role_checks_pending: AtomicUsize,
 }
 
 /// The login role and pool of one grant set.
@@ -111,7 +118,16 @@ struct GrantRole {
     pool: LoginPool,
     /// When its grants were last brought up to date after a refusal.
     last_sync: std::sync::Mutex<Instant>,
+    /// Held while a refused login sets the role up again.
+    repairing: Mutex<()>,
+    /// Granted tables whose privileges the start found in place (until a
+    /// schema change): a records table among them needs no grant when the
+    /// host first uses it.
+    in_place: std::sync::Mutex<BTreeSet<String>>,
 }
+
+/// PostgreSQL's invalid_password: a login refused for its password.
+const INVALID_PASSWORD: &str = "28P01";
 
 /// How long a role's idle connections stay open.
 const ROLE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,6 +211,8 @@ impl Postgres {
             max_connections: options.max_connections,
             database,
             public_revoked: Mutex::new(false),
+            role_check_conn: Mutex::new(None),
+            role_checks_pending: AtomicUsize::new(0),
         })
     }
 
@@ -217,13 +235,14 @@ impl Postgres {
             tracing::debug!(table, error = %e, "retrying table creation");
             sqlx::query(AssertSqlSafe(ddl)).execute(pool).await.map_err(map_error)?;
         }
-        // The roles whose grant sets include the table get their privileges on it.
+        // The roles whose grant sets include the table get their privileges
+        // on it, unless the start found them in place.
         let roles: Vec<Arc<GrantRole>> = self
             .roles
             .lock()
             .expect("not poisoned")
             .values()
-            .filter(|r| r.tables.contains(table))
+            .filter(|r| r.tables.contains(table) && !r.in_place.lock().expect("not poisoned").contains(table))
             .cloned()
             .collect();
         if !roles.is_empty() {
@@ -238,27 +257,69 @@ impl Postgres {
         Ok(pool)
     }
 
-    /// The role for `tables`, created or updated in the database with its
-    /// privileges, and its (lazy) pool.
+    /// The role for `tables` and its (lazy) pool. When the catalog shows the
+    /// role and its privileges already as they should be, nothing changes and
+    /// no lock is taken; else, under the lock, the role is set up and takes
+    /// exactly its grants.
     async fn grant_role(&self, tables: &BTreeSet<String>) -> Result<Arc<GrantRole>, BackendError> {
         let name = pg_grants::role_name(&self.database, tables);
         if let Some(role) = self.roles.lock().expect("not poisoned").get(&name) {
             return Ok(role.clone());
         }
         let pool = self.pool().await?;
-        {
-            let mut revoked = self.public_revoked.lock().await;
-            if !*revoked {
-                pg_grants::revoke_from_public(&mut *pool.acquire().await.map_err(map_error)?).await?;
-                *revoked = true;
-            }
-        }
         let password = self.role_secret.as_deref().map(|secret| pg_grants::role_password(&name, secret));
-        let mut tx = pool.begin().await.map_err(map_error)?;
-        pg_grants::lock(&mut tx).await?;
-        pg_grants::ensure_role(&mut tx, &name, password.as_deref(), self.host.auth.is_some()).await?;
-        pg_grants::grant(&mut tx, &name, tables).await?;
-        tx.commit().await.map_err(map_error)?;
+        let iam = self.host.auth.is_some();
+        // A database that earlier starts set up needs no lock and no change:
+        // the catalog says whether everything is already in place.
+        let checked = Instant::now();
+        self.role_checks_pending.fetch_add(1, Ordering::SeqCst);
+        let mut kept = self.role_check_conn.lock().await;
+        let turn_us = checked.elapsed().as_micros() as u64;
+        let result = async {
+            let mut conn = match kept.take() {
+                Some(conn) => conn,
+                None => pool.acquire().await.map_err(map_error)?,
+            };
+            let state = pg_grants::role_state(&mut conn, &name, tables, iam).await?;
+            Ok::<_, BackendError>((conn, state))
+        }
+        .await;
+        let others_waiting = self.role_checks_pending.fetch_sub(1, Ordering::SeqCst) > 1;
+        let (conn, state) = result?;
+        if others_waiting {
+            *kept = Some(conn);
+        }
+        drop(kept);
+        let check_ms = checked.elapsed().as_secs_f64() * 1000.0;
+        let in_place = match state {
+            pg_grants::RoleState::InPlace(in_place) => {
+                tracing::debug!(role = %name, turn_us, check_ms, "component role already in place");
+                in_place
+            }
+            pg_grants::RoleState::Differs(difference) => {
+                tracing::info!(role = %name, %difference, check_ms, "setting up a component role");
+                {
+                    let mut revoked = self.public_revoked.lock().await;
+                    if !*revoked {
+                        pg_grants::revoke_from_public(&mut *pool.acquire().await.map_err(map_error)?).await?;
+                        *revoked = true;
+                    }
+                }
+                let mut tx = pool.begin().await.map_err(map_error)?;
+                let waited = Instant::now();
+                pg_grants::lock(&mut tx).await?;
+                let lock_wait_ms = waited.elapsed().as_secs_f64() * 1000.0;
+                pg_grants::ensure_role(&mut tx, &name, password.as_deref(), iam).await?;
+                // Whatever else the role owns or holds (a table handed to it,
+                // a privilege granted by hand) is taken back before it gets
+                // exactly its grants.
+                pg_grants::reclaim(&mut tx, &name, tables, &self.known_roles()).await?;
+                tx.commit().await.map_err(map_error)?;
+                tracing::debug!(role = %name, lock_wait_ms, total_ms = checked.elapsed().as_secs_f64() * 1000.0, "component role set up");
+                // Records tables get their grants again when first used.
+                BTreeSet::new()
+            }
+        };
 
         let mut options = self.host.options.clone().username(&name);
         if let Some(p) = &password {
@@ -292,8 +353,25 @@ impl Postgres {
                 password_made: Mutex::new(None),
             },
             last_sync: std::sync::Mutex::new(Instant::now()),
+            repairing: Mutex::new(()),
+            in_place: std::sync::Mutex::new(in_place),
         });
         Ok(self.roles.lock().expect("not poisoned").entry(name).or_insert(role).clone())
+    }
+
+    /// After the database refused a login of `role` for its password (set
+    /// by hand, or by a host with another secret): the role is set up again
+    /// under the lock, once per refusal.
+    async fn repair_login(&self, role: &GrantRole) -> Result<(), BackendError> {
+        let password = self
+            .role_secret
+            .as_deref()
+            .map(|secret| pg_grants::role_password(&role.name, secret));
+        let mut tx = self.pool().await?.begin().await.map_err(map_error)?;
+        pg_grants::lock(&mut tx).await?;
+        pg_grants::ensure_role(&mut tx, &role.name, password.as_deref(), self.host.auth.is_some()).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
     }
 
     /// Every role this host knows, with its grant set.
@@ -558,8 +636,10 @@ impl Database for Postgres {
     }
 
     async fn scoped(self: Arc<Self>, component: &str, tables: &BTreeSet<String>) -> Result<Arc<dyn Database>, BackendError> {
+        let started = Instant::now();
         let role = self.grant_role(tables).await?;
-        tracing::debug!(component, role = %role.name, "component database role ready");
+        let us = started.elapsed().as_micros() as u64;
+        tracing::debug!(component, role = %role.name, us, "component database role ready");
         Ok(Arc::new(ScopedPostgres {
             host: self,
             component: component.to_owned(),
@@ -680,6 +760,10 @@ impl Database for Postgres {
 
     fn schema_changed(&self) {
         self.ensured.lock().expect("not poisoned").clear();
+        // A table may have been dropped and made again.
+        for role in self.roles.lock().expect("not poisoned").values() {
+            role.in_place.lock().expect("not poisoned").clear();
+        }
     }
 }
 
@@ -761,7 +845,23 @@ impl ScopedPostgres {
         if let Some(conn) = self.held.as_ref().and_then(|held| held.take()) {
             return Ok(conn);
         }
-        self.role.pool.get().await?.acquire().await.map_err(map_error)
+        match self.role.pool.get().await?.acquire().await {
+            // The start-up check cannot read the password; a refused login
+            // sets the role up again, once (logins refused meanwhile wait for
+            // it and try again first).
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(INVALID_PASSWORD) => {
+                let _repairing = self.role.repairing.lock().await;
+                match self.role.pool.get().await?.acquire().await {
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(INVALID_PASSWORD) => {
+                        tracing::warn!(component = %self.component, role = %self.role.name, "the database refused the role's password; setting the role up again");
+                        self.host.repair_login(&self.role).await?;
+                        self.role.pool.get().await?.acquire().await.map_err(map_error)
+                    }
+                    result => result.map_err(map_error),
+                }
+            }
+            result => result.map_err(map_error),
+        }
     }
 
     /// Runs one statement as the component's role: a schema change under
