@@ -21,6 +21,7 @@ use sqlx::Row;
 
 const WARMUP: usize = 200;
 const ITERATIONS: usize = 2_000;
+const PHASE_RUNS: usize = 200;
 
 const LANGUAGES: [(&str, &str); 3] = [("rs", "notes"), ("py", "notes_py"), ("js", "notes_js")];
 
@@ -147,6 +148,12 @@ fn main() -> anyhow::Result<()> {
                 s.p50.as_secs_f64() / rust
             );
         }
+        println!("\nwhere one fresh-instance request goes (mean of {PHASE_RUNS}): instantiate, the call, a second call into the same instance, drop");
+        for ((lang, _), uid) in LANGUAGES.iter().zip(&uids) {
+            let component = app.runtime().component(&format!("notes-{lang}")).expect("loaded").current();
+            let [instantiate, first, second, dropped] = phases(&app, &component, &format!("/notes/{uid}"), uid).await;
+            println!("{lang:<4} {instantiate:>10.2?} {first:>10.2?} {second:>10.2?} {dropped:>10.2?}");
+        }
         println!("\ncompile all three (empty artifact directory): {compile_all:.2?}");
         for ((lang, wasm), (_, loaded)) in LANGUAGES.iter().zip(&load) {
             let size = std::fs::metadata(root.join(format!("target/wasm32-wasip2/component/{wasm}.wasm")))?.len();
@@ -157,4 +164,41 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// Mean time of each phase of a fresh-instance `GET path`: instantiate
+/// (with a new store), the call, a second call into the same instance (what
+/// reusing it would cost), and drop.
+async fn phases(app: &App, component: &corral::runtime::Loaded, path: &str, uid: &str) -> [std::time::Duration; 4] {
+    let request = corral::bindings::handler::Request {
+        method: "GET".into(),
+        path: path.into(),
+        mount: String::new(),
+        route: "/notes/{id}".into(),
+        params: vec![("id".into(), uid.into())],
+        query: Vec::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        request_id: "bench".into(),
+    };
+    let runtime = app.runtime();
+    let mut total = [std::time::Duration::ZERO; 4];
+    for _ in 0..PHASE_RUNS {
+        let t0 = Instant::now();
+        let mut store = runtime.new_store(component, "bench".into(), None);
+        let instance = runtime.instantiate(component, &mut store).await.expect("instantiates");
+        let t1 = Instant::now();
+        let handler = instance.corral_host_handler();
+        let first = handler.call_handle_request(&mut store, &request).await.expect("first call");
+        assert_eq!(first.status, 200);
+        let t2 = Instant::now();
+        black_box(handler.call_handle_request(&mut store, &request).await.expect("second call"));
+        let t3 = Instant::now();
+        drop(store);
+        let t4 = Instant::now();
+        for (slot, d) in total.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+            *slot += d;
+        }
+    }
+    total.map(|d| d / PHASE_RUNS as u32)
 }
