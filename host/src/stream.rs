@@ -264,6 +264,26 @@ impl Cache for StreamedCache {
         Ok(stored)
     }
 
+    async fn set_if(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        if !self.log.streams(store) {
+            return self.inner.set_if(store, key, value, expected, ttl).await;
+        }
+        let _turn = self.writes.lock().await;
+        let stored = self.inner.set_if(store, key, value, expected, ttl).await?;
+        if stored {
+            let kind = if expected.is_some() { "MODIFY" } else { "INSERT" };
+            self.record(store, kind, key, Some(value), expected).await?;
+        }
+        Ok(stored)
+    }
+
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
         if !self.log.streams(store) {
             return self.inner.delete(store, key).await;
