@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod alma;
 pub mod lambda;
 pub mod registry;
 
@@ -42,7 +43,7 @@ pub const WASM_PLACEHOLDER: &str = "{WASM}";
 const START_SERVICES: &str = "run scripts/test, which starts PostgreSQL and moto";
 
 const BUILD_EVERYTHING: &str = "scripts/test, or: cargo build -p corral && \
-     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection";
+     cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p alma-webhook -p alma-refresh -p advising -p events -p projection";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -113,7 +114,7 @@ pub fn wasm(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "the component {} is missing; build it with \
-         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile` ({BUILD_EVERYTHING})",
+         `cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p alma-webhook -p alma-refresh -p advising -p events -p projection -p hostile` ({BUILD_EVERYTHING})",
         path.display()
     );
     path
