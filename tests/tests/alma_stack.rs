@@ -26,7 +26,7 @@ on_both_backends! {
 const SECRET: &str = "webhook-secret";
 
 /// `/alma` reading Alma a page of 2 at a time, the webhook at
-/// `/alma-webhook`, two refresh consumers competing for the events queue
+/// `/alma-webhook`, four refresh consumers competing for the events queue
 /// (so list edits race), and a testbed granted the stores and queues.
 fn manifest(alma: &FakeAlma) -> String {
     let base_url = alma.base_url();
@@ -108,7 +108,7 @@ events_queue = "alma-events"
 path = "/"
 methods = ["GET", "POST"]
 auth = "public"
-{}{}
+{}
 [components.testbed]
 wasm = "{{WASM}}/testbed.wasm"
 mount = "/testbed"
@@ -120,8 +120,14 @@ path = "/{{action}}"
 methods = ["POST"]
 auth = "public"
 "#,
-        refresh("alma-refresh"),
-        refresh("alma-refresh-b"),
+        [
+            "alma-refresh",
+            "alma-refresh-b",
+            "alma-refresh-c",
+            "alma-refresh-d"
+        ]
+        .map(refresh)
+        .concat(),
     )
 }
 
@@ -219,6 +225,24 @@ async fn loans_until(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// How many batches of the events queue the consumers finished, successful or not.
+fn event_batches(host: &Host) -> usize {
+    host.logs()
+        .iter()
+        .filter(|l| l["message"] == "event batch" && l["queue"] == "alma-events")
+        .count()
+}
+
+/// The components that handled batches of the events queue.
+fn host_logs_components(host: &Host) -> std::collections::BTreeSet<&'static str> {
+    host.logs()
+        .iter()
+        .filter(|l| l["message"] == "event batch" && l["queue"] == "alma-events")
+        .filter_map(|l| l["component"].as_str())
+        .map(|c| &*c.to_owned().leak())
+        .collect()
 }
 
 fn loan_ids(loans: &[Value]) -> Vec<&str> {
@@ -438,7 +462,7 @@ async fn events_and_refreshes_keep_alma_answers_current(backends: Backends) {
     );
 
     // (6) Concurrent list edits for one user all survive (two consumers race on them).
-    let posts = (7..=12).map(|i| {
+    let posts = (7..=40).map(|i| {
         let host = &host;
         let created = event(
             "LOAN_CREATED",
@@ -448,23 +472,26 @@ async fn events_and_refreshes_keep_alma_answers_current(backends: Backends) {
         async move { post_signed(host, &created).await }
     });
     futures::future::join_all(posts).await;
-    let loans = loans_until(&host, "ada", "the concurrent loans", |l| {
-        loan_ids(l).len() == 11
-    })
-    .await;
+    // Every event handled (3 before these), then the list holds every loan.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while event_batches(&host) < 3 + 34 {
+        assert!(
+            Instant::now() < deadline,
+            "the events were not all handled; the host logged:\n{}",
+            host.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let loans = loans_until(&host, "ada", "the concurrent loans", |_| true).await;
     let mut ids = loan_ids(&loans);
     ids.sort_unstable();
-    assert_eq!(
-        ids,
-        [
-            "L10", "L11", "L12", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9"
-        ]
-    );
+    let mut expected: Vec<String> = (2..=40).map(|i| format!("L{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "every concurrent list edit survives");
+    let consumers: std::collections::BTreeSet<&str> = host_logs_components(&host);
     assert!(
-        host.logs()
-            .iter()
-            .any(|l| l["queue"] == "alma-events" && l["component"] == "alma-refresh-b"),
-        "both consumers took events"
+        consumers.len() > 1,
+        "the consumers shared the events: {consumers:?}"
     );
 
     // (7) A return, then a renewal from before it, arriving late: the loan stays gone.

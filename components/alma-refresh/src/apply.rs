@@ -77,22 +77,45 @@ pub fn webhook_event(config: &Config, body: &str) -> Result<(), ApiError> {
         .map(|t| t.timestamp_millis())
         .ok_or_else(|| ApiError::bad_request("the event has no RFC 3339 'time'"))?;
 
-    let stored = (change == Change::Store).then_some(item);
-    if let Outcome::Stale { .. } = store_item(config, kind, &id, stored, time)? {
+    let stale = || {
         log(
             Level::Info,
             &format!(
                 "{name} for {} '{id}' at {time} is older than the cached entry; ignored",
                 kind.segment()
             ),
-        );
-        return Ok(());
-    }
-    edit_list(config, kind, user, &id, change)?;
-    // A removal newer than this event may have landed between the item write
-    // and the list edit, and run its list edit first: undo the add.
-    if change == Change::Store && removed_after(config, kind, &id, time)? {
-        edit_list(config, kind, user, &id, Change::Remove)?;
+        )
+    };
+    // Readers never see an id listed without its item: a store writes the
+    // item before listing it, a removal unlists it before marking it removed.
+    match change {
+        Change::Store => {
+            if let Outcome::Stale { .. } = store_item(config, kind, &id, Some(item), time)? {
+                stale();
+                return Ok(());
+            }
+            edit_list(config, kind, user, &id, Change::Store)?;
+            // A newer removal may have unlisted the id between the two writes.
+            if removed_after(config, kind, &id, time)? {
+                edit_list(config, kind, user, &id, Change::Remove)?;
+            }
+        }
+        Change::Remove => {
+            let current = cache::get(config.shared.store(kind), &id)?;
+            if current
+                .as_deref()
+                .and_then(entry_time)
+                .is_some_and(|(at, _)| at > time)
+            {
+                stale();
+                return Ok(());
+            }
+            edit_list(config, kind, user, &id, Change::Remove)?;
+            // A newer store that landed meanwhile listed the id: list it again.
+            if let Outcome::Stale { removed: false } = store_item(config, kind, &id, None, time)? {
+                edit_list(config, kind, user, &id, Change::Store)?;
+            }
+        }
     }
     Ok(())
 }
