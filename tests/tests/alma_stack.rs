@@ -453,6 +453,54 @@ async fn events_and_refreshes_keep_alma_answers_current(backends: Backends) {
         "events are applied without Alma"
     );
 
+    // Requests likewise: one placed, one canceled.
+    post_signed(
+        &host,
+        &event(
+            "REQUEST_CREATED",
+            &at(310),
+            request("ada", "R4", "Request 4"),
+        ),
+    )
+    .await;
+    post_signed(
+        &host,
+        &event(
+            "REQUEST_CANCELED",
+            &at(320),
+            request("ada", "R1", "Request 1"),
+        ),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let requests = host.get("/alma/users/ada/requests").await.expect(200);
+        let ids: Vec<&str> = requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["request_id"].as_str().unwrap())
+            .collect();
+        if ids == ["R2", "R3", "R4"] {
+            assert_eq!(
+                requests[2],
+                kept(&request("ada", "R4", "Request 4"), REQUEST_FIELDS)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the requests are {ids:?}; the host logged:\n{}",
+            host.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        alma.hits(),
+        Vec::<String>::new(),
+        "request events are applied without Alma"
+    );
+
     // (5) A badly signed return changes nothing.
     let forged = event("LOAN_RETURNED", &at(400), loan("ada", "L2", "Loan 2", due)).to_string();
     let reply = post_event(&host, forged.as_bytes(), Some(&sign(b"something else"))).await;
