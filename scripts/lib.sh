@@ -11,7 +11,7 @@ ensure_wasm_target() {
 # Builds every component in components/ into target/wasm32-wasip2/component/.
 build_components() {
     ensure_wasm_target
-    cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p advising -p events -p projection -p hostile -p notes
+    cargo build --profile component --target wasm32-wasip2 -p crud -p testbed -p alma -p alma-webhook -p alma-refresh -p advising -p events -p projection -p hostile -p notes
     build_python_components
     build_js_components
 }

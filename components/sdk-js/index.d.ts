@@ -152,6 +152,7 @@ export const cache: {
   getText(store: string, key: string): string | undefined;
   set(store: string, key: string, value: Uint8Array | string, ttlSeconds?: number): void;
   add(store: string, key: string, value: Uint8Array | string, ttlSeconds?: number): boolean;
+  setIf(store: string, key: string, value: Uint8Array | string, expected: Uint8Array | string | undefined, ttlSeconds?: number): boolean;
   delete(store: string, key: string): void;
 };
 

@@ -560,6 +560,16 @@ export const cache = {
     host(() => hostCache.set(store, key, typeof value === 'string' ? encoder.encode(value) : value, ttlSeconds)),
   add: (store, key, value, ttlSeconds) =>
     host(() => hostCache.add(store, key, typeof value === 'string' ? encoder.encode(value) : value, ttlSeconds)),
+  /** Stores `value` only when the current value is `expected` (undefined: absent); false when another write got there first. */
+  setIf: (store, key, value, expected, ttlSeconds) =>
+    host(() =>
+      hostCache.setIf(
+        store,
+        key,
+        typeof value === 'string' ? encoder.encode(value) : value,
+        typeof expected === 'string' ? encoder.encode(expected) : expected,
+        ttlSeconds,
+      )),
   delete: (store, key) => host(() => hostCache.delete(store, key)),
 };
 

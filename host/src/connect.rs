@@ -126,10 +126,11 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
                     .components
                     .values()
                     .flat_map(|c| {
-                        let consumed = c.events.iter().filter_map(|e| match &e.source {
-                            EventSourceSpec::Queue(q) => Some(q.as_str()),
-                            EventSourceSpec::Table(_) | EventSourceSpec::Bucket(_) => None,
+                        let consumed = c.events.iter().flat_map(|e| match &e.source {
+                            EventSourceSpec::Queue(q) => vec![Some(q.as_str()), e.dead_letter.as_deref()],
+                            EventSourceSpec::Table(_) | EventSourceSpec::Bucket(_) => vec![],
                         });
+                        let consumed = consumed.flatten();
                         c.grants.queues.iter().map(String::as_str).chain(consumed)
                     })
                     .collect();

@@ -2,14 +2,18 @@
 //! that consumes it, in batches, as SQS delivers them to a Lambda. Only the
 //! messages a component reports as failed (or all of them, when it traps)
 //! stay on the queue, to be delivered again after their visibility timeout.
+//! A message that has failed `max_receives` deliveries moves to the entry's
+//! `dead_letter` queue, as SQS's redrive policy moves it on AWS; the queue
+//! backend counts deliveries (SQS's `ApproximateReceiveCount`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::BackendError;
 use crate::bindings::handler::{Event, EventSource};
 use crate::manifest::{EventSourceSpec, EventSpec};
-use crate::queue::ReceivedMessage;
+use crate::queue::{OutgoingMessage, ReceivedMessage};
 use crate::runtime::{Hosted, Loaded, Runtime};
 
 /// How long a consumer waits after finding its queue empty.
@@ -37,7 +41,7 @@ async fn consume(runtime: Arc<Runtime>, component: Arc<Hosted>, queue_name: Stri
         match queue.receive(&queue_name, spec.batch_size, spec.visibility_seconds).await {
             Ok(messages) if messages.is_empty() => tokio::time::sleep(IDLE_POLL).await,
             // Each batch runs on the version current when it arrives.
-            Ok(messages) => deliver(&runtime, &component.current(), &queue_name, messages).await,
+            Ok(messages) => deliver(&runtime, &component.current(), &queue_name, &spec, messages).await,
             Err(e) => {
                 tracing::warn!(component = %component.context.name, queue = %queue_name, error = %e, "cannot read the queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -46,7 +50,7 @@ async fn consume(runtime: Arc<Runtime>, component: Arc<Hosted>, queue_name: Stri
     }
 }
 
-async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, messages: Vec<ReceivedMessage>) {
+async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, spec: &EventSpec, messages: Vec<ReceivedMessage>) {
     let started = Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
@@ -73,6 +77,14 @@ async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, messag
             tracing::warn!(component = name, message_id = %m.id, error = %e, "could not delete a handled message; it will be delivered again");
         }
     }
+    if let Some(dead_letter) = &spec.dead_letter {
+        for m in messages
+            .iter()
+            .filter(|m| failed.contains(&m.id) && m.receive_count >= spec.max_receives)
+        {
+            dead_letter_one(component, queue_name, dead_letter, m).await;
+        }
+    }
     let failed_count = messages.iter().filter(|m| failed.contains(&m.id)).count();
     tracing::info!(
         target: "corral::events",
@@ -84,4 +96,34 @@ async fn deliver(runtime: &Runtime, component: &Loaded, queue_name: &str, messag
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "event batch"
     );
+}
+
+/// Moves a message that failed its last allowed delivery to `dead_letter`:
+/// sent there first, then deleted, so a failure in between leaves a copy on
+/// each queue rather than none.
+async fn dead_letter_one(component: &Loaded, queue_name: &str, dead_letter: &str, m: &ReceivedMessage) {
+    let name = component.context.name.as_str();
+    let queue = &component.context.backends.queue;
+    let copy = OutgoingMessage {
+        body: m.body.clone(),
+        attributes: m.attributes.clone(),
+        ..OutgoingMessage::default()
+    };
+    let sent = match queue.send(dead_letter, std::slice::from_ref(&copy)).await {
+        Ok(mut results) => results
+            .pop()
+            .unwrap_or_else(|| Err(BackendError::Unavailable("no result for the message".into()))),
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(id) => {
+            tracing::warn!(component = name, queue = %queue_name, message_id = %m.id, receives = m.receive_count, dead_letter, dead_letter_id = %id, "a message failed every delivery; moved to the dead-letter queue");
+            if let Err(e) = queue.delete(queue_name, &m.receipt).await {
+                tracing::warn!(component = name, message_id = %m.id, error = %e, "could not delete a dead-lettered message; it will be delivered again");
+            }
+        }
+        Err(e) => {
+            tracing::error!(component = name, queue = %queue_name, message_id = %m.id, dead_letter, error = %e, "cannot move a failed message to the dead-letter queue; it stays on its queue")
+        }
+    }
 }

@@ -213,6 +213,13 @@ pub struct EventSpec {
     /// How long a delivered batch stays hidden before a failed message is
     /// delivered again, for queues consumed locally.
     pub visibility_seconds: u32,
+    /// A queue message delivered this many times without success goes to
+    /// `dead_letter`, for queues consumed locally (SQS's redrive policy does
+    /// it on AWS).
+    pub max_receives: u32,
+    /// Where a queue message goes after `max_receives` failed deliveries;
+    /// without one it is delivered again until it succeeds.
+    pub dead_letter: Option<String>,
 }
 
 /// The logical name of what a component consumes.
@@ -237,6 +244,13 @@ struct RawEvent {
     batch_size: u32,
     #[serde(default = "default_visibility")]
     visibility_seconds: u32,
+    #[serde(default = "default_max_receives")]
+    max_receives: u32,
+    dead_letter: Option<String>,
+}
+
+fn default_max_receives() -> u32 {
+    5
 }
 
 fn default_batch_size() -> u32 {
@@ -895,10 +909,28 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
     if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
         return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
     }
+    // SQS's redrive policy takes 1 to 1000 receives.
+    if !(1..=1000).contains(&e.max_receives) {
+        return Err(bad("max_receives must be 1 to 1000".into()));
+    }
+    if let Some(dead_letter) = &e.dead_letter {
+        check_name(dead_letter, "queue").map_err(|err| bad(err.to_string()))?;
+        match &source {
+            EventSourceSpec::Queue(q) if q == dead_letter => {
+                return Err(bad(format!("the dead_letter queue \"{dead_letter}\" is the queue it drains")));
+            }
+            EventSourceSpec::Queue(_) => {}
+            EventSourceSpec::Table(_) | EventSourceSpec::Bucket(_) => {
+                return Err(bad("dead_letter applies to a queue, not a table or bucket".into()));
+            }
+        }
+    }
     Ok(EventSpec {
         source,
         batch_size: e.batch_size,
         visibility_seconds: e.visibility_seconds,
+        max_receives: e.max_receives,
+        dead_letter: e.dead_letter,
     })
 }
 
@@ -1126,6 +1158,18 @@ mod tests {
             ),
             ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='a..b'", "bucket name"),
             ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='-ab'", "bucket name"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nmax_receives=0",
+                "max_receives",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ndead_letter='jobs'",
+                "the queue it drains",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\ntable='t'\ndead_letter='dlq'",
+                "not a table",
+            ),
             ("[components.a]\nwasm='a'\nhosts=['x.org/api']", "host \"x.org/api\""),
             ("[components.a]\nwasm='a'\nversion='abcd'", "needs wasm = \"registry:NAME\""),
             ("[components.a]\nwasm='registry:Bad'", "registry component name"),

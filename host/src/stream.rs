@@ -264,6 +264,26 @@ impl Cache for StreamedCache {
         Ok(stored)
     }
 
+    async fn set_if(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        if !self.log.streams(store) {
+            return self.inner.set_if(store, key, value, expected, ttl).await;
+        }
+        let _turn = self.writes.lock().await;
+        let stored = self.inner.set_if(store, key, value, expected, ttl).await?;
+        if stored {
+            let kind = if expected.is_some() { "MODIFY" } else { "INSERT" };
+            self.record(store, kind, key, Some(value), expected).await?;
+        }
+        Ok(stored)
+    }
+
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
         if !self.log.streams(store) {
             return self.inner.delete(store, key).await;
@@ -445,5 +465,23 @@ mod tests {
         log.advance("p:events", changes[1].seq).await.unwrap();
         assert_eq!(log.cursor("p:events").await.unwrap(), changes[1].seq);
         assert_eq!(log.read("events", changes[1].seq, 10).await.unwrap(), changes[2..]);
+    }
+
+    #[tokio::test]
+    async fn only_conditional_writes_that_store_are_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Sqlite::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = db.pool().clone();
+        let inner: Arc<dyn Cache> = Arc::new(crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap());
+        let log = Arc::new(ChangeLog::open(pool, BTreeSet::from(["events".to_owned()])).await.unwrap());
+        let cache = StreamedCache::new(inner, log.clone());
+        assert!(cache.set_if("events", "a", b"1", None, None).await.unwrap());
+        assert!(!cache.set_if("events", "a", b"2", Some(b"0"), None).await.unwrap());
+        assert!(cache.set_if("events", "a", b"2", Some(b"1"), None).await.unwrap());
+        let changes = log.read("events", 0, 10).await.unwrap();
+        let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["INSERT", "MODIFY"]);
+        let last: Value = serde_json::from_str(&changes[1].body).unwrap();
+        assert_eq!(last, json!({"store": "events", "key": "a", "value": "2", "old_value": "1"}));
     }
 }

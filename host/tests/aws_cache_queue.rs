@@ -134,6 +134,59 @@ async fn cache_set_get_delete() {
 }
 
 #[tokio::test]
+async fn cache_set_if_stores_only_over_the_expected_value() {
+    let (cache, _) = cache(&["lists"]).await;
+    assert_eq!(cache.set_if("lists", "k", b"v1", Some(b"v0"), None).await, Ok(false));
+    assert_eq!(cache.set_if("lists", "k", b"v1", None, None).await, Ok(true));
+    assert_eq!(cache.set_if("lists", "k", b"v2", None, None).await, Ok(false));
+    assert_eq!(cache.set_if("lists", "k", b"v2", Some(b"v0"), None).await, Ok(false));
+    assert_eq!(
+        cache.set_if("lists", "k", b"v2", Some(b"v1"), Some(Duration::from_secs(60))).await,
+        Ok(true)
+    );
+    assert_eq!(cache.get("lists", "k").await, Ok(Some(b"v2".to_vec())));
+    // An expired item still in the table is absent: only `None` matches it.
+    cache.set("lists", "old", b"x", Some(Duration::from_millis(1))).await.expect("set");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(cache.set_if("lists", "old", b"y", Some(b"x"), None).await, Ok(false));
+    assert_eq!(cache.set_if("lists", "old", b"y", None, None).await, Ok(true));
+    assert_eq!(cache.get("lists", "old").await, Ok(Some(b"y".to_vec())));
+    assert!(matches!(
+        cache.set_if("lists", "", b"y", None, None).await,
+        Err(BackendError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn cache_set_if_lets_one_of_concurrent_writers_win() {
+    let (cache, _) = cache(&["lists"]).await;
+    let cache = std::sync::Arc::new(cache);
+    for round in 0..5 {
+        let start = format!("r{round}");
+        cache.set("lists", "k", start.as_bytes(), None).await.expect("set");
+        let writers: Vec<_> = (0..6)
+            .map(|i| {
+                let cache = cache.clone();
+                let start = start.clone();
+                tokio::spawn(async move {
+                    cache
+                        .set_if("lists", "k", format!("w{i}").as_bytes(), Some(start.as_bytes()), None)
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, w) in writers.into_iter().enumerate() {
+            if w.await.expect("joined").expect("set_if") {
+                winners.push(i);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(cache.get("lists", "k").await, Ok(Some(format!("w{}", winners[0]).into_bytes())));
+    }
+}
+
+#[tokio::test]
 async fn cache_values_expire_before_ttl_deletes_them() {
     let (cache, names) = cache(&["short"]).await;
     cache.set("short", "k", b"v", Some(Duration::from_secs(1))).await.expect("set");

@@ -28,16 +28,14 @@
 //!   no item costs a second call (a valid cached item still wins).
 //! - Nothing from Alma is written back to the cache (see `resolve.rs`).
 
-mod kind;
 mod resolve;
 mod settings;
-mod upstream;
 
 use corral_sdk::prelude::*;
 
-use crate::kind::Kind;
 use crate::settings::Settings;
-use crate::upstream::Alma;
+use alma_api::Alma;
+use alma_api::Kind;
 
 struct Resolver;
 

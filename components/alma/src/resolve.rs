@@ -14,9 +14,9 @@ use corral_sdk::bindings::corral::host::log::{Level, log};
 use corral_sdk::bindings::corral::host::{cache, queue};
 use serde_json::{Map, Value};
 
-use crate::kind::{Kind, unix_seconds};
 use crate::settings::Settings;
-use crate::upstream::{Alma, Item};
+use alma_api::kind::{Kind, unix_seconds};
+use alma_api::{Alma, Item};
 
 /// The most keys one `get-many` takes.
 const GET_MANY_MAX: usize = 100;

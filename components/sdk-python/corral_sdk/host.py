@@ -29,6 +29,12 @@ class cache:
         return host_call(_cache.add, store, key, value, ttl_seconds)
 
     @staticmethod
+    def set_if(store: str, key: str, value: bytes, expected, ttl_seconds=None) -> bool:
+        """Stores `value` only when the current value is `expected` (None:
+        absent); False when another write got there first."""
+        return host_call(_cache.set_if, store, key, value, expected, ttl_seconds)
+
+    @staticmethod
     def delete(store: str, key: str):
         host_call(_cache.delete, store, key)
 

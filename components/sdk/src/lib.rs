@@ -43,6 +43,7 @@
 //! ```
 
 pub mod bindings;
+pub mod cache;
 mod ctx;
 mod error;
 mod fields;

@@ -13,6 +13,8 @@ struct Body {
     #[serde(default)]
     keys: Vec<String>,
     value: Option<String>,
+    /// For `set-if`: the value expected there (null: nothing there).
+    expected: Option<String>,
     ttl: Option<u32>,
 }
 
@@ -52,6 +54,30 @@ pub fn run(request: &Request) -> Result<Response, ApiError> {
                 .ok_or_else(|| ApiError::bad_request("'add' needs 'value'"))?;
             let stored = cache::add(store, key(&body)?, value.as_bytes(), body.ttl)?;
             json!({ "stored": stored })
+        }
+        "set-if" => {
+            let value = body
+                .value
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("'set-if' needs 'value'"))?;
+            let expected = body.expected.as_deref().map(str::as_bytes);
+            let stored = cache::set_if(store, key(&body)?, value.as_bytes(), expected, body.ttl)?;
+            json!({ "stored": stored })
+        }
+        "append" => {
+            // A read-modify-write through the SDK's `update`: `value` joins a JSON array.
+            let value = body
+                .value
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("'append' needs 'value'"))?;
+            let stored = corral_sdk::cache::update(store, key(&body)?, body.ttl, |current| {
+                let mut list: Vec<String> = current
+                    .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                    .unwrap_or_default();
+                list.push(value.clone());
+                Some(serde_json::to_vec(&list).expect("strings serialize"))
+            })?;
+            json!({ "value": stored.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()) })
         }
         "delete" => {
             cache::delete(store, key(&body)?)?;

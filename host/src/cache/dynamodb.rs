@@ -431,6 +431,41 @@ impl Cache for DynamoCache {
         }
     }
 
+    async fn set_if(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        let Some(expected) = expected else {
+            return self.add(store, key, value, ttl).await;
+        };
+        check_key(key)?;
+        let table = self.tables.resolve(store);
+        let item = value_item(key, value, ttl);
+        // The stored value must be the expected one and unexpired: DynamoDB
+        // checks the condition and writes in one step.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .condition_expression("#v = :expected AND (attribute_not_exists(#e) OR #e > :now)")
+            .expression_attribute_names("#v", VALUE)
+            .expression_attribute_names("#e", EXPIRES_AT_MS)
+            .expression_attribute_values(":expected", AttributeValue::B(Blob::new(expected)))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("PutItem", &table, e)),
+        }
+    }
+
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);

@@ -109,6 +109,37 @@ impl Cache for EmbeddedCache {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_if(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        let Some(expected) = expected else {
+            return self.add(store, key, value, ttl).await;
+        };
+        let now = now_ms();
+        let expires_at = ttl.map(|t| now + t.as_millis() as i64);
+        // One statement: SQLite runs it under the database's write lock, so of
+        // two writers expecting the same value (in any process) one changes the row.
+        let done = sqlx::query(
+            "UPDATE corral_cache SET value = ?, expires_at = ? \
+             WHERE store = ? AND key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(value)
+        .bind(expires_at)
+        .bind(store)
+        .bind(key)
+        .bind(expected)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
         sqlx::query("DELETE FROM corral_cache WHERE store = ? AND key = ?")
             .bind(store)
@@ -117,5 +148,77 @@ impl Cache for EmbeddedCache {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    /// A cache on `file`, with a pool of its own, as a second host would open it.
+    async fn open(file: &std::path::Path) -> EmbeddedCache {
+        let options = SqliteConnectOptions::new()
+            .filename(file)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+        EmbeddedCache::open(pool).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn set_if_stores_only_over_the_expected_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(&dir.path().join("db")).await;
+        // Nothing there: only an absent expectation matches.
+        assert!(!cache.set_if("s", "k", b"v1", Some(b"v0"), None).await.unwrap());
+        assert!(cache.set_if("s", "k", b"v1", None, None).await.unwrap());
+        assert!(!cache.set_if("s", "k", b"v2", None, None).await.unwrap());
+        assert!(!cache.set_if("s", "k", b"v2", Some(b"v0"), None).await.unwrap());
+        assert!(cache.set_if("s", "k", b"v2", Some(b"v1"), None).await.unwrap());
+        assert_eq!(cache.get("s", "k").await.unwrap(), Some(b"v2".to_vec()));
+        // An expired value is absent: it matches no expectation but `None`.
+        cache.set("s", "old", b"x", Some(Duration::from_millis(1))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!cache.set_if("s", "old", b"y", Some(b"x"), None).await.unwrap());
+        assert!(cache.set_if("s", "old", b"y", None, Some(Duration::from_secs(60))).await.unwrap());
+        assert_eq!(cache.get("s", "old").await.unwrap(), Some(b"y".to_vec()));
+        // Stores are separate.
+        assert!(!cache.set_if("other", "k", b"v3", Some(b"v2"), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn of_two_hosts_expecting_the_same_value_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let hosts = [Arc::new(open(&file).await), Arc::new(open(&file).await)];
+        for round in 0..20 {
+            let start = format!("r{round}");
+            hosts[0].set("s", "k", start.as_bytes(), None).await.unwrap();
+            let writers: Vec<_> = (0..8)
+                .map(|i| {
+                    let cache = hosts[i % 2].clone();
+                    let start = start.clone();
+                    tokio::spawn(async move {
+                        cache
+                            .set_if("s", "k", format!("w{i}").as_bytes(), Some(start.as_bytes()), None)
+                            .await
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for (i, w) in writers.into_iter().enumerate() {
+                if w.await.unwrap().unwrap() {
+                    winners.push(i);
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+            let stored = hosts[1].get("s", "k").await.unwrap().unwrap();
+            assert_eq!(stored, format!("w{}", winners[0]).into_bytes());
+        }
     }
 }

@@ -59,6 +59,27 @@ impl Host for HostState {
         Ok(cache.add(&store, &key, &value, ttl).await.map_err(Into::into))
     }
 
+    async fn set_if(
+        &mut self,
+        store: String,
+        key: String,
+        value: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        ttl_seconds: Option<u32>,
+    ) -> Answer<bool> {
+        let cache = guest_try!(self.cache_for(&store));
+        guest_try!(value_fits(&value));
+        if let Some(expected) = &expected {
+            // No stored value can be larger, so a larger one can only mismatch.
+            guest_try!(value_fits(expected));
+        }
+        let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
+        Ok(cache
+            .set_if(&store, &key, &value, expected.as_deref(), ttl)
+            .await
+            .map_err(Into::into))
+    }
+
     async fn delete(&mut self, store: String, key: String) -> Answer<()> {
         let cache = guest_try!(self.cache_for(&store));
         Ok(cache.delete(&store, &key).await.map_err(Into::into))

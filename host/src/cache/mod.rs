@@ -36,6 +36,17 @@ pub trait Cache: Send + Sync {
     /// Stores `value` under `key` only when no unexpired value is there;
     /// true when it was stored.
     async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError>;
+    /// Stores `value` only when the unexpired value of `key` equals
+    /// `expected` (`None`: when nothing unexpired is there), atomically;
+    /// true when it was stored.
+    async fn set_if(
+        &self,
+        store: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, BackendError>;
     /// Removes `key`.
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError>;
 }

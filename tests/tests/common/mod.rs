@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod alma;
 pub mod lambda;
 pub mod registry;
 
