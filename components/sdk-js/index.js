@@ -615,7 +615,7 @@ export function service({ routes, init = () => {}, events }) {
         return handler(new Ctx(request, params));
       } catch (error) {
         if (!(error instanceof ApiError)) {
-          log.error(`unhandled exception in ${request.method} ${request.path}:\n${error?.stack ?? error}`);
+          log.error(`unhandled exception in ${request.method} ${request.path}: ${error}\n${error?.stack ?? ''}`);
           return errorResponse(request, ApiError.internal('The component failed while handling the request'));
         }
         return errorResponse(request, error);
