@@ -105,6 +105,9 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// What a backend stores for a layout write: the object's JSON text and its time to live.
+type Prepared = (Vec<u8>, Option<Duration>);
+
 /// Applies the layouts in front of a backend.
 pub struct LayoutCache {
     inner: Arc<dyn Cache>,
@@ -130,13 +133,7 @@ impl LayoutCache {
 
     /// The bytes and time to live a backend stores for a write, or none
     /// when `store` has no layout.
-    fn prepared(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<Option<(Vec<u8>, Option<Duration>)>, BackendError> {
+    fn prepared(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<Option<Prepared>, BackendError> {
         let Some(layout) = self.layouts.get(store) else {
             return Ok(None);
         };
