@@ -61,6 +61,8 @@ pub struct App {
     /// Every cache store some component is granted: a stream record of one
     /// of their tables is a cache-store change.
     cache_stores: std::collections::BTreeSet<String>,
+    /// The cache stores kept in an application's item layout.
+    cache_layouts: crate::cache::Layouts,
     /// The local change stream of subscribed cache stores, when the host runs one.
     change_log: Option<Arc<crate::stream::ChangeLog>>,
     hot_swap: Option<Arc<HotSwap>>,
@@ -237,6 +239,7 @@ impl App {
             verifier,
             max_body_bytes: manifest.max_body_bytes(),
             cache_stores: manifest.components.values().flat_map(|c| c.grants.caches.iter().cloned()).collect(),
+            cache_layouts: manifest.backends.cache.layouts().clone(),
             change_log: backends.change_log.clone(),
             hot_swap,
         })
@@ -290,6 +293,11 @@ impl App {
     /// Whether `store` is a cache store of some component.
     pub fn is_cache_store(&self, store: &str) -> bool {
         self.cache_stores.contains(store)
+    }
+
+    /// The item layout of cache store `store`, when it has one.
+    pub fn cache_layout(&self, store: &str) -> Option<&crate::cache::Layout> {
+        self.cache_layouts.get(store)
     }
 
     /// Starts delivering queue messages, and the local change stream of

@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use sqlx::SqlitePool;
 
 use crate::backend::NameMap;
-use crate::cache::{Cache, DynamoCache, EmbeddedCache};
+use crate::cache::{Cache, DynamoCache, EmbeddedCache, LayoutCache};
 use crate::config::{Secrets, secret_name};
 use crate::db::iam::{RDS_TOKEN_LIFETIME, RdsIamAuth, RdsTarget};
 use crate::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
@@ -87,9 +87,14 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
 
     let subscribed = subscribed_stores(manifest);
     let mut cache: Arc<dyn Cache> = match &spec.cache {
-        CacheSpec::Embedded => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
-        CacheSpec::Dynamodb(names) => {
-            let cache = DynamoCache::new(aws.as_ref().expect("DynamoDB loads the AWS configuration"), name_map(names));
+        CacheSpec::Embedded { .. } => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
+        CacheSpec::Dynamodb { .. } => {
+            let names = spec.cache.dynamodb_names().expect("a DynamoDB cache has table names");
+            let cache = DynamoCache::new(
+                aws.as_ref().expect("DynamoDB loads the AWS configuration"),
+                name_map(&names),
+                spec.cache.layouts().clone(),
+            );
             if names.create_missing {
                 let stores: BTreeSet<&str> = manifest
                     .components
@@ -116,6 +121,11 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
     } else {
         None
     };
+    if !spec.cache.layouts().is_empty() {
+        // Outside the local stream, so it logs the objects as stored.
+        let compares_attributes = matches!(spec.cache, CacheSpec::Dynamodb { .. });
+        cache = Arc::new(LayoutCache::new(cache, spec.cache.layouts().clone(), compares_attributes));
+    }
 
     let queue: Arc<dyn Queue> = match &spec.queue {
         QueueSpec::Embedded => Arc::new(EmbeddedQueue::open(local.pool().await?).await?),
@@ -151,10 +161,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         QueueSpec::Sqs(names) => name_map(names),
         QueueSpec::Embedded => NameMap::default(),
     };
-    let table_names = match &spec.cache {
-        CacheSpec::Dynamodb(names) => name_map(names),
-        CacheSpec::Embedded => NameMap::default(),
-    };
+    let table_names = spec.cache.dynamodb_names().map(|n| name_map(&n)).unwrap_or_default();
     Ok(Backends {
         db,
         dialect,

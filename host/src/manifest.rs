@@ -415,15 +415,66 @@ pub struct AwsNames {
     pub create_missing: bool,
 }
 
-/// The cache backend.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The cache backend. `layouts` names the stores kept in an existing
+/// application's item layout (see `cache::Layout`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CacheSpec {
     /// A table in the embedded SQLite database.
-    #[default]
-    Embedded,
+    Embedded {
+        /// Stores kept in an application's item layout.
+        #[serde(default)]
+        layouts: crate::cache::Layouts,
+    },
     /// One DynamoDB table per store.
-    Dynamodb(AwsNames),
+    Dynamodb {
+        /// Put before every store name without an entry in `names`.
+        #[serde(default)]
+        prefix: String,
+        /// Explicit table names.
+        #[serde(default)]
+        names: BTreeMap<String, String>,
+        /// Create missing tables at start (local emulators, development).
+        #[serde(default)]
+        create_missing: bool,
+        /// Stores kept in an application's item layout.
+        #[serde(default)]
+        layouts: crate::cache::Layouts,
+    },
+}
+
+impl Default for CacheSpec {
+    fn default() -> CacheSpec {
+        CacheSpec::Embedded {
+            layouts: Default::default(),
+        }
+    }
+}
+
+impl CacheSpec {
+    /// The stores kept in an application's item layout.
+    pub fn layouts(&self) -> &crate::cache::Layouts {
+        match self {
+            CacheSpec::Embedded { layouts } | CacheSpec::Dynamodb { layouts, .. } => layouts,
+        }
+    }
+
+    /// The DynamoDB table names, when the cache is DynamoDB.
+    pub fn dynamodb_names(&self) -> Option<AwsNames> {
+        match self {
+            CacheSpec::Dynamodb {
+                prefix,
+                names,
+                create_missing,
+                ..
+            } => Some(AwsNames {
+                prefix: prefix.clone(),
+                names: names.clone(),
+                create_missing: *create_missing,
+            }),
+            CacheSpec::Embedded { .. } => None,
+        }
+    }
 }
 
 /// The queue backend.
@@ -461,7 +512,7 @@ impl BackendsSpec {
     pub fn uses_aws(&self) -> bool {
         self.registry.as_ref().is_some_and(|r| r.store.starts_with("s3://"))
             || matches!(self.db, DbSpec::Postgres { iam: true, .. })
-            || matches!(self.cache, CacheSpec::Dynamodb(_))
+            || matches!(self.cache, CacheSpec::Dynamodb { .. })
             || matches!(self.queue, QueueSpec::Sqs(_))
     }
 
@@ -511,19 +562,16 @@ impl BackendsSpec {
                 return Err(invalid("backends: auth clients must name at least one app client".into()));
             }
         }
-        for names in [
-            match &mut self.cache {
-                CacheSpec::Dynamodb(n) => Some(n),
-                CacheSpec::Embedded => None,
-            },
-            match &mut self.queue {
-                QueueSpec::Sqs(n) => Some(n),
-                QueueSpec::Embedded => None,
-            },
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (store, layout) in self.cache.layouts() {
+            layout.check(store).map_err(|m| invalid(format!("backends: {m}")))?;
+        }
+        if let CacheSpec::Dynamodb { prefix, names, .. } = &mut self.cache {
+            fix("prefix", prefix)?;
+            for v in names.values_mut() {
+                fix("names", v)?;
+            }
+        }
+        if let QueueSpec::Sqs(names) = &mut self.queue {
             fix("prefix", &mut names.prefix)?;
             for v in names.names.values_mut() {
                 fix("names", v)?;
@@ -1048,10 +1096,41 @@ mod tests {
         .unwrap();
         assert!(m.backends.uses_aws());
         assert!(matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db"));
-        assert!(matches!(&m.backends.cache, CacheSpec::Dynamodb(n) if n.prefix == "corral-" && n.names["users"] == "alma-users-prod"));
+        assert!(
+            matches!(&m.backends.cache, CacheSpec::Dynamodb { prefix, names, .. } if prefix == "corral-" && names["users"] == "alma-users-prod")
+        );
         assert_eq!(m.backends.queue, QueueSpec::Embedded);
         assert!(parse("[backends.db]\nkind = 'mysql'").is_err());
         assert!(!parse("").unwrap().backends.uses_aws());
+    }
+
+    #[test]
+    fn reads_cache_layouts_and_refuses_bad_ones() {
+        let m = parse(
+            r#"
+            [backends.cache]
+            kind = "dynamodb"
+            [backends.cache.layouts.alma-requests]
+            key = "request_id"
+            ttl = "record_expiry_date"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.backends.cache.layouts()["alma-requests"].ttl, "record_expiry_date");
+        let m = parse("[backends.cache]\nkind = 'embedded'\nlayouts = { users = { key = 'primary_id', ttl = 'expiry_date' } }").unwrap();
+        assert_eq!(m.backends.cache.layouts()["users"].key, "primary_id");
+        for bad in [
+            "{ users = { key = 'id', ttl = 'id' } }",
+            "{ users = { key = '', ttl = 'expiry_date' } }",
+            "{ users = { key = 'id', ttl = '' } }",
+            "{ '' = { key = 'id', ttl = 'expiry_date' } }",
+            "{ users = { key = 'id' } }",
+        ] {
+            let err = parse(&format!("[backends.cache]\nkind = 'dynamodb'\nlayouts = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("layout") || err.contains("ttl"), "{bad}: {err}");
+        }
     }
 
     #[test]

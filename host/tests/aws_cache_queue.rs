@@ -32,7 +32,7 @@ fn names() -> NameMap {
 
 async fn cache(stores: &[&str]) -> (DynamoCache, NameMap) {
     let names = names();
-    let cache = DynamoCache::new(&sdk_config().await, names.clone());
+    let cache = DynamoCache::new(&sdk_config().await, names.clone(), Default::default());
     cache
         .create_missing_tables(stores.iter().copied(), &BTreeSet::new())
         .await
@@ -129,7 +129,7 @@ async fn cache_set_get_delete() {
         prefix: "unused-".into(),
         names: BTreeMap::from([("alias".to_string(), names.resolve("sessions"))]),
     };
-    let aliased = DynamoCache::new(&sdk_config().await, aliased);
+    let aliased = DynamoCache::new(&sdk_config().await, aliased, Default::default());
     assert_eq!(aliased.get("alias", "empty").await, Ok(Some(Vec::new())));
 }
 
@@ -254,7 +254,7 @@ async fn cache_get_many_with_duplicate_keys() {
 
 #[tokio::test]
 async fn cache_missing_table_is_unavailable() {
-    let cache = DynamoCache::new(&sdk_config().await, names());
+    let cache = DynamoCache::new(&sdk_config().await, names(), Default::default());
     match cache.get("nowhere", "k").await {
         Err(BackendError::Unavailable(m)) => assert!(m.contains("does not exist"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),

@@ -5,6 +5,11 @@
 //! deletes by) and `expires_at_ms` (N, epoch milliseconds). TTL deletes
 //! items up to days late, so every read compares `expires_at_ms` with the
 //! clock itself.
+//!
+//! A store with a layout keeps its JSON object values as native attributes
+//! instead (string S, number N, boolean BOOL, null NULL, array L, object M),
+//! the key in the layout's key attribute and the expiry in its TTL attribute
+//! (epoch seconds), as the LAG-Alma-Utils tables do.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -18,6 +23,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use super::layout::{self, Layout, Layouts};
 use super::{Cache, MAX_BATCH};
 use crate::backend::{BackendError, NameMap};
 
@@ -42,6 +48,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct DynamoCache {
     client: Client,
     tables: NameMap,
+    layouts: Layouts,
 }
 
 fn now_ms() -> i64 {
@@ -96,13 +103,77 @@ fn check_key(key: &str) -> Result<(), BackendError> {
     Ok(())
 }
 
-fn key_item(key: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(KEY.to_string(), AttributeValue::S(key.to_string()))])
+fn key_item(attribute: &str, key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(attribute.to_string(), AttributeValue::S(key.to_string()))])
+}
+
+/// A JSON value as a native attribute.
+fn attribute(value: &serde_json::Value) -> AttributeValue {
+    use serde_json::Value;
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(attribute).collect()),
+        Value::Object(map) => AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()),
+    }
+}
+
+/// A native attribute as JSON; sets read as arrays.
+fn json(table: &str, value: &AttributeValue) -> Result<serde_json::Value, BackendError> {
+    use serde_json::Value;
+    let number = |n: &str| {
+        serde_json::from_str::<serde_json::Number>(n)
+            .map(Value::Number)
+            .map_err(|_| BackendError::Invalid(format!("an item in cache table {table} holds the number {n:?}, which JSON cannot")))
+    };
+    Ok(match value {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::N(n) => number(n)?,
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::L(items) => Value::Array(items.iter().map(|v| json(table, v)).collect::<Result<_, _>>()?),
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), json(table, v)?)))
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeValue::Ss(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(items) => Value::Array(items.iter().map(|n| number(n)).collect::<Result<_, _>>()?),
+        _ => {
+            return Err(BackendError::Invalid(format!(
+                "an item in cache table {table} holds a binary attribute, which a layout store cannot read as JSON"
+            )));
+        }
+    })
+}
+
+/// The item of a layout store for `value`: the object `LayoutCache`
+/// prepared, with the key and TTL attributes already in it.
+fn layout_item(store: &str, value: &[u8]) -> Result<HashMap<String, AttributeValue>, BackendError> {
+    Ok(layout::object(store, value)?
+        .iter()
+        .map(|(k, v)| (k.clone(), attribute(v)))
+        .collect())
+}
+
+/// The JSON object of a layout item, or none when its TTL attribute is at
+/// or before `now`.
+fn layout_value(table: &str, layout: &Layout, item: &HashMap<String, AttributeValue>, now: i64) -> Result<Option<Vec<u8>>, BackendError> {
+    if number(item, &layout.ttl).is_some_and(|s| s.saturating_mul(1000) <= now) {
+        return Ok(None);
+    }
+    let map: serde_json::Map<String, serde_json::Value> = item
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), json(table, v)?)))
+        .collect::<Result<_, BackendError>>()?;
+    serde_json::to_vec(&map).map(Some).map_err(|e| BackendError::Invalid(e.to_string()))
 }
 
 /// The item that stores `value` under `key`, with its expiry.
 fn value_item(key: &str, value: &[u8], ttl: Option<Duration>) -> HashMap<String, AttributeValue> {
-    let mut item = key_item(key);
+    let mut item = key_item(KEY, key);
     item.insert(VALUE.to_string(), AttributeValue::B(Blob::new(value)));
     if let Some(ttl) = ttl {
         let at_ms = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
@@ -145,10 +216,48 @@ fn live_value(table: &str, item: &HashMap<String, AttributeValue>, now: i64) -> 
 impl DynamoCache {
     /// A cache on the DynamoDB endpoint and credentials of `sdk_config`;
     /// `tables` names the table behind each store.
-    pub fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap) -> DynamoCache {
+    /// `layouts` names the stores kept in an application's own item layout.
+    pub fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap, layouts: Layouts) -> DynamoCache {
         DynamoCache {
             client: Client::new(sdk_config),
             tables,
+            layouts,
+        }
+    }
+
+    /// The key attribute of `store`.
+    fn key_attribute(&self, store: &str) -> &str {
+        self.layouts.get(store).map_or(KEY, |l| l.key.as_str())
+    }
+
+    /// The value of an item of `store`, or none when it has expired.
+    fn value_of(
+        &self,
+        store: &str,
+        table: &str,
+        item: &HashMap<String, AttributeValue>,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        match self.layouts.get(store) {
+            Some(layout) => layout_value(table, layout, item, now),
+            None => live_value(table, item, now),
+        }
+    }
+
+    /// The item stored for a write of `value`.
+    fn item(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<HashMap<String, AttributeValue>, BackendError> {
+        match self.layouts.get(store) {
+            Some(_) => layout_item(store, value),
+            None => Ok(value_item(key, value, ttl)),
+        }
+    }
+
+    /// The attribute a condition compares with the clock, and the clock in
+    /// its unit.
+    fn expiry_attribute(&self, store: &str) -> (&str, i64) {
+        match self.layouts.get(store) {
+            Some(layout) => (layout.ttl.as_str(), now_ms().div_euclid(1000)),
+            None => (EXPIRES_AT_MS, now_ms()),
         }
     }
 
@@ -165,14 +274,15 @@ impl DynamoCache {
         for store in stores.into_iter().chain(streamed.iter().copied()).collect::<BTreeSet<_>>() {
             let table = self.tables.resolve(store);
             let stream = streamed.contains(store);
+            let layout = self.layouts.get(store);
             let mut status = self.table_status(&table).await?.map(|(s, _)| s);
             if status.is_none() {
-                status = self.create_table(&table, stream).await?;
+                status = self.create_table(&table, self.key_attribute(store), stream).await?;
             }
             if status != Some(TableStatus::Active) {
                 self.wait_active(&table).await?;
             }
-            self.enable_ttl(&table).await?;
+            self.enable_ttl(&table, layout.map_or(EXPIRES_AT, |l| l.ttl.as_str())).await?;
             if stream {
                 self.enable_stream(&table).await?;
             }
@@ -215,14 +325,14 @@ impl DynamoCache {
         }
     }
 
-    async fn create_table(&self, table: &str, stream: bool) -> Result<Option<TableStatus>, BackendError> {
+    async fn create_table(&self, table: &str, key: &str, stream: bool) -> Result<Option<TableStatus>, BackendError> {
         let definition = AttributeDefinition::builder()
-            .attribute_name(KEY)
+            .attribute_name(key)
             .attribute_type(ScalarAttributeType::S)
             .build()
             .map_err(|e| build_error(table, e))?;
         let schema = KeySchemaElement::builder()
-            .attribute_name(KEY)
+            .attribute_name(key)
             .key_type(KeyType::Hash)
             .build()
             .map_err(|e| build_error(table, e))?;
@@ -267,7 +377,7 @@ impl DynamoCache {
         }
     }
 
-    async fn enable_ttl(&self, table: &str) -> Result<(), BackendError> {
+    async fn enable_ttl(&self, table: &str, ttl_attribute: &str) -> Result<(), BackendError> {
         let current = self
             .client
             .describe_time_to_live()
@@ -279,19 +389,19 @@ impl DynamoCache {
         let status = description.and_then(|d| d.time_to_live_status());
         let attribute = description.and_then(|d| d.attribute_name());
         match status {
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) if attribute == Some(EXPIRES_AT) => Ok(()),
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) if attribute == Some(ttl_attribute) => Ok(()),
             Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => Err(BackendError::Invalid(format!(
-                "cache table {table} expires items by `{}`, not `{EXPIRES_AT}`",
+                "cache table {table} expires items by `{}`, not `{ttl_attribute}`",
                 attribute.unwrap_or_default()
             ))),
             // DynamoDB refuses to enable TTL until disabling has finished.
             Some(TimeToLiveStatus::Disabling) => Err(BackendError::Unavailable(format!(
-                "TTL on cache table {table} is being disabled; enable it by `{EXPIRES_AT}` later"
+                "TTL on cache table {table} is being disabled; enable it by `{ttl_attribute}` later"
             ))),
             _ => {
                 let spec = TimeToLiveSpecification::builder()
                     .enabled(true)
-                    .attribute_name(EXPIRES_AT)
+                    .attribute_name(ttl_attribute)
                     .build()
                     .map_err(|e| build_error(table, e))?;
                 self.client
@@ -306,10 +416,41 @@ impl DynamoCache {
         }
     }
 
+    /// `set-if` on a layout store: the item must be there, unexpired, and
+    /// hold every attribute of `expected` with an equal value. Attributes
+    /// the stored item has beyond those of `expected` (written by another
+    /// application, say) are not compared.
+    async fn set_if_attributes(&self, store: &str, table: &str, value: &[u8], expected: &[u8]) -> Result<bool, BackendError> {
+        let item = layout_item(store, value)?;
+        let expected = layout::object(store, expected)?;
+        let (expiry, now) = self.expiry_attribute(store);
+        let mut condition = "attribute_exists(#k) AND (attribute_not_exists(#e) OR #e > :now)".to_string();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .expression_attribute_names("#k", self.key_attribute(store))
+            .expression_attribute_names("#e", expiry)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        for (i, (name, v)) in expected.iter().enumerate() {
+            condition.push_str(&format!(" AND #a{i} = :a{i}"));
+            put = put
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), attribute(v));
+        }
+        match put.condition_expression(condition).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("PutItem", table, e)),
+        }
+    }
+
     /// Reads up to 100 distinct keys into `found`, asking again for the keys
     /// DynamoDB leaves unprocessed (throttling, or the 16 MB response limit).
-    async fn batch_get(&self, table: &str, keys: &[&str], found: &mut HashMap<String, Vec<u8>>) -> Result<(), BackendError> {
-        let mut pending: Vec<_> = keys.iter().map(|k| key_item(k)).collect();
+    async fn batch_get(&self, store: &str, table: &str, keys: &[&str], found: &mut HashMap<String, Vec<u8>>) -> Result<(), BackendError> {
+        let key_attribute = self.key_attribute(store);
+        let mut pending: Vec<_> = keys.iter().map(|k| key_item(key_attribute, k)).collect();
         let mut pause = FIRST_BACKOFF;
         for attempt in 0..BATCH_ATTEMPTS {
             if attempt > 0 {
@@ -330,12 +471,12 @@ impl DynamoCache {
                 .map_err(|e| sdk_error("BatchGetItem", table, e))?;
             let now = now_ms();
             for item in out.responses().and_then(|r| r.get(table)).into_iter().flatten() {
-                let Some(Ok(key)) = item.get(KEY).map(AttributeValue::as_s) else {
+                let Some(Ok(key)) = item.get(key_attribute).map(AttributeValue::as_s) else {
                     return Err(BackendError::Invalid(format!(
-                        "an item in cache table {table} has no string `{KEY}` attribute"
+                        "an item in cache table {table} has no string `{key_attribute}` attribute"
                     )));
                 };
-                if let Some(value) = live_value(table, item, now)? {
+                if let Some(value) = self.value_of(store, table, item, now)? {
                     found.insert(key.clone(), value);
                 }
             }
@@ -364,13 +505,13 @@ impl Cache for DynamoCache {
             .client
             .get_item()
             .table_name(&table)
-            .set_key(Some(key_item(key)))
+            .set_key(Some(key_item(self.key_attribute(store), key)))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", &table, e))?;
         match out.item() {
-            Some(item) => live_value(&table, item, now_ms()),
+            Some(item) => self.value_of(store, &table, item, now_ms()),
             None => Ok(None),
         }
     }
@@ -388,7 +529,7 @@ impl Cache for DynamoCache {
         let table = self.tables.resolve(store);
         let mut found = HashMap::new();
         for chunk in distinct.chunks(MAX_BATCH) {
-            self.batch_get(&table, chunk, &mut found).await?;
+            self.batch_get(store, &table, chunk, &mut found).await?;
         }
         // Like the embedded cache, a key asked twice is answered once.
         Ok(keys.iter().filter_map(|k| found.remove(k).map(|v| (k.clone(), v))).collect())
@@ -397,7 +538,7 @@ impl Cache for DynamoCache {
     async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);
-        let item = value_item(key, value, ttl);
+        let item = self.item(store, key, value, ttl)?;
         self.client
             .put_item()
             .table_name(&table)
@@ -411,7 +552,8 @@ impl Cache for DynamoCache {
     async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
         check_key(key)?;
         let table = self.tables.resolve(store);
-        let item = value_item(key, value, ttl);
+        let item = self.item(store, key, value, ttl)?;
+        let (expiry, now) = self.expiry_attribute(store);
         // An item past its expiry may still be in the table until TTL removes it: it counts as absent.
         let put = self
             .client
@@ -419,9 +561,9 @@ impl Cache for DynamoCache {
             .table_name(&table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#k) OR #e <= :now")
-            .expression_attribute_names("#k", KEY)
-            .expression_attribute_names("#e", EXPIRES_AT_MS)
-            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .expression_attribute_names("#k", self.key_attribute(store))
+            .expression_attribute_names("#e", expiry)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
         match put {
@@ -444,6 +586,9 @@ impl Cache for DynamoCache {
         };
         check_key(key)?;
         let table = self.tables.resolve(store);
+        if self.layouts.contains_key(store) {
+            return self.set_if_attributes(store, &table, value, expected).await;
+        }
         let item = value_item(key, value, ttl);
         // The stored value must be the expected one and unexpired: DynamoDB
         // checks the condition and writes in one step.
@@ -472,7 +617,7 @@ impl Cache for DynamoCache {
         self.client
             .delete_item()
             .table_name(&table)
-            .set_key(Some(key_item(key)))
+            .set_key(Some(key_item(self.key_attribute(store), key)))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", &table, e))?;
@@ -485,7 +630,7 @@ mod tests {
     use super::*;
 
     fn item(expires_at: Option<i64>, expires_at_ms: Option<i64>) -> HashMap<String, AttributeValue> {
-        let mut item = key_item("k");
+        let mut item = key_item(KEY, "k");
         item.insert(VALUE.into(), AttributeValue::B(Blob::new(b"v".to_vec())));
         if let Some(s) = expires_at {
             item.insert(EXPIRES_AT.into(), AttributeValue::N(s.to_string()));

@@ -3,6 +3,7 @@
 mod dynamodb;
 mod embedded;
 mod host;
+mod layout;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 
 pub use dynamodb::DynamoCache;
 pub use embedded::EmbeddedCache;
+pub use layout::{Layout, LayoutCache, Layouts};
 
 use crate::backend::BackendError;
 

@@ -78,7 +78,7 @@ async fn deliver(app: &App, groups: BTreeMap<Deployed, Vec<Event>>) -> BTreeSet<
                         EventSourceSpec::Table(t) => {
                             // A cache store's change reads as it does on the local stream.
                             if app.is_cache_store(t) {
-                                e.body = cache_change(t, &e.body).unwrap_or(e.body);
+                                e.body = cache_change(t, app.cache_layout(t), &e.body).unwrap_or(e.body);
                             }
                             EventSource::Table(t.clone())
                         }
@@ -165,14 +165,16 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
 /// The body of a stream record of a cache store's table (an item of `key`
 /// and a binary `value`, see cache/dynamodb.rs) in the shape the local
 /// change stream gives: [`crate::stream::change_body`]. None when the
-/// record is not shaped like a cache item.
-fn cache_change(store: &str, raw: &str) -> Option<String> {
+/// record is not shaped like a cache item. An item of a store with a
+/// `layout` is its attributes as a JSON object, as a read gives it.
+fn cache_change(store: &str, layout: Option<&crate::cache::Layout>, raw: &str) -> Option<String> {
     use base64::Engine as _;
     let change: Value = serde_json::from_str(raw).ok()?;
-    let key = change.pointer("/keys/key")?.as_str()?;
+    let key = change.get("keys")?.get(layout.map_or("key", |l| l.key.as_str()))?.as_str()?;
     let value = |image: &str| -> Option<Option<Vec<u8>>> {
         match change.get(image)? {
             Value::Null => Some(None),
+            item if layout.is_some() => item.is_object().then(|| item.to_string().into_bytes()).map(Some),
             item => {
                 let text = item.get("value")?.as_str()?;
                 base64::engine::general_purpose::STANDARD.decode(text).ok().map(Some)
@@ -314,12 +316,33 @@ mod tests {
             "new_image": {"key": "e1", "value": "eyJhIjoxfQ==", "expires_at": 5},
             "old_image": null
         });
-        let body: Value = serde_json::from_str(&cache_change("events", &raw.to_string()).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&cache_change("events", None, &raw.to_string()).unwrap()).unwrap();
         assert_eq!(
             body,
             json!({"store": "events", "key": "e1", "value": "{\"a\":1}", "old_value": null})
         );
-        assert_eq!(cache_change("events", &json!({"keys": {"id": 1}}).to_string()), None);
+        assert_eq!(cache_change("events", None, &json!({"keys": {"id": 1}}).to_string()), None);
+    }
+
+    #[test]
+    fn layout_store_records_read_as_the_json_object() {
+        let layout = crate::cache::Layout {
+            key: "request_id".into(),
+            ttl: "record_expiry_date".into(),
+        };
+        let raw = json!({
+            "keys": {"request_id": "r1"},
+            "new_image": {"request_id": "r1", "user_primary_id": "u1", "record_expiry_date": 5},
+            "old_image": null
+        });
+        let body: Value = serde_json::from_str(&cache_change("requests", Some(&layout), &raw.to_string()).unwrap()).unwrap();
+        let value: Value = serde_json::from_str(body["value"].as_str().unwrap()).unwrap();
+        assert_eq!(value, json!({"request_id": "r1", "user_primary_id": "u1", "record_expiry_date": 5}));
+        assert_eq!((&body["key"], &body["old_value"]), (&json!("r1"), &Value::Null));
+        assert_eq!(
+            cache_change("requests", Some(&layout), &json!({"keys": {"key": "r1"}}).to_string()),
+            None
+        );
     }
 
     #[test]

@@ -357,6 +357,19 @@ impl Host {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Host {
+        Host::start_with_cache_settings(backends, manifest_toml, extra_args, env, "")
+    }
+
+    /// Like [`Host::start_on_with_env`], with `cache_toml` (tables under
+    /// `[backends.cache]`, such as `layouts`) added to the backends file; an
+    /// embedded host then gets a backends file too.
+    pub fn start_with_cache_settings(
+        backends: Backends,
+        manifest_toml: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        cache_toml: &str,
+    ) -> Host {
         let bin = corral_bin();
         for name in component_names(manifest_toml) {
             wasm(&name);
@@ -370,12 +383,20 @@ impl Host {
         std::fs::write(&manifest, text).expect("writing the manifest");
         let data_dir = dir.path().join("data");
         let mut extra_args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let file = dir.path().join("backends.toml");
         let aws = match backends {
-            Backends::Embedded => None,
+            Backends::Embedded if cache_toml.is_empty() => None,
+            Backends::Embedded => {
+                let text = format!("[backends.cache]\nkind = \"embedded\"\n\n{cache_toml}");
+                std::fs::write(&file, text).expect("writing the backends file");
+                extra_args.push("--backends".into());
+                extra_args.push(file.display().to_string());
+                None
+            }
             Backends::Aws => {
                 let aws = AwsResources::create();
-                let file = dir.path().join("backends.toml");
-                std::fs::write(&file, aws.backends_file()).expect("writing the backends file");
+                let text = format!("{}\n{cache_toml}", aws.backends_file());
+                std::fs::write(&file, text).expect("writing the backends file");
                 extra_args.push("--backends".into());
                 extra_args.push(file.display().to_string());
                 Some(aws)
@@ -701,6 +722,11 @@ impl Host {
     pub fn aws_env(&self) -> Vec<(String, String)> {
         let aws = self.aws.as_ref().expect("an AWS host");
         moto_env(&aws.moto_url)
+    }
+
+    /// The name prefix of an AWS host's tables and queues.
+    pub fn aws_prefix(&self) -> &str {
+        &self.aws.as_ref().expect("an AWS host").prefix
     }
 
     /// Sends SIGTERM to the host without waiting for it to exit.
