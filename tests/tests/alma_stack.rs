@@ -245,6 +245,13 @@ fn host_logs_components(host: &Host) -> std::collections::BTreeSet<&'static str>
         .collect()
 }
 
+/// The loan ids, sorted.
+fn sorted_ids(loans: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = loan_ids(loans).into_iter().map(str::to_owned).collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn loan_ids(loans: &[Value]) -> Vec<&str> {
     loans
         .iter()
@@ -530,12 +537,22 @@ async fn events_and_refreshes_keep_alma_answers_current(backends: Backends) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let loans = loans_until(&host, "ada", "the concurrent loans", |_| true).await;
-    let mut ids = loan_ids(&loans);
-    ids.sort_unstable();
+    // An event whose edit lost every compare-and-set retry fails and comes
+    // back after its visibility timeout (1 s), so wait for its redelivery.
     let mut expected: Vec<String> = (2..=40).map(|i| format!("L{i}")).collect();
     expected.sort_unstable();
-    assert_eq!(ids, expected, "every concurrent list edit survives");
+    let loans = loans_until(
+        &host,
+        "ada",
+        "every concurrent list edit survives",
+        |loans| sorted_ids(loans) == expected,
+    )
+    .await;
+    assert_eq!(
+        sorted_ids(&loans),
+        expected,
+        "every concurrent list edit survives"
+    );
     let consumers: std::collections::BTreeSet<&str> = host_logs_components(&host);
     assert!(
         consumers.len() > 1,

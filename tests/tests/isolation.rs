@@ -1608,7 +1608,9 @@ async fn identity_and_the_request_as_the_component_sees_it(backends: Backends) {
     // On a public route a token that does not verify is no caller: the
     // component sees an anonymous request.
     assert_eq!(
-        host.get_as("/testbed/whoami", "not-a-token").await.expect(200),
+        host.get_as("/testbed/whoami", "not-a-token")
+            .await
+            .expect(200),
         Value::Null
     );
 
