@@ -93,9 +93,31 @@ pub fn corral_bin() -> PathBuf {
 
 fn build_host() -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    build
         .args(["build", "--quiet", "-p", "corral"])
-        .current_dir(workspace_root())
+        .current_dir(workspace_root());
+    // Cargo gives this test process the variables of the tests package
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME...). Build scripts that read them
+    // would see other values than in the outer build, so both builds would
+    // recompile them and everything above them, every run.
+    const SET_FOR_TESTS: [&str; 8] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if SET_FOR_TESTS.iter().any(|prefix| name.starts_with(prefix)) {
+            build.env_remove(&*name);
+        }
+    }
+    let out = build
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if out.status.success() {
