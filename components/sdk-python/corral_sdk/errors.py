@@ -6,6 +6,8 @@ with its status, the same shape and statuses as the Rust SDK's.
 
 import json
 
+from componentize_py_types import Err
+
 
 class ApiError(Exception):
     """An HTTP error: a status, a snake_case code and a message for the client."""
@@ -82,8 +84,6 @@ def from_host(error) -> ApiError:
 
 def host_call(call, *args):
     """Runs a host call, raising its error as an ApiError."""
-    from componentize_py_types import Err
-
     try:
         return call(*args)
     except Err as error:
