@@ -131,12 +131,41 @@ impl HostState {
         }
     }
 
-    /// Makes state made ahead of a request (a ready instance's) that
-    /// request's: its id, its caller, and its time limit from now.
+    /// Makes state made ahead of a request (a ready instance's, or one an
+    /// earlier call left) that request's: its id, its caller, its database
+    /// session, its outbound grant check, and its time limit from now.
     pub fn begin_call(&mut self, request_id: String, identity: Option<Arc<Identity>>) {
+        self.db = self.component.db.clone().for_request();
+        self.outbound = None;
         self.request_id = request_id;
         self.identity = identity;
         self.deadline = std::time::Instant::now() + std::time::Duration::from_millis(self.component.limits.timeout_ms);
+    }
+
+    /// Closes a call whose instance serves again: its dropped log lines are
+    /// reported now, and the next call has the whole log allowance.
+    pub fn end_call(&mut self) {
+        self.report_dropped_lines();
+        self.log_bytes = 0;
+        self.log_dropped = 0;
+    }
+
+    /// Whether the guest still holds a transaction (it never committed,
+    /// rolled back or dropped it).
+    pub fn holds_transaction(&mut self) -> bool {
+        self.table.iter_mut().any(|entry| entry.is::<crate::db::TransactionHandle>())
+    }
+
+    fn report_dropped_lines(&self) {
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                component = %self.component.name,
+                request_id = %self.request_id,
+                dropped_lines = self.log_dropped,
+                limit_bytes = self.component.limits.max_log_bytes,
+                "dropped log lines past the component's log limit"
+            );
+        }
     }
 
     /// The resource table, for host resources such as transactions.
@@ -174,15 +203,7 @@ impl HostState {
 /// One line for the lines a request's log cap dropped, when the call ends.
 impl Drop for HostState {
     fn drop(&mut self) {
-        if self.log_dropped > 0 {
-            tracing::warn!(
-                component = %self.component.name,
-                request_id = %self.request_id,
-                dropped_lines = self.log_dropped,
-                limit_bytes = self.component.limits.max_log_bytes,
-                "dropped log lines past the component's log limit"
-            );
-        }
+        self.report_dropped_lines();
     }
 }
 

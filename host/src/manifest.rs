@@ -48,6 +48,10 @@ pub struct Limits {
     pub max_log_bytes: usize,
     /// Outbound HTTP requests one instance may have in flight at once.
     pub max_outbound: u32,
+    /// Requests (or event batches) one instance may serve. 1, the default,
+    /// is a fresh instance for each; more lets a large guest skip its
+    /// start-up, at the cost of state carried from one request to the next.
+    pub requests_per_instance: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +68,7 @@ impl Default for Limits {
             max_instances: 16,
             max_log_bytes: 64 * 1024,
             max_outbound: 8,
+            requests_per_instance: 1,
         }
     }
 }
@@ -630,6 +635,7 @@ struct RawLimits {
     max_instances: Option<u32>,
     max_log_bytes: Option<usize>,
     max_outbound: Option<u32>,
+    requests_per_instance: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -800,6 +806,7 @@ impl RawLimits {
             max_instances: self.max_instances.unwrap_or(base.max_instances),
             max_log_bytes: self.max_log_bytes.unwrap_or(base.max_log_bytes),
             max_outbound: self.max_outbound.unwrap_or(base.max_outbound),
+            requests_per_instance: self.requests_per_instance.unwrap_or(base.requests_per_instance),
         }
     }
 }
@@ -856,6 +863,12 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
     }
     if l.max_outbound > 256 {
         return Err(invalid(format!("{what}: max_outbound must be 0 to 256, not {}", l.max_outbound)));
+    }
+    if !(1..=10_000).contains(&l.requests_per_instance) {
+        return Err(invalid(format!(
+            "{what}: requests_per_instance must be 1 to 10000, not {}",
+            l.requests_per_instance
+        )));
     }
     Ok(())
 }
@@ -1219,6 +1232,10 @@ mod tests {
                 "start with '/'",
             ),
             ("[defaults]\nmemory_mb=0", "memory_mb"),
+            (
+                "[components.a]\nwasm='a'\nrequests_per_instance=0",
+                "requests_per_instance must be 1 to 10000",
+            ),
             (
                 "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11",
                 "batch_size",

@@ -1,7 +1,8 @@
 //! The engine and the loaded components: one `Engine` for the process, per
 //! manifest entry the current version (one pre-instantiated component, which
 //! hot swap may replace), and a fresh instance for every request, with memory
-//! and time limits.
+//! and time limits. A component may opt in to serving several requests from
+//! one instance (`requests_per_instance`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,10 +78,12 @@ pub struct Loaded {
 }
 
 /// Instances of one version made ahead of requests, so that a request's
-/// critical path holds only its call. Each serves exactly one call and is
-/// then dropped, as an instance made for the request would be: isolation is
-/// unchanged; what moves off the path is creating the store, instantiating
-/// and, after the answer, dropping.
+/// critical path holds only its call. By default each serves exactly one
+/// call and is then dropped, as an instance made for the request would be:
+/// isolation is unchanged; what moves off the path is creating the store,
+/// instantiating and, after the answer, dropping. A component with
+/// `requests_per_instance` above 1 also gets back here the instances whose
+/// calls ended well, until each has served that many.
 struct ReadySet {
     engine: Engine,
     pre: ServicePre<HostState>,
@@ -94,10 +97,12 @@ struct ReadySet {
     slots: Arc<Semaphore>,
 }
 
-/// An instantiated, never called instance.
+/// An instantiated instance waiting for a call.
 struct Ready {
     store: Store<HostState>,
     service: Service,
+    /// The calls it has served: 0 unless its component reuses instances.
+    served: u32,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -124,6 +129,7 @@ impl ReadySet {
                 Ok(service) => self.instances.lock().expect("not poisoned").push(Ready {
                     store,
                     service,
+                    served: 0,
                     _slot: slot,
                 }),
                 Err(e) => {
@@ -132,6 +138,27 @@ impl ReadySet {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl ReadySet {
+    /// Keeps an instance that served `served` calls for the next one, while
+    /// the set and the ready slots have room; otherwise it is dropped. Taken
+    /// last in, first out, so the instance already warm serves next.
+    fn put_back(&self, mut store: Store<HostState>, service: Service, served: u32) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return;
+        };
+        store.data_mut().end_call();
+        let mut instances = self.instances.lock().expect("not poisoned");
+        if instances.len() < READY_MAX {
+            instances.push(Ready {
+                store,
+                service,
+                served,
+                _slot: slot,
+            });
         }
     }
 }
@@ -257,7 +284,7 @@ impl Runtime {
     /// Whether `loaded` instantiates, in a fresh store with its own limits:
     /// what can be checked without the component's grants and config.
     pub async fn instantiates(&self, loaded: &Loaded) -> anyhow::Result<()> {
-        self.run(loaded, format!("check-{}", loaded.version()), None, async |_, _| Ok(()))
+        self.run(loaded, format!("check-{}", loaded.version()), None, false, async |_, _| Ok(()))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -269,7 +296,7 @@ impl Runtime {
     pub async fn validate(&self, loaded: &Loaded) -> anyhow::Result<()> {
         let call_id = format!("init-{}", loaded.version());
         let outcome = self
-            .run(loaded, call_id, None, async |store, bindings| {
+            .run(loaded, call_id, None, false, async |store, bindings| {
                 bindings.corral_host_handler().call_init(store).await
             })
             .await;
@@ -295,7 +322,8 @@ impl Runtime {
         self.components.get(name)
     }
 
-    /// Runs `handle-request` in a fresh instance of `component`.
+    /// Runs `handle-request` in a fresh instance of `component` (or a reused
+    /// one, when the component opts in).
     pub async fn handle_request(
         &self,
         component: &Loaded,
@@ -303,15 +331,15 @@ impl Runtime {
         identity: Option<Arc<Identity>>,
     ) -> Result<Response, CallError> {
         let request_id = request.request_id.clone();
-        self.run(component, request_id, identity, async |store, bindings| {
+        self.run(component, request_id, identity, true, async |store, bindings| {
             bindings.corral_host_handler().call_handle_request(store, &request).await
         })
         .await
     }
 
-    /// Runs `handle-events` in a fresh instance of `component`; returns the ids that failed.
+    /// Runs `handle-events` as `handle-request` runs; returns the ids that failed.
     pub async fn handle_events(&self, component: &Loaded, batch_id: String, events: Vec<Event>) -> Result<Vec<String>, CallError> {
-        self.run(component, batch_id, None, async |store, bindings| {
+        self.run(component, batch_id, None, true, async |store, bindings| {
             bindings.corral_host_handler().call_handle_events(store, &events).await
         })
         .await
@@ -333,11 +361,15 @@ impl Runtime {
             .map_err(|e| CallError::Instantiate(format!("{e:#}")))
     }
 
+    /// Runs `call` in an instance of `component` within its limits. With
+    /// `reusable`, an instance whose call ended well goes back to the ready
+    /// set while it has served fewer than `requests_per_instance` calls.
     async fn run<T>(
         &self,
         component: &Loaded,
         request_id: String,
         identity: Option<Arc<Identity>>,
+        reusable: bool,
         call: impl AsyncFnOnce(&mut Store<HostState>, &Service) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
         let limit_ms = component.context.limits.timeout_ms;
@@ -351,14 +383,14 @@ impl Runtime {
         };
         let slot = self.slots.clone().acquire_owned().await.expect("the semaphore is never closed");
         // A ready instance moves from its ready slot to this running one.
-        let (mut store, service) = match component.ready.take() {
+        let (mut store, service, served) = match component.ready.take() {
             Some(ready) => {
                 let mut store = ready.store;
                 store.data_mut().begin_call(request_id, identity);
                 store.set_epoch_deadline(1);
-                (store, Some(ready.service))
+                (store, Some(ready.service), ready.served)
             }
-            None => (self.new_store(component, request_id, identity), None),
+            None => (self.new_store(component, request_id, identity), None, 0),
         };
         // The epoch stops a guest that spins; the timeout stops one waiting on
         // a slow host call, and the deadline stops the backend statements.
@@ -370,24 +402,37 @@ impl Runtime {
                     Some(service) => service,
                     None => self.instantiate(component, &mut store).await?,
                 };
-                call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context))
+                let result = call(&mut store, &bindings).await.map_err(|e| classify(e, &component.context));
+                Ok::<_, CallError>((bindings, result))
             };
             tokio::time::timeout(limit, crate::backend::with_deadline(started + limit, work)).await
         };
-        // Resetting the store's pool slot and making the next ready instance
-        // happen after the answer, not before it.
+        // Whatever finished at the deadline (a statement stopped there, say)
+        // finished too late: the answer is a timeout either way.
+        let (kept, result) = match outcome {
+            Ok(Ok((bindings, result))) if started.elapsed() < limit => (Some(bindings), result),
+            Ok(Err(e)) if started.elapsed() < limit => (None, Err(e)),
+            _ => (None, Err(CallError::Timeout(limit_ms))),
+        };
+        // Only an instance whose call returned normally and left no
+        // transaction open serves again: after a trap or a timeout its state
+        // is not to be trusted.
+        let served = served + 1;
+        let reuse = kept.filter(|_| {
+            reusable && result.is_ok() && served < component.context.limits.requests_per_instance && !store.data_mut().holds_transaction()
+        });
+        // Resetting the store's pool slot (or keeping the instance) and
+        // making the next ready instance happen after the answer.
         let ready = component.ready.clone();
         tokio::spawn(async move {
-            drop(store);
+            match reuse {
+                Some(service) => ready.put_back(store, service, served),
+                None => drop(store),
+            }
             drop(slot);
             ready.refill().await;
         });
-        // Whatever finished at the deadline (a statement stopped there, say)
-        // finished too late: the answer is a timeout either way.
-        match outcome {
-            Ok(result) if started.elapsed() < limit => result,
-            _ => Err(CallError::Timeout(limit_ms)),
-        }
+        result
     }
 }
 
@@ -447,6 +492,11 @@ fn classify(e: wasmtime::Error, context: &ComponentContext) -> CallError {
 pub fn engine(manifest: &Manifest, concurrency: u32, target: Option<&str>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
+    // `CORRAL_PERFMAP=1` names compiled guest functions for `perf report`
+    // (in /tmp/perf-PID.map), so a profile shows where a guest spends time.
+    if std::env::var_os("CORRAL_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(target) = target {
         config
             .target(target)

@@ -37,6 +37,7 @@ on_both_backends! {
     a_failing_component_fails_only_its_request,
     hostile_requests_do_not_disturb_concurrent_ones,
     no_instance_serves_two_requests,
+    a_reused_instance_serves_one_component_and_never_after_a_failure,
     a_request_in_flight_is_answered_before_the_host_stops,
     calls_outside_the_grants_are_refused,
     sql_cannot_reach_another_components_tables,
@@ -227,13 +228,90 @@ async fn no_instance_serves_two_requests(backends: Backends) {
             assert_eq!(reply.status, 200, "{reply}");
             assert_eq!(
                 reply.json(),
-                json!({"calls": 1, "data": "pristine", "grown_dirty": false}),
+                json!({"calls": 1, "data": "pristine", "grown_dirty": false, "failed_before": false}),
                 "a request saw what an earlier one left"
             );
             answered += 1;
         }
     }
     assert_eq!(answered, 200);
+}
+
+/// The testbed again at `/reused`, opted in to serving up to four requests
+/// per instance.
+const REUSED: &str = r#"
+[components.reused]
+wasm = "{WASM}/testbed.wasm"
+mount = "/reused"
+timeout_ms = 1000
+memory_mb = 32
+requests_per_instance = 4
+tables = ["notes"]
+
+[[components.reused.routes]]
+path = "/{action}"
+methods = ["GET", "POST"]
+auth = "public"
+"#;
+
+/// `requests_per_instance` lets one instance serve up to that many requests
+/// of its own component, and nothing more: a component without it still gets
+/// a fresh instance each time; each request on a reused instance sees its own
+/// caller; and an instance whose call trapped, ran out of time or left a
+/// transaction open never serves again.
+async fn a_reused_instance_serves_one_component_and_never_after_a_failure(backends: Backends) {
+    let host = Host::start_on(backends, &format!("{MANIFEST}{REUSED}"));
+    let mut most_calls = 0;
+    for _ in 0..40 {
+        let reused = host.get("/reused/residue").await.expect(200);
+        let calls = reused["calls"].as_u64().expect("a count");
+        assert!(
+            (1..=4).contains(&calls),
+            "an instance served past its limit: {reused}"
+        );
+        most_calls = most_calls.max(calls);
+        assert_eq!(
+            host.get("/testbed/residue").await.expect(200),
+            json!({"calls": 1, "data": "pristine", "grown_dirty": false, "failed_before": false}),
+            "the component that did not opt in got a used instance"
+        );
+    }
+    assert!(
+        most_calls >= 2,
+        "no instance of the opted-in component served twice"
+    );
+
+    // The caller is the request's, not the one an earlier request on the
+    // same instance had.
+    let alice = host.token("alice", &["staff"]);
+    for _ in 0..6 {
+        assert_eq!(
+            host.get_as("/reused/whoami", &alice).await.expect(200)["subject"],
+            "alice"
+        );
+        assert_eq!(host.get("/reused/whoami").await.expect(200), Value::Null);
+    }
+
+    for _ in 0..3 {
+        host.get("/reused/trap").await.expect_error(500, "internal");
+        let after_trap = host.get("/reused/residue").await.expect(200);
+        assert_eq!(
+            after_trap["failed_before"], false,
+            "served again after a trap: {after_trap}"
+        );
+        host.get("/reused/tx-leak").await.expect(200);
+        let after_leak = host.get("/reused/residue").await.expect(200);
+        assert_eq!(
+            after_leak["failed_before"], false,
+            "served again with a transaction left open: {after_leak}"
+        );
+    }
+    host.get("/reused/loop").await.expect_error(504, "timeout");
+    let after_timeout = host.get("/reused/residue").await.expect(200);
+    assert_eq!(
+        after_timeout["failed_before"], false,
+        "served again after a timeout: {after_timeout}"
+    );
 }
 
 async fn a_request_in_flight_is_answered_before_the_host_stops(backends: Backends) {

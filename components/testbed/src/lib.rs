@@ -60,6 +60,7 @@ fn route(request: &Request) -> Result<Response, ApiError> {
         "log" => misc::log(request),
         "sql" => sql::run(request),
         "tx" => sql::transaction(request),
+        "tx-leak" => sql::leak_transaction(),
         "records" => records::run(request),
         "cache" => cache::run(request),
         "queue" => queue::run(request),

@@ -2,7 +2,7 @@
 
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use corral_sdk::bindings::corral::host::{config as host_config, log as host_log};
 use corral_sdk::{ApiError, Request, RequestExt, Response, json};
@@ -51,6 +51,10 @@ pub fn echo(request: &Request) -> Result<Response, ApiError> {
 static CALLS: AtomicU32 = AtomicU32::new(0);
 /// A value in the data segment that `residue` overwrites.
 static DATA: Mutex<[u8; 8]> = Mutex::new(*b"pristine");
+/// Set by an action that fails on purpose (a trap, a spin past the time
+/// limit, a transaction left open): an instance the host serves again after
+/// one of these would show it in `residue`.
+pub static FAILED: AtomicBool = AtomicBool::new(false);
 /// Wasm pages `residue` grows the memory by, inspects and dirties.
 const PROBE_PAGES: usize = 4;
 
@@ -63,7 +67,8 @@ pub fn count_call() {
 /// leaves some itself: the calls this instance has handled, the data
 /// segment's value, and whether pages the memory grows by held anything but
 /// zeros. A slot's next instance grows to the same addresses, so unreset
-/// pages show there. In a fresh instance on reset memory: 1, "pristine", false.
+/// pages show there. In a fresh instance on reset memory: 1, "pristine",
+/// false, and no failure before it.
 pub fn residue() -> Result<Response, ApiError> {
     let calls = CALLS.load(Ordering::Relaxed);
     let data = {
@@ -87,7 +92,12 @@ pub fn residue() -> Result<Response, ApiError> {
     };
     Ok(json(
         200,
-        &json!({ "calls": calls, "data": data, "grown_dirty": grown_dirty }),
+        &json!({
+            "calls": calls,
+            "data": data,
+            "grown_dirty": grown_dirty,
+            "failed_before": FAILED.load(Ordering::Relaxed),
+        }),
     ))
 }
 
@@ -105,11 +115,13 @@ fn grow_memory(pages: usize) -> usize {
 
 /// Traps on purpose, so tests can check that the host answers 500.
 pub fn trap() -> Result<Response, ApiError> {
+    FAILED.store(true, Ordering::Relaxed);
     panic!("testbed: trap requested");
 }
 
 /// Spins forever, so tests can check the host's time limit.
 pub fn spin() -> Result<Response, ApiError> {
+    FAILED.store(true, Ordering::Relaxed);
     let mut turns: u64 = 0;
     loop {
         turns = black_box(turns.wrapping_add(1));

@@ -69,6 +69,15 @@ pub fn transaction(request: &Request) -> Result<Response, ApiError> {
     Ok(json(200, &json!({ "committed": body.commit })))
 }
 
+/// Opens a transaction and leaves it open: the handle is never committed,
+/// rolled back or dropped, so the host still holds it when the call ends.
+pub fn leak_transaction() -> Result<Response, ApiError> {
+    let transaction = db::begin()?;
+    crate::misc::FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+    std::mem::forget(transaction);
+    Ok(json(200, &json!({ "left_open": true })))
+}
+
 fn db_params(params: &[Value]) -> Result<Vec<DbValue>, ApiError> {
     params.iter().map(to_db_value).collect()
 }
