@@ -797,9 +797,9 @@ function failure(url, code) {
   return badGateway(`${host} could not be reached: ${errorName(code)}`);
 }
 
-/** The error code as the Rust SDK prints it, e.g. `ConnectionRefused`. */
+/** The error code as the Rust SDK prints it, e.g. `ErrorCode::ConnectionRefused`. */
 function errorName(code) {
-  const name = String(code?.tag ?? code)
+  const name = 'ErrorCode::' + String(code?.tag ?? code)
     .split('-')
     .map((w) => w[0].toUpperCase() + w.slice(1).toLowerCase())
     .join('');

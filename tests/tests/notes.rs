@@ -685,7 +685,7 @@ async fn publishing_sends_the_note_to_the_granted_webhook_only(
     let unreachable = publish("/closed", uid).await;
     assert_eq!(
         unreachable.expect_error(502, "bad_gateway"),
-        format!("127.0.0.1:{closed} could not be reached: ConnectionRefused")
+        format!("127.0.0.1:{closed} could not be reached: ErrorCode::ConnectionRefused")
     );
 
     // No webhook configured: a clear 500.

@@ -200,8 +200,8 @@ def _error(url: str, code) -> ApiError:
 
 
 def _name(code) -> str:
-    """The error code as the Rust SDK prints it, e.g. `ConnectionRefused`."""
-    name = type(code).__name__.removeprefix("ErrorCode_")
+    """The error code as the Rust SDK prints it, e.g. `ErrorCode::ConnectionRefused`."""
+    name = "ErrorCode::" + type(code).__name__.removeprefix("ErrorCode_")
     value = getattr(code, "value", None)
     return name if value is None else f"{name}({value!r})"
 
