@@ -31,7 +31,8 @@ ensure_componentize_py() {
 
 # Builds each Python component (components/*-py/app.py, with the Python SDK)
 # into target/wasm32-wasip2/component/<name>_py.wasm; one whose sources and
-# WIT are older than its .wasm is kept.
+# WIT are older than its .wasm is kept. The world is `service` with
+# wasi:http named, for the SDK's HTTP client.
 build_python_components() {
     local out=${CARGO_TARGET_DIR:-target}/wasm32-wasip2/component
     mkdir -p "$out"
@@ -45,7 +46,7 @@ build_python_components() {
         fi
         ensure_componentize_py
         echo "building the Python component $name" >&2
-        componentize-py -d wit -w service componentize -p "$dir" -p components/sdk-python app -o "$wasm.tmp" >/dev/null
+        componentize-py -d wit -w service-with-http componentize -p "$dir" -p components/sdk-python app -o "$wasm.tmp" >/dev/null
         mv "$wasm.tmp" "$wasm"
     done
 }
@@ -88,7 +89,7 @@ build_js_components() {
         echo "building the JavaScript component $name" >&2
         CORRAL_JS_ENTRY="$dir/app.js" CORRAL_JS_BUNDLE="$out/${name}_js.bundle.js" \
             "$bin/rolldown" -c components/sdk-js/rolldown.config.mjs >/dev/null
-        "$bin/componentize-js" --wit wit --world-name service --out "$wasm.tmp" "$out/${name}_js.bundle.js" >/dev/null
+        "$bin/componentize-js" --wit wit --world-name service-with-http --out "$wasm.tmp" "$out/${name}_js.bundle.js" >/dev/null
         mv "$wasm.tmp" "$wasm"
     done
 }

@@ -2,9 +2,9 @@
 // effects as components/notes (Rust) and components/notes-py (Python).
 // Records in the table `table`; a raw-SQL count; a summary read through the
 // cache store `cache`; sharing through the queue `queue`; deletion only for
-// callers in the group `editors_group`.
+// callers in the group `editors_group`; publishing to the URL `webhook`.
 
-import { ApiError, Records, Router, cache, config, json, queue, service, sql } from '../sdk-js/index.js';
+import { ApiError, Records, Router, cache, config, http, json, queue, service, sql } from '../sdk-js/index.js';
 
 // How long a summary stays in the cache.
 const SUMMARY_TTL_SECONDS = 300;
@@ -55,6 +55,18 @@ function share(ctx) {
   return json(202, { shared: id, to });
 }
 
+/**
+ * POST /notes/{id}/publish: sends the note as JSON to the URL in config
+ * `webhook`; 200 with the upstream's status. Unreachable: 502; the host not
+ * granted: 500.
+ */
+function publish(ctx) {
+  const id = ctx.param('id');
+  const note = stored(id);
+  const reply = http.request('POST', setting('webhook'), { json: note });
+  return json(200, { published: id, status: reply.status });
+}
+
 /** GET /stats: the number of notes, by raw SQL over the records table. */
 function stats() {
   const row = sql.queryOne(`SELECT COUNT(*) AS notes FROM ${setting('table')}`);
@@ -71,5 +83,6 @@ export const handler = service({
       .delete('/notes/{id}', remove)
       .get('/notes/{id}/summary', summary)
       .post('/notes/{id}/share', share)
+      .post('/notes/{id}/publish', publish)
       .get('/stats', stats),
 });

@@ -1,11 +1,12 @@
 """The notes resource in Python: the same routes, answers and side effects
 as components/notes (Rust). Records in the table `table`; a raw-SQL count; a
 summary read through the cache store `cache`; sharing through the queue
-`queue`; deletion only for callers in the group `editors_group`."""
+`queue`; deletion only for callers in the group `editors_group`; publishing
+to the URL `webhook`."""
 
 import json
 
-from corral_sdk import ApiError, Records, Router, Service, cache, config, json_response, queue, sql
+from corral_sdk import ApiError, Records, Router, Service, cache, config, http, json_response, queue, sql
 
 # How long a summary stays in the cache.
 SUMMARY_TTL_SECONDS = 300
@@ -64,6 +65,16 @@ def share(ctx):
     return json_response(202, {"shared": note_id, "to": to})
 
 
+def publish(ctx):
+    """POST /notes/{id}/publish: sends the note as JSON to the URL in config
+    `webhook`; 200 with the upstream's status. Unreachable: 502; the host not
+    granted: 500."""
+    note_id = ctx.param("id")
+    note = stored(note_id)
+    reply = http.request("POST", setting("webhook"), json=note)
+    return json_response(200, {"published": note_id, "status": reply.status})
+
+
 def stats(ctx):
     """GET /stats: the number of notes, by raw SQL over the records table."""
     row = sql.query_one(f"SELECT COUNT(*) AS notes FROM {setting('table')}")
@@ -81,6 +92,7 @@ class Notes(Service):
             .delete("/notes/{id}", delete)
             .get("/notes/{id}/summary", summary)
             .post("/notes/{id}/share", share)
+            .post("/notes/{id}/publish", publish)
             .get("/stats", stats)
         )
 

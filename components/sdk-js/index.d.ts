@@ -173,6 +173,48 @@ export const log: {
   error(message: string): void;
 };
 
+/** The time limit of a request that sets none, in milliseconds (10 s). */
+export const DEFAULT_TIMEOUT_MS: number;
+/** The largest response body read, in bytes (16 MiB). */
+export const MAX_BODY_BYTES: number;
+
+export interface HttpOptions {
+  /** A header object or name-value pairs. */
+  headers?: Record<string, string> | [string, string | Uint8Array][];
+  /** The request body. */
+  body?: string | Uint8Array;
+  /** A value sent as JSON, with `content-type: application/json`. */
+  json?: unknown;
+  /** The time limit of the whole exchange; DEFAULT_TIMEOUT_MS when absent. */
+  timeoutMs?: number;
+}
+
+/** An answer, read whole. */
+export class HttpReply {
+  readonly url: string;
+  readonly status: number;
+  /** Header names (lower case) and values. */
+  readonly headers: [string, Uint8Array][];
+  readonly body: Uint8Array;
+  /** Whether the status is 2xx. */
+  readonly ok: boolean;
+  /** The first value of header `name` as text. */
+  header(name: string): string | undefined;
+  text(): string;
+  /** The body as JSON; throws ApiError 502 when it is not. */
+  json(): unknown;
+}
+
+/**
+ * Blocking outbound HTTP, only to the hosts the manifest grants. Throws
+ * ApiError: 504 `gateway_timeout` (time limit), 502 `bad_gateway`
+ * (unreachable or unusable answer), 500 `not_granted` (host not granted).
+ */
+export const http: {
+  get(url: string, options?: Omit<HttpOptions, 'body' | 'json'>): HttpReply;
+  request(method: string, url: string, options?: HttpOptions): HttpReply;
+};
+
 export interface ServiceDefinition {
   routes: () => Router;
   init?: () => void;

@@ -2,7 +2,8 @@
 // against wit/corral.wit (world `service`). It mirrors the Rust and Python
 // SDKs: a router, a request context with typed parameters and declared
 // keys, ApiError, the generic record handlers, SQL rows as objects and
-// transactions, and the host's cache, queue, config, log and identity.
+// transactions, the host's cache, queue, config, log and identity, and an
+// outbound HTTP client (`http`).
 
 import * as auth from 'corral:host/auth@0.1.0';
 import * as hostCache from 'corral:host/cache@0.1.0';
@@ -10,6 +11,10 @@ import * as hostConfig from 'corral:host/config@0.1.0';
 import * as db from 'corral:host/db@0.1.0';
 import * as hostLog from 'corral:host/log@0.1.0';
 import * as hostQueue from 'corral:host/queue@0.1.0';
+import { now, subscribeInstant } from 'wasi:clocks/monotonic-clock@0.2.12';
+import { handle } from 'wasi:http/outgoing-handler@0.2.12';
+import * as wasiHttp from 'wasi:http/types@0.2.12';
+import { poll } from 'wasi:io/poll@0.2.12';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -591,6 +596,215 @@ export const log = {
   warn: (m) => hostLog.log('warn', m),
   error: (m) => hostLog.log('error', m),
 };
+
+// ---------------------------------------------------------------- outbound HTTP
+
+/** The time limit of a request that sets none, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** The largest response body read, in bytes. */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** An answer, read whole: `status`, `headers` (lower-case names, byte values) and `body` bytes. */
+export class HttpReply {
+  constructor(url, status, headers, body) {
+    this.url = url;
+    this.status = status;
+    this.headers = headers;
+    this.body = body;
+  }
+  get ok() { return this.status >= 200 && this.status < 300; }
+  /** The first value of header `name` as text, or undefined. */
+  header(name) {
+    const value = this.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
+    return value === undefined ? undefined : new TextDecoder().decode(value);
+  }
+  text() { return new TextDecoder().decode(this.body); }
+  /** The body as JSON; a body that is not is a bad answer (502). */
+  json() {
+    try {
+      return JSON.parse(this.text());
+    } catch (error) {
+      throw badGateway(`${hostOf(this.url)} answered ${this.status} with a body that is not the expected JSON: ${error.message}`);
+    }
+  }
+}
+
+const badGateway = (m) => new ApiError(502, 'bad_gateway', m);
+const gatewayTimeout = (url) => new ApiError(504, 'gateway_timeout', `${hostOf(url)} did not answer in time`);
+const hostOf = (url) => (url.split('://')[1] ?? url).split(/[/?]/)[0];
+const TIMEOUTS = ['connection-timeout', 'connection-read-timeout', 'HTTP-response-timeout', 'DNS-timeout'];
+const METHODS = ['get', 'head', 'post', 'put', 'delete', 'patch', 'options'];
+const drop = (...resources) => resources.forEach((r) => r?.[Symbol.dispose]?.());
+
+/**
+ * A small blocking HTTP client over `wasi:http/outgoing-handler`, the same
+ * as the Rust and Python SDKs'. The host sends only to the hosts the
+ * manifest grants (`hosts = [...]`). Errors are ApiErrors: time limit 504
+ * `gateway_timeout`, upstream unreachable or answer unusable 502
+ * `bad_gateway`, host not granted 500 `not_granted`.
+ */
+export const http = {
+  get: (url, options = {}) => http.request('GET', url, options),
+
+  /**
+   * Sends a request and reads the whole answer, whatever its status. `body`
+   * is text or bytes; `json` a value sent as JSON with `content-type:
+   * application/json`; `headers` an object or pairs.
+   */
+  request(method, url, { body, headers = {}, json: value, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const pairs = Array.isArray(headers) ? [...headers] : Object.entries(headers);
+    if (value !== undefined) {
+      body = JSON.stringify(value);
+      pairs.push(['content-type', 'application/json']);
+    }
+    const bytes = typeof body === 'string' ? encoder.encode(body) : (body ?? new Uint8Array());
+    const deadline = now() + BigInt(timeoutMs) * 1_000_000n;
+    const [scheme, authority, path] = splitUrl(url);
+    const bad = (what) => badGateway(`cannot build the request to ${url}: ${what}`);
+    let request;
+    try {
+      request = new wasiHttp.OutgoingRequest(wasiHttp.Fields.fromList(pairs.map(([k, v]) => [k, typeof v === 'string' ? encoder.encode(v) : v])));
+    } catch (error) {
+      throw bad(`header: ${error?.payload?.tag ?? error}`);
+    }
+    const upper = method.toUpperCase();
+    const steps = [
+      ['method', () => request.setMethod(METHODS.includes(upper.toLowerCase()) ? { tag: upper.toLowerCase() } : { tag: 'other', val: upper })],
+      ['scheme', () => request.setScheme(scheme)],
+      ['host', () => request.setAuthority(authority)],
+      ['path', () => request.setPathWithQuery(path)],
+    ];
+    for (const [what, step] of steps) {
+      try { step(); } catch { throw bad(what); }
+    }
+    const options = new wasiHttp.RequestOptions();
+    // The host also cuts these to what is left of the component's own time.
+    const limit = BigInt(timeoutMs) * 1_000_000n;
+    options.setConnectTimeout(limit);
+    options.setFirstByteTimeout(limit);
+    options.setBetweenBytesTimeout(limit);
+    const outgoingBody = request.body();
+    let future;
+    try {
+      future = handle(request, options);
+    } catch (error) {
+      throw failure(url, error?.payload ?? error);
+    }
+    try {
+      sendBody(url, future, deadline, outgoingBody, bytes);
+      const response = waitFor(url, future, deadline);
+      try {
+        return new HttpReply(url, response.status(), response.headers().entries(), readBody(url, response, deadline));
+      } finally {
+        drop(response);
+      }
+    } finally {
+      drop(future);
+    }
+  },
+};
+
+function splitUrl(url) {
+  const [, scheme, authority, path] = /^(https?):\/\/([^/?]+)(\/.*)?$/.exec(url) ?? [];
+  if (!scheme) throw badGateway(`not an http(s) URL: ${url}`);
+  return [{ tag: scheme === 'https' ? 'HTTPS' : 'HTTP' }, authority, path ?? '/'];
+}
+
+/** Waits until `pollable` is ready; 504 when the deadline comes first. */
+function block(url, pollable, deadline) {
+  const timer = subscribeInstant(deadline);
+  poll([pollable, timer]);
+  drop(timer);
+  const ready = pollable.ready();
+  drop(pollable);
+  if (!ready) throw gatewayTimeout(url);
+}
+
+function sendBody(url, future, deadline, outgoingBody, bytes) {
+  try {
+    const stream = outgoingBody.write();
+    // `blocking-write-and-flush` takes at most 4096 bytes at a time.
+    for (let at = 0; at < bytes.length; at += 4096) stream.blockingWriteAndFlush(bytes.subarray(at, at + 4096));
+    drop(stream);
+    wasiHttp.OutgoingBody.finish(outgoingBody, undefined);
+  } catch (error) {
+    // A refused or failed request closes its body early: its own error says why.
+    const timer = subscribeInstant(deadline);
+    const ready = future.subscribe();
+    poll([ready, timer]);
+    drop(timer, ready);
+    const outcome = future.get();
+    if (outcome?.tag === 'ok' && outcome.val.tag === 'err') throw failure(url, outcome.val.val);
+    throw badGateway(`${hostOf(url)} could not be sent the request body: ${error?.payload?.tag ?? error}`);
+  }
+}
+
+function waitFor(url, future, deadline) {
+  block(url, future.subscribe(), deadline);
+  const outcome = future.get();
+  if (outcome === undefined) throw gatewayTimeout(url);
+  if (outcome.tag === 'err') throw badGateway('the response was already taken');
+  if (outcome.val.tag === 'err') throw failure(url, outcome.val.val);
+  return outcome.val.val;
+}
+
+function readBody(url, response, deadline) {
+  const body = response.consume();
+  const stream = body.stream();
+  const chunks = [];
+  let size = 0;
+  try {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = stream.read(65536n);
+      } catch (error) {
+        const problem = error?.payload ?? error;
+        if (problem?.tag === 'closed') break;
+        const code = problem?.tag === 'last-operation-failed' ? wasiHttp.httpErrorCode(problem.val) : undefined;
+        const why = code?.tag ?? problem?.val?.toDebugString?.() ?? String(error);
+        const message = `${hostOf(url)} failed while sending its answer: ${why}`;
+        throw /timeout/i.test(why) ? new ApiError(504, 'gateway_timeout', message) : badGateway(message);
+      }
+      if (!chunk.length) {
+        block(url, stream.subscribe(), deadline);
+        continue;
+      }
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) throw badGateway(`${hostOf(url)} answered more than ${MAX_BODY_BYTES} bytes`);
+      chunks.push(chunk);
+    }
+  } finally {
+    drop(stream, body);
+  }
+  const whole = new Uint8Array(size);
+  chunks.reduce((at, chunk) => (whole.set(chunk, at), at + chunk.length), 0);
+  return whole;
+}
+
+/** The ApiError for a wasi:http error code. */
+function failure(url, code) {
+  const host = hostOf(url);
+  const tag = code?.tag;
+  if (TIMEOUTS.includes(tag)) return gatewayTimeout(url);
+  if (tag === 'HTTP-request-denied') return ApiError.notGranted(`the manifest does not grant the host ${host}`);
+  if (tag === 'destination-IP-prohibited') {
+    return ApiError.notGranted(`the host ${host} resolves to an address the component may not reach`);
+  }
+  if (tag === 'connection-limit-reached') {
+    return badGateway(`${host} was not asked: the component has as many requests in flight as it may`);
+  }
+  return badGateway(`${host} could not be reached: ${errorName(code)}`);
+}
+
+/** The error code as the Rust SDK prints it, e.g. `ErrorCode::ConnectionRefused`. */
+function errorName(code) {
+  const name = 'ErrorCode::' + String(code?.tag ?? code)
+    .split('-')
+    .map((w) => w[0].toUpperCase() + w.slice(1).toLowerCase())
+    .join('');
+  return code?.val === undefined ? name : `${name}(${JSON.stringify(code.val, (k, v) => (typeof v === 'bigint' ? Number(v) : v))})`;
+}
 
 // ---------------------------------------------------------------- service
 

@@ -1,12 +1,15 @@
 //! One contract, three languages: the notes resource written in Rust
 //! (components/notes), Python (components/notes-py) and JavaScript
 //! (components/notes-js) answers the same requests with the same
-//! statuses, bodies and side effects (records, cache, queue), and refuses
-//! the same bad input alike. Every test runs for every language on both
-//! backend sets.
+//! statuses, bodies and side effects (records, cache, queue, an outbound
+//! HTTP request), and refuses the same bad input alike. Every test runs for
+//! every language on both backend sets.
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
+use common::lambda::free_port;
 use common::{Backends, Host, Reply};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -77,7 +80,11 @@ macro_rules! in_every_language {
     };
 }
 
-in_every_language!(the_notes_contract_holds, bad_input_is_refused_alike);
+in_every_language!(
+    the_notes_contract_holds,
+    bad_input_is_refused_alike,
+    publishing_sends_the_note_to_the_granted_webhook_only
+);
 
 /// The component in `language` at `/notes-api`, with its own table, cache
 /// store and queue, and a testbed granted the same queue to read it.
@@ -120,6 +127,7 @@ auth = "public"
         ("/notes/{id}", r#"["PATCH", "DELETE"]"#, "caller"),
         ("/notes/{id}/summary", r#"["GET"]"#, "public"),
         ("/notes/{id}/share", r#"["POST"]"#, "caller"),
+        ("/notes/{id}/publish", r#"["POST"]"#, "caller"),
         ("/stats", r#"["GET"]"#, "public"),
     ] {
         text.push_str(&format!(
@@ -478,4 +486,219 @@ async fn bad_input_is_refused_alike(backends: Backends, language: Language) {
         l["level"] == "ERROR" && l["message"].as_str().is_some_and(|m| m.contains(logged))
     })
     .await;
+}
+
+/// One request a webhook received.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    path: String,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+/// A webhook on a loopback port that records every request and answers 202,
+/// on a runtime of its own so that blocking test code never stalls it.
+struct Webhook {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the webhook");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(
+                    move |method: axum::http::Method,
+                          uri: axum::http::Uri,
+                          headers: axum::http::HeaderMap,
+                          body: axum::body::Bytes| async move {
+                        log.lock().unwrap().push(Received {
+                            method: method.to_string(),
+                            path: uri.to_string(),
+                            content_type: headers
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned),
+                            body: body.to_vec(),
+                        });
+                        (axum::http::StatusCode::ACCEPTED, "queued")
+                    },
+                );
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Webhook { port, received }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// The component in `language` mounted once per `(mount, webhook, hosts)`,
+/// each with its own table; a mount without a webhook has none configured.
+fn publishing_manifest(language: Language, mounts: &[(&str, Option<String>, &str)]) -> String {
+    let wasm = language.wasm();
+    let mut text = String::from("[defaults]\nmemory_mb = 128\ntimeout_ms = 20000\n");
+    for (mount, webhook, hosts) in mounts {
+        let name = mount.trim_start_matches('/');
+        let webhook = webhook
+            .as_ref()
+            .map_or_else(String::new, |url| format!("webhook = \"{url}\"\n"));
+        text.push_str(&format!(
+            r#"
+[components.{name}]
+wasm = "{{WASM}}/{wasm}.wasm"
+mount = "{mount}"
+tables = ["notes_{name}"]
+hosts = {hosts}
+
+[components.{name}.config]
+table = "notes_{name}"
+{webhook}
+[[components.{name}.routes]]
+path = "/notes"
+methods = ["POST"]
+auth = "caller"
+
+[[components.{name}.routes]]
+path = "/notes/{{id}}"
+methods = ["GET"]
+auth = "public"
+
+[[components.{name}.routes]]
+path = "/notes/{{id}}/publish"
+methods = ["POST"]
+auth = "caller"
+"#
+        ));
+    }
+    text
+}
+
+async fn publishing_sends_the_note_to_the_granted_webhook_only(
+    backends: Backends,
+    language: Language,
+) {
+    let webhook = Webhook::start();
+    let closed = free_port();
+    let granted = format!(r#"["http://127.0.0.1:{}"]"#, webhook.port);
+    let host = Host::start_on(
+        backends,
+        &publishing_manifest(
+            language,
+            &[
+                (
+                    "/granted",
+                    Some(format!("http://127.0.0.1:{}/hooks/notes?v=1", webhook.port)),
+                    &granted,
+                ),
+                // The same webhook under a name the manifest does not grant.
+                (
+                    "/elsewhere",
+                    Some(format!("http://localhost:{}/hooks/notes", webhook.port)),
+                    &granted,
+                ),
+                // A granted port nothing listens on.
+                (
+                    "/closed",
+                    Some(format!("http://127.0.0.1:{closed}/hooks/notes")),
+                    &format!(r#"["http://127.0.0.1:{closed}"]"#),
+                ),
+                ("/unset", None, &granted),
+            ],
+        ),
+    );
+    let ada = host.token("ada", &[]);
+    let create = |mount: &'static str| {
+        let (host, ada) = (&host, &ada);
+        async move {
+            let note = host
+                .json(
+                    Method::POST,
+                    &format!("{mount}/notes"),
+                    Some(ada),
+                    &json!({"title": "Launch", "body": "at noon", "tags": ["a", "b"]}),
+                )
+                .await
+                .expect(201);
+            note["uid"].as_str().expect("a uid").to_owned()
+        }
+    };
+    let publish = |mount: &'static str, uid: String| {
+        let (host, ada) = (&host, &ada);
+        async move {
+            host.json(
+                Method::POST,
+                &format!("{mount}/notes/{uid}/publish"),
+                Some(ada),
+                &json!({}),
+            )
+            .await
+        }
+    };
+
+    // The note's record, as JSON, to the webhook; the answer carries its status.
+    let uid = create("/granted").await;
+    let note = host.get(&format!("/granted/notes/{uid}")).await.expect(200);
+    let published = publish("/granted", uid.clone()).await.expect(200);
+    assert_eq!(published, json!({"published": uid, "status": 202}));
+    let received = webhook.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let sent = &received[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/hooks/notes?v=1")
+    );
+    assert_eq!(sent.content_type.as_deref(), Some("application/json"));
+    let body: Value = serde_json::from_slice(&sent.body).expect("the webhook got JSON");
+    assert_eq!(body, note);
+
+    // A missing note: 404, and nothing sent.
+    let missing = publish("/granted", "nope".into()).await;
+    assert_eq!(missing.expect_error(404, "not_found"), "No note nope");
+
+    // A host the manifest does not grant: refused by the host, nothing sent.
+    let uid = create("/elsewhere").await;
+    let refused = publish("/elsewhere", uid).await;
+    assert_eq!(
+        refused.expect_error(500, "not_granted"),
+        format!(
+            "the manifest does not grant the host localhost:{}",
+            webhook.port
+        )
+    );
+
+    // A granted host that cannot be reached: 502.
+    let uid = create("/closed").await;
+    let unreachable = publish("/closed", uid).await;
+    assert_eq!(
+        unreachable.expect_error(502, "bad_gateway"),
+        format!("127.0.0.1:{closed} could not be reached: ErrorCode::ConnectionRefused")
+    );
+
+    // No webhook configured: a clear 500.
+    let uid = create("/unset").await;
+    let unset = publish("/unset", uid).await;
+    assert_eq!(
+        unset.expect_error(500, "internal"),
+        "config key 'webhook' is not set"
+    );
+
+    assert_eq!(
+        webhook.received().len(),
+        1,
+        "a refused publish reached the webhook"
+    );
 }

@@ -2,13 +2,15 @@
 //! JavaScript: the example every guest SDK is measured against. Records in
 //! the table `table`; a raw-SQL count; a summary read through the cache
 //! store `cache`; sharing through the queue `queue`; and deletion only for
-//! callers in the group `editors_group`. All four names come from config.
+//! callers in the group `editors_group`; publishing to the URL `webhook`.
+//! All five come from config.
 //!
 //! Routes (below the mount): `GET|POST /notes`, `GET|PATCH|DELETE
 //! /notes/{id}`, `GET /notes/{id}/summary`, `POST /notes/{id}/share`,
-//! `GET /stats`.
+//! `POST /notes/{id}/publish`, `GET /stats`.
 
 use corral_sdk::bindings::corral::host::{cache, config, queue};
+use corral_sdk::http;
 use corral_sdk::prelude::*;
 
 /// How long a summary stays in the cache.
@@ -30,6 +32,7 @@ impl Service for Notes {
             .delete("/notes/{id}", delete)
             .get("/notes/{id}/summary", summary)
             .post("/notes/{id}/share", share)
+            .post("/notes/{id}/publish", publish)
             .get("/stats", stats)
     }
 }
@@ -85,9 +88,7 @@ fn share(ctx: &Ctx) -> Result<Response, ApiError> {
     let id: String = ctx.param("id")?;
     let caller = ctx.require_caller()?;
     let to: String = ctx.body_keys(&["to"], &[])?.get("to")?;
-    if corral_sdk::bindings::corral::host::db::get(&setting("table")?, &id)?.is_none() {
-        return Err(ApiError::not_found(format!("No note {id}")));
-    }
+    stored(&id)?;
     let message = queue::Message {
         body: json!({ "note": id, "to": to, "by": caller.subject }).to_string(),
         attributes: Vec::new(),
@@ -97,6 +98,28 @@ fn share(ctx: &Ctx) -> Result<Response, ApiError> {
     };
     queue::send(&setting("queue")?, &message)?;
     Ok(json(202, &json!({ "shared": id, "to": to })))
+}
+
+/// POST /notes/{id}/publish: sends the note as JSON to the URL in config
+/// `webhook`; 200 with the upstream's status. Unreachable: 502; the host not
+/// granted: 500.
+fn publish(ctx: &Ctx) -> Result<Response, ApiError> {
+    let id: String = ctx.param("id")?;
+    let note = stored(&id)?;
+    let reply = http::request("POST", setting("webhook")?)
+        .json(&note)
+        .send()?;
+    Ok(json(
+        200,
+        &json!({ "published": id, "status": reply.status }),
+    ))
+}
+
+/// The note's record; 404 when there is none.
+fn stored(id: &str) -> Result<Value, ApiError> {
+    let record = corral_sdk::bindings::corral::host::db::get(&setting("table")?, id)?
+        .ok_or_else(|| ApiError::not_found(format!("No note {id}")))?;
+    corral_sdk::parse_record(&record)
 }
 
 /// GET /stats: the number of notes, by raw SQL over the records table.

@@ -2,7 +2,8 @@
 against wit/corral.wit (world `service`). It mirrors the Rust SDK: a router,
 a request context with typed parameters and declared keys, `ApiError`, the
 generic record handlers, SQL rows as dicts and transactions as context
-managers, and the host's cache, queue, config, log and identity."""
+managers, the host's cache, queue, config, log and identity, and an outbound
+HTTP client (`http`)."""
 
 from .context import Ctx
 from .errors import ApiError
@@ -12,7 +13,7 @@ from .responses import empty, json_response, no_content, text
 from .router import Router
 from .service import Service
 from .values import Fields
-from . import sql
+from . import http, sql
 
 __all__ = [
     "ApiError",
@@ -24,6 +25,7 @@ __all__ = [
     "cache",
     "config",
     "empty",
+    "http",
     "json_response",
     "log",
     "no_content",

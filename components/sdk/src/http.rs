@@ -4,6 +4,7 @@
 //! grants (`hosts = [...]`); anything else fails with [`HttpError::Denied`].
 //! Every request has a total time limit; [`get_all`] runs several at once,
 //! at most `max_in_flight` of them outstanding, by waiting on their pollables.
+//! [`request`] sends any method, with a body.
 //!
 //! ```no_run
 //! use corral_sdk::http;
@@ -23,7 +24,7 @@ use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
-    OutgoingRequest, RequestOptions, Scheme,
+    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::poll;
 use wasip2::io::streams::{InputStream, StreamError};
@@ -64,32 +65,56 @@ impl From<HttpError> for ApiError {
     }
 }
 
-/// A GET request to send.
+/// A request to send.
 #[derive(Debug, Clone)]
-pub struct Get {
+pub struct Request {
+    method: String,
     url: String,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
     timeout_ms: u64,
 }
 
+/// A GET request to send.
+pub type Get = Request;
+
 /// A GET of `url` (`http://` or `https://`), with the default time limit.
-pub fn get(url: impl Into<String>) -> Get {
-    Get {
+pub fn get(url: impl Into<String>) -> Request {
+    request("GET", url)
+}
+
+/// A request of any method to `url`, with the default time limit and no body.
+pub fn request(method: &str, url: impl Into<String>) -> Request {
+    Request {
+        method: method.to_ascii_uppercase(),
         url: url.into(),
         headers: Vec::new(),
+        body: Vec::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     }
 }
 
-impl Get {
+impl Request {
     /// Adds a request header.
-    pub fn header(mut self, name: &str, value: &str) -> Get {
+    pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
+    /// Sets the request body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the body to `value` as JSON, with `content-type: application/json`.
+    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Request {
+        let body = serde_json::to_vec(value).expect("a JSON value serializes");
+        self.header("content-type", "application/json").body(body)
+    }
+
     /// Sets the time limit of the whole exchange, body included.
-    pub fn timeout_ms(mut self, ms: u64) -> Get {
+    pub fn timeout_ms(mut self, ms: u64) -> Request {
         self.timeout_ms = ms;
         self
     }
@@ -140,7 +165,7 @@ impl Reply {
 
 /// Sends every request, at most `max_in_flight` outstanding at once, and
 /// returns one result per request, in order.
-pub fn get_all(requests: Vec<Get>, max_in_flight: usize) -> Vec<Result<Reply, HttpError>> {
+pub fn get_all(requests: Vec<Request>, max_in_flight: usize) -> Vec<Result<Reply, HttpError>> {
     let max_in_flight = max_in_flight.max(1);
     let mut results: Vec<Option<Result<Reply, HttpError>>> =
         requests.iter().map(|_| None).collect();
@@ -222,7 +247,7 @@ enum Stage {
 }
 
 impl InFlight {
-    fn start(index: usize, request: Get) -> Result<InFlight, HttpError> {
+    fn start(index: usize, request: Request) -> Result<InFlight, HttpError> {
         let deadline =
             monotonic_clock::now().saturating_add(request.timeout_ms.saturating_mul(1_000_000));
         let (scheme, authority, path) = split_url(&request.url)?;
@@ -240,7 +265,7 @@ impl InFlight {
         let fields = Fields::from_list(&headers).map_err(|e| bad(&format!("header: {e:?}")))?;
         let outgoing = OutgoingRequest::new(fields);
         outgoing
-            .set_method(&Method::Get)
+            .set_method(&method(&request.method))
             .map_err(|()| bad("method"))?;
         outgoing
             .set_scheme(Some(&scheme))
@@ -257,8 +282,19 @@ impl InFlight {
         let _ = options.set_connect_timeout(Some(limit));
         let _ = options.set_first_byte_timeout(Some(limit));
         let _ = options.set_between_bytes_timeout(Some(limit));
+        let body = outgoing.body().map_err(|()| bad("body"))?;
         let future = outgoing_handler::handle(outgoing, Some(options))
             .map_err(|e| error(&request.url, e))?;
+        if let Err(why) = send_body(body, &request.body) {
+            // A refused or failed request closes its body early: its own error says why.
+            return Err(match failure_of(&future, deadline) {
+                Some(code) => error(&request.url, code),
+                None => HttpError::Failed(format!(
+                    "{} could not be sent the request body: {why}",
+                    host_of(&request.url)
+                )),
+            });
+        }
         Ok(InFlight {
             index,
             url: request.url,
@@ -359,6 +395,49 @@ impl InFlight {
                 }
             }
         }
+    }
+}
+
+/// The error `future` ends with, waiting for it at most until `deadline`.
+fn failure_of(
+    future: &FutureIncomingResponse,
+    deadline: monotonic_clock::Instant,
+) -> Option<ErrorCode> {
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    let ready = future.subscribe();
+    poll::poll(&[&ready, &timer]);
+    match future.get() {
+        Some(Ok(Err(code))) => Some(code),
+        _ => None,
+    }
+}
+
+/// Writes the whole request body, then ends it.
+fn send_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    {
+        let stream = body
+            .write()
+            .map_err(|()| "the body stream was already taken")?;
+        // `blocking-write-and-flush` takes at most 4096 bytes at a time.
+        for chunk in bytes.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("{e:?}"))?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
+}
+
+fn method(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "OPTIONS" => Method::Options,
+        other => Method::Other(other.to_owned()),
     }
 }
 
