@@ -102,8 +102,12 @@ impl App {
         };
         let started = Instant::now();
         let backends = crate::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
-        let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev) {
-            AuthSpec::Dev => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
+        let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev { signing_key: None }) {
+            AuthSpec::Dev { signing_key: None } => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
+            AuthSpec::Dev { signing_key: Some(value) } => {
+                let key = crate::config::setting_value(value, backends.aws.as_ref(), "the dev signing key").await?;
+                Arc::new(DevKeys::from_configured(&key)?)
+            }
             AuthSpec::Cognito { issuer, clients, jwks_url } => {
                 let verifier = CognitoVerifier::new(issuer.clone(), clients.clone(), jwks_url.clone());
                 // Fetched now so the first request does not wait; a failure here

@@ -167,6 +167,10 @@ enum Command {
         /// The data directory holding the signing key.
         #[arg(long, env = "CORRAL_DATA_DIR", default_value = ".corral")]
         data_dir: PathBuf,
+        /// The signing key the hosts are given (`[backends.auth] signing_key`),
+        /// instead of the one in the data directory.
+        #[arg(long, env = "CORRAL_DEV_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
     },
 }
 
@@ -273,8 +277,12 @@ fn main() -> anyhow::Result<()> {
             username,
             ttl,
             data_dir,
+            signing_key,
         } => {
-            let keys = DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
+            let keys = match signing_key {
+                Some(key) => DevKeys::from_configured(&key)?,
+                None => DevKeys::load_or_create(&data_dir).with_context(|| format!("reading the signing key in {}", data_dir.display()))?,
+            };
             println!("{}", keys.issue(&sub, username.as_deref(), &groups, ttl));
             Ok(())
         }
@@ -294,7 +302,7 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
     if lambda && manifest.backends.auth.is_none() {
         anyhow::bail!(
             "the Lambda host needs [backends.auth] in the backends file or manifest: kind = \"cognito\" with issuer and clients, \
-             or kind = \"dev\" to accept development tokens signed with the key in the data directory"
+             or kind = \"dev\" to accept development tokens (signed with its signing_key, or the key in the data directory)"
         );
     }
     if let Some(store) = &host.store {

@@ -365,8 +365,15 @@ fn default_cors_max_age() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthSpec {
-    /// HS256 development tokens signed with the key in the data directory (`corral token`).
-    Dev,
+    /// HS256 development tokens (`corral token`), signed with `signing_key`
+    /// when it is set, so that every host given the same key accepts the
+    /// same tokens; otherwise with a key kept in the host's data directory.
+    Dev {
+        /// `ssm:PARAMETER` (a SecureString) or the key itself, usually
+        /// through `${env:NAME}`: at least 32 characters.
+        #[serde(default)]
+        signing_key: Option<String>,
+    },
     /// A Cognito user pool: RS256 tokens checked against its JWKS.
     Cognito {
         /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID`.
@@ -554,6 +561,9 @@ impl BackendsSpec {
             if *max_connections == 0 {
                 return Err(invalid("backends: db max_connections must be at least 1".into()));
             }
+        }
+        if let Some(AuthSpec::Dev { signing_key: Some(key) }) = &mut self.auth {
+            fix("auth signing_key", key)?;
         }
         if let Some(AuthSpec::Cognito { issuer, clients, jwks_url }) = &mut self.auth {
             fix("auth issuer", issuer)?;
@@ -1213,6 +1223,23 @@ mod tests {
         assert!(m.uses_registry() && !m.backends.uses_aws());
         let s3 = parse("[backends.registry]\nstore = 's3://b/p'\ncheck_seconds = 2").unwrap();
         assert!(s3.backends.uses_aws());
+    }
+
+    #[test]
+    fn a_dev_signing_key_comes_from_the_environment() {
+        let m = parse("[backends.auth]\nkind = 'dev'\nsigning_key = '${env:HOME_DIR}/key'").unwrap();
+        assert_eq!(
+            m.backends.auth,
+            Some(AuthSpec::Dev {
+                signing_key: Some("/home/x/key".into())
+            })
+        );
+        assert_eq!(
+            parse("[backends.auth]\nkind = 'dev'").unwrap().backends.auth,
+            Some(AuthSpec::Dev { signing_key: None })
+        );
+        let missing = parse("[backends.auth]\nkind = 'dev'\nsigning_key = '${env:NOPE}'").unwrap_err();
+        assert!(missing.to_string().contains("NOPE"), "{missing}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::Host;
+use common::{Backends, Host};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -395,4 +395,92 @@ async fn cognito_tokens_in_every_wrong_form_are_refused() {
     check_header_forms(&host, &staff).await;
     check_access(&host, &staff, &outsider).await;
     assert_no_component_failures(&host);
+}
+
+/// A dev token from `corral token`, signed with `key`.
+fn token_signed_with(key: &str, sub: &str, groups: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(common::corral_bin());
+    command
+        .args(["token", "--sub", sub, "--signing-key", key])
+        .env_remove("CORRAL_DEV_SIGNING_KEY");
+    for group in groups {
+        command.args(["--group", group]);
+    }
+    command.output().expect("running corral token")
+}
+
+/// Hosts given the same `signing_key` accept each other's development
+/// tokens, as the many hosts behind one Lambda function must, each with its
+/// own data directory. A host that keeps its own key refuses them, a host
+/// given a key no longer accepts tokens of its data directory's key, and a
+/// key too short to be safe is refused before anything is served.
+#[tokio::test]
+async fn hosts_given_one_signing_key_accept_the_same_tokens() {
+    const KEY: &str = "a shared development signing key, 48 characters";
+    let shared = format!(
+        "{ROUTES}\n[backends.auth]\nkind = \"dev\"\nsigning_key = \"${{env:CORRAL_TEST_SIGNING_KEY}}\"\n"
+    );
+    let env = [("CORRAL_TEST_SIGNING_KEY", KEY)];
+    let first = Host::start_on_with_env(Backends::Embedded, &shared, &[], &env);
+    let second = Host::start_on_with_env(Backends::Embedded, &shared, &[], &env);
+    let separate = Host::start(ROUTES);
+
+    let out = token_signed_with(KEY, "alice", &["staff"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    for host in [&first, &second] {
+        let me = host.get_as("/staff/whoami", &token).await.expect(200);
+        assert_eq!(
+            (me["subject"].as_str(), me["groups"].clone()),
+            (Some("alice"), json!(["staff"])),
+            "{me}"
+        );
+    }
+    separate
+        .get_as("/members/whoami", &token)
+        .await
+        .expect_error(401, "unauthorized");
+    let from_data_dir = first.token("bob", &[]);
+    first
+        .get_as("/members/whoami", &from_data_dir)
+        .await
+        .expect_error(401, "unauthorized");
+
+    let short = token_signed_with("too short", "alice", &[]);
+    assert!(
+        !short.status.success(),
+        "corral token signed with a short key"
+    );
+    let message = String::from_utf8_lossy(&short.stderr);
+    assert!(message.contains("at least 32 characters"), "{message}");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("corral.toml");
+    std::fs::write(
+        &manifest,
+        shared.replace("{WASM}", &common::wasm_dir().display().to_string()),
+    )
+    .unwrap();
+    let refused = std::process::Command::new(common::corral_bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--artifact-dir")
+        .arg(common::artifact_dir())
+        .env("CORRAL_TEST_SIGNING_KEY", "too short")
+        .env_remove("CORRAL_BACKENDS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running corral serve");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "the host served with a short signing key: {stderr}"
+    );
+    assert!(stderr.contains("at least 32 characters"), "{stderr}");
 }

@@ -1,5 +1,6 @@
 //! Development tokens: HS256 JWTs signed with a key kept in the data
-//! directory, so `corral token` and `corral serve` agree without setup.
+//! directory, so `corral token` and `corral serve` agree without setup, or
+//! with a key the deployment gives every host (`[backends.auth] signing_key`).
 
 use std::path::Path;
 
@@ -10,6 +11,9 @@ use super::{AuthError, Identity, Verifier};
 
 /// The issuer claim of development tokens.
 const ISSUER: &str = "corral-dev";
+
+/// The shortest signing key accepted from configuration.
+const MIN_CONFIGURED_KEY: usize = 32;
 
 /// The development signing key.
 pub struct DevKeys {
@@ -35,6 +39,16 @@ impl DevKeys {
         let secret =
             hex::decode(&hex_key).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
         Ok(DevKeys::from_secret(secret))
+    }
+
+    /// Keys from a configured signing key: its text, at least 32 characters.
+    pub fn from_configured(text: &str) -> anyhow::Result<DevKeys> {
+        let text = text.trim();
+        anyhow::ensure!(
+            text.len() >= MIN_CONFIGURED_KEY,
+            "the dev signing key must be at least {MIN_CONFIGURED_KEY} characters (openssl rand -hex 32 makes one)"
+        );
+        Ok(DevKeys::from_secret(text.as_bytes().to_vec()))
     }
 
     /// Keys from a raw secret.

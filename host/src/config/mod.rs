@@ -5,7 +5,7 @@
 
 mod ssm;
 
-pub use ssm::Secrets;
+pub use ssm::{Secrets, setting_value};
 
 use crate::backend::guest_try;
 use crate::bindings::GuestError;

@@ -57,3 +57,23 @@ impl Secrets {
         Ok(value)
     }
 }
+
+/// A deployment setting that may live in SSM: `ssm:PARAMETER` (a SecureString,
+/// read with decryption) is that parameter's value; anything else is the
+/// value itself. `what` names the setting in errors.
+pub async fn setting_value(value: &str, aws: Option<&aws_config::SdkConfig>, what: &str) -> anyhow::Result<String> {
+    let Some(parameter) = value.strip_prefix("ssm:") else {
+        return Ok(value.to_owned());
+    };
+    let sdk = aws.ok_or_else(|| anyhow::anyhow!("reading {what} from SSM needs the AWS configuration"))?;
+    let out = Client::new(sdk)
+        .get_parameter()
+        .name(parameter)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read {what} from SSM parameter {parameter}: {}", e.into_service_error()))?;
+    out.parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| anyhow::anyhow!("SSM parameter {parameter} ({what}) has no value"))
+}

@@ -74,24 +74,7 @@ impl ArtifactKey {
 /// The artifact key that configuration names: `ssm:PARAMETER` (a
 /// SecureString, read with decryption), or the key itself.
 pub async fn resolve_key(value: &str, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<ArtifactKey> {
-    match value.strip_prefix("ssm:") {
-        Some(parameter) => {
-            let sdk = aws.ok_or_else(|| anyhow::anyhow!("reading the artifact key from SSM needs the AWS configuration"))?;
-            let out = aws_sdk_ssm::Client::new(sdk)
-                .get_parameter()
-                .name(parameter)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read SSM parameter {parameter}: {}", e.into_service_error()))?;
-            let text = out
-                .parameter
-                .and_then(|p| p.value)
-                .ok_or_else(|| anyhow::anyhow!("SSM parameter {parameter} has no value"))?;
-            ArtifactKey::new(&text)
-        }
-        None => ArtifactKey::new(value),
-    }
+    ArtifactKey::new(&crate::config::setting_value(value, aws, "the artifact key").await?)
 }
 
 /// The target triple this host runs on, as artifacts are named.
