@@ -756,6 +756,38 @@ async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
 async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backends) {
     let host = start(backends, true);
     let token = host.token("advisor", &[]);
+    positions_stay_1_to_n(&[&host], &token).await;
+}
+
+/// The signing key the hosts of [`three_hosts_on_one_database_keep_positions_1_to_n`] share.
+const SHARED_KEY: &str = "the advising hosts' shared development signing key";
+
+/// Three hosts on one database, tables and queues, as three Lambda
+/// environments of one function, each with its own data directory and the
+/// same signing key: the example data is loaded once, not three times, and
+/// the concurrent changes above, spread across the hosts, keep every queue
+/// at positions 1..n. (The embedded backends belong to one process.)
+#[tokio::test]
+async fn three_hosts_on_one_database_keep_positions_1_to_n() {
+    let auth = format!("[backends.auth]\nkind = \"dev\"\nsigning_key = \"{SHARED_KEY}\"\n");
+    let first =
+        Host::start_with_cache_settings(Backends::Aws, &example_manifest(), &[], &[], &auth);
+    let second = first.peer();
+    let third = first.peer();
+    let token = common::issue_token_with_key(SHARED_KEY, "advisor", &[]);
+    for host in [&first, &second, &third] {
+        let faqs = get(host, "/faqs").await.expect(200);
+        assert_eq!(faqs["faqs"].as_array().unwrap().len(), 3, "{faqs}");
+    }
+    positions_stay_1_to_n(&[&first, &second, &third], &token).await;
+}
+
+/// 50 requests at once, spread across `hosts` (as the first test
+/// describes), then the queues checked through every host and in the
+/// database.
+async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
+    let host = hosts[0];
+    let token = token.to_owned();
     // Student n waits in queue (major 1 or 2, undergraduate or not).
     let queue_of = |n: usize| (1 + (n % 2) as i64, n % 4 < 2);
     let mut ids = BTreeMap::new();
@@ -799,9 +831,10 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
                 json!({"student_id": ids[&n]}),
             ),
         };
-        let request = host
+        let via = hosts[n % hosts.len()];
+        let request = via
             .client()
-            .request(method, host.url(&path))
+            .request(method, via.url(&path))
             .bearer_auth(&token)
             .json(&body);
         requests.push(tokio::spawn(async move {
@@ -824,7 +857,14 @@ async fn concurrent_enqueues_and_dequeues_keep_positions_1_to_n(backends: Backen
     // order, then the newcomers in some order.
     let mut seen = BTreeSet::new();
     for (major, undergraduate) in [(1, true), (1, false), (2, true), (2, false)] {
-        let got = queue(&host, major, undergraduate).await;
+        let got = queue(host, major, undergraduate).await;
+        for other in &hosts[1..] {
+            assert_eq!(
+                queue(other, major, undergraduate).await,
+                got,
+                "the hosts disagree"
+            );
+        }
         let positions: Vec<i64> = got.iter().map(|(_, p)| *p).collect();
         assert_eq!(
             positions,

@@ -397,18 +397,6 @@ async fn cognito_tokens_in_every_wrong_form_are_refused() {
     assert_no_component_failures(&host);
 }
 
-/// A dev token from `corral token`, signed with `key`.
-fn token_signed_with(key: &str, sub: &str, groups: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(common::corral_bin());
-    command
-        .args(["token", "--sub", sub, "--signing-key", key])
-        .env_remove("CORRAL_DEV_SIGNING_KEY");
-    for group in groups {
-        command.args(["--group", group]);
-    }
-    command.output().expect("running corral token")
-}
-
 /// Hosts given the same `signing_key` accept each other's development
 /// tokens, as the many hosts behind one Lambda function must, each with its
 /// own data directory. A host that keeps its own key refuses them, a host
@@ -425,13 +413,7 @@ async fn hosts_given_one_signing_key_accept_the_same_tokens() {
     let second = Host::start_on_with_env(Backends::Embedded, &shared, &[], &env);
     let separate = Host::start(ROUTES);
 
-    let out = token_signed_with(KEY, "alice", &["staff"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = common::issue_token_with_key(KEY, "alice", &["staff"]);
     for host in [&first, &second] {
         let me = host.get_as("/staff/whoami", &token).await.expect(200);
         assert_eq!(
@@ -450,7 +432,10 @@ async fn hosts_given_one_signing_key_accept_the_same_tokens() {
         .await
         .expect_error(401, "unauthorized");
 
-    let short = token_signed_with("too short", "alice", &[]);
+    let short = std::process::Command::new(common::corral_bin())
+        .args(["token", "--sub", "alice", "--signing-key", "too short"])
+        .output()
+        .expect("running corral token");
     assert!(
         !short.status.success(),
         "corral token signed with a short key"

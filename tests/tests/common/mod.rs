@@ -183,6 +183,7 @@ pub(crate) use on_both_backends;
 
 /// The PostgreSQL database and AWS name prefix of one host; the database is
 /// dropped with the host.
+#[derive(Clone)]
 pub struct AwsResources {
     /// The superuser URL of the test cluster.
     admin_url: String,
@@ -335,6 +336,8 @@ pub struct Host {
     backends: Backends,
     /// The AWS-side resources of an [`Backends::Aws`] host.
     aws: Option<AwsResources>,
+    /// Whether they go with this host (its peers share them).
+    owns_aws: bool,
     /// `corral serve` arguments beyond the harness's own, kept for restarts.
     extra_args: Vec<String>,
     /// Environment variables for `corral serve`, kept for restarts.
@@ -383,8 +386,9 @@ impl Host {
     }
 
     /// Like [`Host::start_on_with_env`], with `cache_toml` (tables under
-    /// `[backends.cache]`, such as `layouts`) added to the backends file; an
-    /// embedded host then gets a backends file too.
+    /// `[backends.cache]`, such as `layouts`, or other `[backends.*]`
+    /// tables) added to the backends file; an embedded host then gets a
+    /// backends file too.
     pub fn start_with_cache_settings(
         backends: Backends,
         manifest_toml: &str,
@@ -424,19 +428,13 @@ impl Host {
                 Some(aws)
             }
         };
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            // A fresh connection per request: no reuse of a connection the
-            // server closed (after a refused body, or across a restart).
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("building the HTTP client");
         let mut host = Host {
             dir,
             manifest,
             data_dir,
             backends,
             aws,
+            owns_aws: true,
             extra_args,
             env: env
                 .iter()
@@ -446,10 +444,40 @@ impl Host {
             base: String::new(),
             child: None,
             stderr: Arc::new(Mutex::new(String::new())),
-            client,
+            client: http_client(),
         };
         host.spawn(&bin);
         host
+    }
+
+    /// Another `corral serve` on this host's manifest, backends and
+    /// environment, so on the same database, tables and queues, with a data
+    /// directory of its own: another Lambda environment of the same function.
+    /// It reads this host's files, so start it after this host and drop it
+    /// before.
+    pub fn peer(&self) -> Host {
+        let dir = tempfile::Builder::new()
+            .prefix("corral-e2e-peer-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        let data_dir = dir.path().join("data");
+        let mut peer = Host {
+            dir,
+            manifest: self.manifest.clone(),
+            data_dir,
+            backends: self.backends,
+            aws: self.aws.clone(),
+            owns_aws: false,
+            extra_args: self.extra_args.clone(),
+            env: self.env.clone(),
+            starts: 0,
+            base: String::new(),
+            child: None,
+            stderr: Arc::new(Mutex::new(String::new())),
+            client: http_client(),
+        };
+        peer.spawn(&corral_bin());
+        peer
     }
 
     /// Runs `corral serve` on a manifest the host must refuse, and returns
@@ -857,10 +885,21 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.stop();
-        if let Some(aws) = &self.aws {
+        if let Some(aws) = self.aws.as_ref().filter(|_| self.owns_aws) {
             aws.remove();
         }
     }
+}
+
+/// The tests' HTTP client.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        // A fresh connection per request: no reuse of a connection the
+        // server closed (after a refused body, or across a restart).
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("building the HTTP client")
 }
 
 /// The AWS settings that point a `corral` process at moto, and nowhere else.
@@ -882,6 +921,28 @@ pub fn moto_env(moto_url: &str) -> Vec<(String, String)> {
 /// The moto endpoint of the AWS-side tests; panics when it is not set.
 pub fn moto_url() -> String {
     service_env("CORRAL_TEST_MOTO_URL")
+}
+
+/// A development token for `sub` signed with `key`, as hosts given
+/// `[backends.auth] signing_key = key` accept.
+pub fn issue_token_with_key(key: &str, sub: &str, groups: &[&str]) -> String {
+    let mut command = Command::new(corral_bin());
+    command
+        .args(["token", "--sub", sub, "--signing-key", key])
+        .env_remove("CORRAL_DEV_SIGNING_KEY");
+    for g in groups {
+        command.arg("--group").arg(g);
+    }
+    let out = command.output().expect("running corral token");
+    assert!(
+        out.status.success(),
+        "corral token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the token is UTF-8")
+        .trim()
+        .to_owned()
 }
 
 /// Runs `corral token` against `data_dir`'s signing key.
