@@ -265,6 +265,59 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
     assert!(total > 100, "only {total} requests ran");
 }
 
+/// Three hosts on one registry, as three Lambda environments of one
+/// function: a version published while all three serve under load reaches
+/// every one of them within the check interval, with no failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_version_reaches_every_host_under_load() {
+    let moto = common::moto_url();
+    let env = common::moto_env(&moto);
+    let bucket = create_bucket(&moto);
+    let store = format!("s3://{bucket}/components");
+    let work = tempfile::tempdir().unwrap();
+    let v1_file = common::wasm("testbed");
+    let v2_file = work.path().join("v2.wasm");
+    std::fs::write(
+        &v2_file,
+        with_custom_section(&std::fs::read(&v1_file).unwrap(), "v2"),
+    )
+    .unwrap();
+    let v1 = publish(&v1_file, "tb", &store, &env, &[]);
+    let check_seconds = 2;
+    let first = Host::start_on_with(
+        Backends::Aws,
+        &manifest(""),
+        &[
+            "--store",
+            &store,
+            "--registry-check-seconds",
+            &check_seconds.to_string(),
+        ],
+    );
+    let hosts = [&first, &first.peer(), &first.peer()];
+    for host in hosts {
+        let reply = host.get("/tb/testbed/ping").await;
+        assert_eq!(reply.header("x-corral-version"), Some(&v1[..12]), "{reply}");
+    }
+    let loads: Vec<Load> = hosts.iter().map(|host| Load::start(host)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let v2 = publish(&v2_file, "tb", &store, &env, &[]);
+    for host in hosts {
+        wait_for_version(
+            host,
+            &v2[..12],
+            Duration::from_secs(check_seconds) + SWAP_SLACK,
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for load in loads {
+        let total = load.finish(&[&v1[..12], &v2[..12]]).await;
+        assert!(total > 20, "only {total} requests ran on one host");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() {
     let moto = common::moto_url();
