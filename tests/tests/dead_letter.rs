@@ -1,7 +1,9 @@
 //! A queue message that keeps failing moves to the consumer's dead-letter
 //! queue after `max_receives` deliveries, while the rest of its batch is
 //! handled once; on both backend sets (SQS through moto counts deliveries
-//! with `ApproximateReceiveCount`).
+//! with `ApproximateReceiveCount`). And with two hosts consuming one SQS
+//! queue, every message is handled, and one held by a host that dies is
+//! delivered again to the other.
 
 mod common;
 
@@ -107,4 +109,81 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_queue(backends: Bac
     )
     .await;
     assert_eq!(left["messages"], json!([]));
+}
+
+/// Two hosts consuming one SQS queue, as two Lambda environments of one
+/// function: every message is handled by one of them. A message one host
+/// holds when it is killed (`kill -9`, nothing given back) is delivered
+/// again to the other once its visibility timeout passes.
+#[tokio::test]
+async fn a_message_held_by_a_host_that_dies_is_delivered_to_another() {
+    let manifest = MANIFEST.replace("visibility_seconds = 1", "visibility_seconds = 4");
+    let mut first = Host::start_on(Backends::Aws, &manifest);
+    let mut second = first.peer();
+    let bodies: Vec<String> = (1..=20).map(|n| format!("m{n}")).collect();
+    queue(
+        &first,
+        json!({ "op": "send-batch", "queue": "jobs", "bodies": bodies[..10] }),
+    )
+    .await;
+    queue(
+        &second,
+        json!({ "op": "send-batch", "queue": "jobs", "bodies": bodies[10..] }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bodies
+        .iter()
+        .any(|b| deliveries(&first, b) + deliveries(&second, b) == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every message was handled; the hosts logged:\n{}\n{}",
+            first.stderr(),
+            second.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A message that takes its handler 3 s: whichever host receives it is
+    // killed while it works.
+    let sent = queue(
+        &first,
+        json!({ "op": "send-batch", "queue": "jobs", "bodies": ["slow:3000"] }),
+    )
+    .await;
+    assert_eq!(sent["results"].as_array().map(Vec::len), Some(1), "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_holds = loop {
+        match (
+            deliveries(&first, "slow:3000"),
+            deliveries(&second, "slow:3000"),
+        ) {
+            (0, 0) => {}
+            (_, 0) => break true,
+            (0, _) => break false,
+            both => panic!("both hosts received the message at once: {both:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody received the slow message"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let survivor = if first_holds {
+        first.kill();
+        &second
+    } else {
+        second.kill();
+        &first
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deliveries(survivor, "slow:3000") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed host's message was not delivered again; the survivor logged:\n{}",
+            survivor.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,5 +1,6 @@
-//! Event handling: log each event, fail those whose body is `fail`, and
-//! record the rest in the table named by config key `events_table`.
+//! Event handling: log each event, fail those whose body is `fail`, take
+//! N milliseconds over those whose body is `slow:N`, and record the rest in
+//! the table named by config key `events_table`.
 
 use corral_sdk::bindings::corral::host::log::{Level, log};
 use corral_sdk::bindings::corral::host::{config, db};
@@ -42,6 +43,13 @@ fn handle_one(event: &Event, table: Option<&str>) -> bool {
     );
     if event.body == "fail" {
         return false;
+    }
+    if let Some(ms) = event
+        .body
+        .strip_prefix("slow:")
+        .and_then(|ms| ms.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let Some(table) = table else {
         return true;

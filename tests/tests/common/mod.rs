@@ -828,6 +828,15 @@ impl Host {
         std::fs::write(&self.manifest, text).expect("writing the manifest");
     }
 
+    /// Kills `corral serve` with SIGKILL, as a Lambda environment dies:
+    /// nothing in flight is finished, answered or given back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 corral serve");
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the host (it must exit cleanly on SIGTERM) and starts it again
     /// on the same manifest, data directory, arguments and backends (the
     /// same PostgreSQL database and AWS names); the port changes.
