@@ -141,7 +141,7 @@ const GRANT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
 /// objects, SQL-level prepared statements) and lists the prepared
 /// statements to deallocate. Not `DISCARD ALL`: it would drop the
 /// statements sqlx has cached too. Outside a transaction, `ROLLBACK` only
-/// warns.
+/// warns, and the connections do not report warnings (`client_min_messages`).
 const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; \
     SELECT name FROM pg_prepared_statements WHERE from_sql";
 
@@ -172,6 +172,11 @@ impl Postgres {
             .options([
                 ("statement_timeout", timeout_ms.as_str()),
                 ("idle_in_transaction_session_timeout", timeout_ms.as_str()),
+                // The session reset's `ROLLBACK` warns when no transaction is
+                // open, which is most of the time: without this, sqlx would log
+                // that warning for a good part of all requests. (`RESET ALL`
+                // keeps it: a startup option is the session's default.)
+                ("client_min_messages", "error"),
             ]);
         let mut connect = base_options.clone();
         if let Some(source) = &options.password_source {
