@@ -14,7 +14,7 @@ use crate::bindings::handler;
 use crate::error::ApiError;
 use crate::hotswap::HotSwap;
 use crate::init_marks::InitMarks;
-use crate::instance::{Backends, ComponentContext};
+use crate::instance::{Backends, ChangeFeed, ComponentContext};
 use crate::manifest::{Access, AuthSpec, ComponentSpec, CorsSpec, EventSourceSpec, EventSpec, Manifest, WasmSource};
 use crate::registry::Registry;
 use crate::request::{Request, Response};
@@ -63,8 +63,8 @@ pub struct App {
     cache_stores: std::collections::BTreeSet<String>,
     /// The cache stores kept in an application's item layout.
     cache_layouts: crate::cache::Layouts,
-    /// The local change stream of subscribed cache stores, when the host runs one.
-    change_log: Option<Arc<crate::stream::ChangeLog>>,
+    /// Where subscribers get store changes, when the host delivers them.
+    changes: Option<crate::instance::ChangeFeed>,
     hot_swap: Option<Arc<HotSwap>>,
 }
 
@@ -244,7 +244,7 @@ impl App {
             max_body_bytes: manifest.max_body_bytes(),
             cache_stores: manifest.components.values().flat_map(|c| c.grants.caches.iter().cloned()).collect(),
             cache_layouts: manifest.backends.cache.layouts().clone(),
-            change_log: backends.change_log.clone(),
+            changes: backends.changes.clone(),
             hot_swap,
         })
     }
@@ -304,13 +304,29 @@ impl App {
         self.cache_layouts.get(store)
     }
 
-    /// Starts delivering queue messages, and the local change stream of
-    /// subscribed cache stores, to the components that consume them (the
-    /// manifest's `events`). Needs a Tokio runtime.
+    /// Starts delivering queue messages, and the changes of subscribed
+    /// tables, to the components that consume them (the manifest's
+    /// `events`). Needs a Tokio runtime.
     pub fn start_event_consumers(&self) {
         crate::events::spawn_consumers(self.runtime.clone(), self.consumers.clone());
-        if let Some(log) = self.change_log.clone() {
-            crate::stream::spawn_consumers(self.runtime.clone(), log, self.consumers.clone());
+        match &self.changes {
+            Some(ChangeFeed::Local(log)) => crate::stream::spawn_consumers(self.runtime.clone(), log.clone(), self.consumers.clone()),
+            Some(ChangeFeed::Streams(streams)) => {
+                let shapes = crate::table_streams::StoreShapes {
+                    cache_stores: self.cache_stores.clone(),
+                    layouts: self.cache_layouts.clone(),
+                };
+                streams.spawn(self.runtime.clone(), &self.consumers, shapes);
+            }
+            None => {}
+        }
+    }
+
+    /// Gives up what the event consumers hold across hosts (the stream
+    /// leases), so that other hosts take it over at once.
+    pub async fn stop_event_consumers(&self) {
+        if let Some(ChangeFeed::Streams(streams)) = &self.changes {
+            streams.release().await;
         }
     }
 

@@ -17,14 +17,16 @@ use crate::cache::{Cache, DynamoCache, EmbeddedCache, LayoutCache};
 use crate::config::{Secrets, secret_name};
 use crate::db::iam::{RDS_TOKEN_LIFETIME, RdsIamAuth, RdsTarget};
 use crate::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
-use crate::instance::Backends;
+use crate::instance::{Backends, ChangeFeed};
 use crate::manifest::{AwsNames, CacheSpec, DbSpec, EventSourceSpec, Manifest, QueueSpec};
 use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
 use crate::stream::{ChangeLog, StreamedCache};
+use crate::table_streams::{self, TableStreams};
 
-/// Connects every backend `manifest` asks for. With `local_stream`, writes
-/// to the cache stores components subscribe to are also appended to the
-/// local change stream (in the data directory's SQLite file).
+/// Connects every backend `manifest` asks for. With `local_stream` (the
+/// host delivers store changes itself, under `corral serve`), writes to
+/// embedded cache stores that components subscribe to are also appended to
+/// the local change stream, and DynamoDB streams get a lease table.
 pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<Backends> {
     let spec = &manifest.backends;
     let uses_secrets = manifest
@@ -111,15 +113,35 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         }
     };
 
-    let change_log = if local_stream && !subscribed.is_empty() {
-        let log = ChangeLog::open(local.pool().await?, subscribed.iter().map(|s| s.to_string()).collect())
-            .await
-            .context("opening the local change stream")?;
-        let log = Arc::new(log);
-        cache = Arc::new(StreamedCache::new(cache, log.clone()));
-        Some(log)
-    } else {
-        None
+    // Under `corral serve`, subscribers read the changes of a DynamoDB
+    // table from its stream, as Lambda does; those of an embedded store
+    // from the local change log.
+    let changes = match &spec.cache {
+        _ if !local_stream || subscribed.is_empty() => None,
+        CacheSpec::Embedded { .. } => {
+            let log = ChangeLog::open(local.pool().await?, subscribed.iter().map(|s| s.to_string()).collect())
+                .await
+                .context("opening the local change stream")?;
+            let log = Arc::new(log);
+            cache = Arc::new(StreamedCache::new(cache, log.clone()));
+            Some(ChangeFeed::Local(log))
+        }
+        CacheSpec::Dynamodb { .. } => {
+            let names = name_map(&spec.cache.dynamodb_names().expect("a DynamoDB cache has table names"));
+            let leases = names.resolve(table_streams::LEASES);
+            let stores = manifest
+                .components
+                .values()
+                .flat_map(|c| c.grants.caches.iter().map(String::as_str));
+            if let Some(store) = stores.chain(subscribed.iter().copied()).find(|s| names.resolve(s) == leases) {
+                anyhow::bail!(
+                    "cache store \"{store}\" would be table {leases}, where the host keeps its stream leases: rename the store or map it to another table"
+                );
+            }
+            let sdk = aws.as_ref().expect("DynamoDB loads the AWS configuration");
+            ensure_lease_table(sdk, &leases, spec.cache.dynamodb_names().is_some_and(|n| n.create_missing)).await?;
+            Some(ChangeFeed::Streams(Arc::new(TableStreams::new(sdk, names, leases))))
+        }
     };
     if !spec.cache.layouts().is_empty() {
         // Outside the local stream, so it logs the objects as stored.
@@ -170,9 +192,32 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         secrets,
         queue_names,
         table_names,
-        change_log,
+        changes,
         aws,
     })
+}
+
+/// Makes sure the table of stream leases exists: creates it when the cache
+/// creates missing tables, and otherwise says how to.
+async fn ensure_lease_table(sdk: &SdkConfig, table: &str, create_missing: bool) -> anyhow::Result<()> {
+    if create_missing {
+        let creator = DynamoCache::new(sdk, NameMap::default(), Default::default());
+        return creator
+            .create_missing_table(table, table_streams::LEASE_KEY, false)
+            .await
+            .with_context(|| format!("creating the stream lease table {table}"));
+    }
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => anyhow::bail!(
+            "the hosts read the streams of subscribed tables with leases kept in DynamoDB table {table}, which does not exist: \
+             create it (partition key \"{}\", a string) or set create_missing = true in [backends.cache]",
+            table_streams::LEASE_KEY
+        ),
+        Err(e) => Err(anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))
+            .with_context(|| format!("checking the stream lease table {table}")),
+    }
 }
 
 /// The tables (cache stores) some component consumes the changes of.

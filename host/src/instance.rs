@@ -32,11 +32,20 @@ pub struct Backends {
     pub queue_names: crate::backend::NameMap,
     /// How cache store names become deployed table names (DynamoDB); identity when embedded.
     pub table_names: crate::backend::NameMap,
-    /// The local change stream of subscribed cache stores (`corral serve`
-    /// only: on Lambda, DynamoDB streams deliver the changes).
-    pub change_log: Option<Arc<crate::stream::ChangeLog>>,
+    /// Where subscribers get the changes of the tables they subscribe to
+    /// under `corral serve` (on Lambda, DynamoDB streams invoke the host).
+    pub changes: Option<ChangeFeed>,
     /// The AWS configuration, when anything needed it (the S3 registry too).
     pub aws: Option<aws_config::SdkConfig>,
+}
+
+/// The source of store changes under `corral serve`.
+#[derive(Clone)]
+pub enum ChangeFeed {
+    /// The local change log of embedded cache stores.
+    Local(Arc<crate::stream::ChangeLog>),
+    /// The DynamoDB streams of the subscribed tables.
+    Streams(Arc<crate::table_streams::TableStreams>),
 }
 
 /// Everything about a component that does not change between requests.

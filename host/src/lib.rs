@@ -34,6 +34,7 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod stream;
+pub mod table_streams;
 
 pub use app::{App, AppOptions};
 pub use manifest::Manifest;

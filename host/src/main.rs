@@ -354,7 +354,8 @@ async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
         let who = if access == Access::Public { "public" } else { "caller" };
         println!("  {methods:<22} {path:<32} -> {component} ({who})");
     }
-    corral::server::serve(listener, app, shutdown_signal()).await?;
+    corral::server::serve(listener, app.clone(), shutdown_signal()).await?;
+    app.stop_event_consumers().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The local change stream of cache stores: what a DynamoDB stream does on
-//! AWS, for `corral serve`. Every committed write (set, add, delete) to a
+//! The local change stream of embedded cache stores: what a DynamoDB stream
+//! does on AWS, for `corral serve` (on DynamoDB, `table_streams` reads the
+//! real streams instead). Every committed write (set, add, delete) to a
 //! store that some component subscribes to (`events = [{ table = "..." }]`)
 //! is appended to a change log in the data directory's SQLite file, and one
 //! consumer per subscriber delivers it in order through `handle-events`.
@@ -353,7 +354,17 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
             continue;
         }
         // Each batch goes to the version serving now (hot swap may replace it).
-        let first_failed = deliver(&runtime, &component.current(), &store, &batch).await;
+        let events = batch
+            .iter()
+            .map(|c| Event {
+                id: c.seq.to_string(),
+                source: EventSource::Table(store.clone()),
+                kind: c.kind.clone(),
+                body: c.body.clone(),
+                attributes: Vec::new(),
+            })
+            .collect();
+        let first_failed = deliver(&runtime, &component.current(), &store, events).await;
         let handled_up_to = match first_failed {
             Some(0) => None,
             Some(i) => Some(batch[i - 1].seq),
@@ -386,35 +397,27 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
     }
 }
 
-/// Delivers one batch; returns the index of the first change that failed.
-async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, batch: &[Change]) -> Option<usize> {
+/// Delivers one batch of changes to `store` in order; returns the index of
+/// the first change that failed (all of them when the component trapped).
+pub(crate) async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, events: Vec<Event>) -> Option<usize> {
     let started = std::time::Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
-    let events = batch
-        .iter()
-        .map(|c| Event {
-            id: c.seq.to_string(),
-            source: EventSource::Table(store.to_owned()),
-            kind: c.kind.clone(),
-            body: c.body.clone(),
-            attributes: Vec::new(),
-        })
-        .collect();
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let failed: HashSet<String> = match runtime.handle_events(component, batch_id.clone(), events).await {
         Ok(ids) => ids.into_iter().collect(),
         Err(e) => {
             tracing::error!(component = name, batch_id, error = %e, "change batch failed; it will be delivered again");
-            batch.iter().map(|c| c.seq.to_string()).collect()
+            ids.iter().cloned().collect()
         }
     };
-    let first_failed = batch.iter().position(|c| failed.contains(&c.seq.to_string()));
+    let first_failed = ids.iter().position(|id| failed.contains(id));
     tracing::info!(
         target: "corral::events",
         component = name,
         store,
         batch_id,
-        delivered = batch.len(),
+        delivered = ids.len(),
         failed = failed.len(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "change batch"

@@ -1,7 +1,9 @@
-//! The local change stream (`corral serve`, both backend sets): committed
-//! writes to a subscribed cache store reach the subscriber in order, in the
-//! one change shape; a change the subscriber fails is delivered again, with
-//! backoff, and the subscriber's position survives a restart.
+//! Store changes under `corral serve`, on both backend sets: the local
+//! change stream on the embedded ones, the table's DynamoDB stream on the
+//! AWS ones. Committed writes to a subscribed cache store reach the
+//! subscriber in order, in the one change shape; a change the subscriber
+//! fails is delivered again, with backoff, and the subscriber's position
+//! survives a restart.
 
 mod common;
 

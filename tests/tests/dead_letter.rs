@@ -1,15 +1,17 @@
 //! A queue message that keeps failing moves to the consumer's dead-letter
 //! queue after `max_receives` deliveries, while the rest of its batch is
 //! handled once; on both backend sets (SQS through moto counts deliveries
-//! with `ApproximateReceiveCount`). And with two hosts consuming one SQS
-//! queue, every message is handled, and one held by a host that dies is
-//! delivered again to the other.
+//! with `ApproximateReceiveCount`). And with several hosts consuming one
+//! SQS queue, every message is handled, one held by a host that dies is
+//! delivered again to another, and a handler's idempotent effect is
+//! applied once.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{Backends, Host, on_both_backends};
+use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -186,4 +188,127 @@ async fn a_message_held_by_a_host_that_dies_is_delivered_to_another() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The testbed applying each message once to `jobs_applied`, its effect.
+const APPLYING: &str = r#"
+[components.testbed]
+wasm = "{WASM}/testbed.wasm"
+mount = "/testbed"
+queues = ["jobs"]
+tables = ["jobs_applied"]
+
+[components.testbed.config]
+applied_table = "jobs_applied"
+
+[[components.testbed.events]]
+queue = "jobs"
+batch_size = 10
+visibility_seconds = 4
+
+[[components.testbed.routes]]
+path = "/{action}"
+methods = ["POST"]
+auth = "public"
+"#;
+
+async fn sql(host: &Host, sql: &str, query: bool) -> Value {
+    host.json(
+        Method::POST,
+        "/testbed/sql",
+        None,
+        &json!({"sql": sql, "query": query}),
+    )
+    .await
+    .expect(200)
+}
+
+/// How many messages `jobs_applied` holds, as one host reads it.
+async fn applied(host: &Host) -> i64 {
+    sql(host, "SELECT count(*) AS n FROM jobs_applied", true).await["rows"][0][0]
+        .as_i64()
+        .expect("a count")
+}
+
+/// Waits up to two minutes until `jobs_applied` holds at least `count`
+/// messages, and returns how many it holds.
+async fn wait_applied(host: &Host, count: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = applied(host).await;
+        if n >= count {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} messages were applied; the host logged:\n{}",
+            host.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 1,000 messages sent through three hosts that consume the queue, as three
+/// Lambda environments: one host is killed with `kill -9` halfway through.
+/// Every message is handled at least once, none is lost, and the handler's
+/// effect (a row per message id, written with `ON CONFLICT DO NOTHING`) is
+/// applied once, although the killed host's messages come again.
+#[tokio::test]
+async fn a_thousand_messages_through_three_hosts_are_applied_once_when_one_dies() {
+    let first = Host::start_on(Backends::Aws, APPLYING);
+    sql(
+        &first,
+        "CREATE TABLE jobs_applied (event_id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+        false,
+    )
+    .await;
+    let (second, third) = (first.peer(), first.peer());
+    let mut hosts = [first, second, third];
+    let bodies: Vec<String> = (0..1000).map(|n| format!("m{n}")).collect();
+    let sends = bodies.chunks(10).enumerate().map(|(i, chunk)| {
+        let host = &hosts[i % 3];
+        async move {
+            let sent = queue(
+                host,
+                json!({ "op": "send-batch", "queue": "jobs", "bodies": chunk }),
+            )
+            .await;
+            assert_eq!(sent["results"].as_array().map(Vec::len), Some(10), "{sent}");
+        }
+    });
+    // Six sends at a time: within each host's instance limit.
+    futures::stream::iter(sends)
+        .buffer_unordered(6)
+        .collect::<Vec<()>>()
+        .await;
+
+    let halfway = wait_applied(&hosts[0], 500).await;
+    assert!(halfway < 1000, "every message was applied before the kill");
+    hosts[1].kill();
+    assert_eq!(wait_applied(&hosts[0], 1000).await, 1000);
+
+    // Each message once, whatever the number of deliveries.
+    let rows = sql(&hosts[2], "SELECT body FROM jobs_applied", true).await;
+    let mut stored: Vec<String> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    let mut expected = bodies.clone();
+    expected.sort();
+    assert_eq!(stored, expected);
+    let delivered: usize = hosts
+        .iter()
+        .flat_map(Host::logs)
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("event ") && m.contains("source=queue:jobs body=m"))
+        })
+        .count();
+    assert!(delivered >= 1000, "{delivered} deliveries");
+    // Peers stop before the host that owns the database and queues.
+    hosts.reverse();
 }

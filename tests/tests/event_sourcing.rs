@@ -1,8 +1,10 @@
 //! The event-sourced API (seed 002) under `/es`: the `events` component
 //! stores events in the cache store `events`, and each projection is the
-//! `projection` component fed by that store's changes. Locally the host's
-//! change stream delivers them; on Lambda a DynamoDB stream does (the last
-//! test sends one through the Lambda edge).
+//! `projection` component fed by that store's changes. Under `corral serve`
+//! the local change stream delivers them on the embedded backends, and the
+//! host reads the table's DynamoDB stream on the AWS ones; on Lambda the
+//! DynamoDB stream invokes the host (the last tests send such events
+//! through the Lambda edge).
 
 mod common;
 
@@ -611,6 +613,89 @@ async fn lists_come_in_pages_of_ten_with_signed_keys(backends: Backends) {
             .expect(200)[0]["customer"],
         "c10"
     );
+}
+
+/// The sum of the changes each host logged delivering to `component`.
+fn delivered_to(hosts: &[Host], component: &str) -> u64 {
+    hosts
+        .iter()
+        .flat_map(Host::logs)
+        .filter(|l| l["message"] == "change batch" && l["component"] == component)
+        .map(|l| l["delivered"].as_u64().expect("a count"))
+        .sum()
+}
+
+/// Which of `hosts` read `component`'s shard of the events table.
+fn readers_of(hosts: &[Host], component: &str) -> Vec<usize> {
+    (0..hosts.len())
+        .filter(|&i| {
+            hosts[i]
+                .logs()
+                .iter()
+                .any(|l| l["message"] == "reading a stream shard" && l["component"] == component)
+        })
+        .collect()
+}
+
+/// Three hosts on one set of tables, as three Lambda environments: the
+/// events table's DynamoDB stream feeds each projection from one host at a
+/// time, whichever host stored the event. The same eventId posted to all
+/// three at once is stored once and applied once; every change is
+/// delivered once; and when the host reading a projection's shard dies,
+/// another takes it over from where it stopped.
+#[tokio::test]
+async fn three_hosts_store_and_project_each_event_once() {
+    let first = Host::start_on(Backends::Aws, &manifest(&[DEFAULT, ACTIVITY]));
+    let (second, third) = (first.peer(), first.peer());
+    let mut hosts = [first, second, third];
+
+    let posts = (0..12).map(|i| {
+        let event = json!({"customer": "c1", "type": "create", "name": format!("N{i}"), "eventId": "dup-3"});
+        let host = &hosts[i % 3];
+        async move { post(host, &event).await.expect(200) }
+    });
+    let answers = futures::future::join_all(posts).await;
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let pings = (0..30).map(|i| {
+        let host = &hosts[i % 3];
+        async move {
+            post(host, &json!({"customer": "c1", "type": "ping"}))
+                .await
+                .expect(200)
+        }
+    });
+    futures::future::join_all(pings).await;
+
+    let counted = wait_for(&hosts[1], "/es/activity/c1", |r| r["ping"] == 30).await;
+    assert_eq!(counted["create"], 1, "{counted}");
+    wait_for(&hosts[2], "/es/c1", |_| true).await;
+    // One create and thirty pings: 31 changes, each delivered to each projection once.
+    for component in ["es-default", "es-activity"] {
+        let readers = readers_of(&hosts, component);
+        assert_eq!(readers.len(), 1, "{component} is read by hosts {readers:?}");
+        assert_eq!(delivered_to(&hosts, component), 31, "{component}");
+    }
+
+    // The host reading the activity projection dies; another takes its shard over.
+    let dead = readers_of(&hosts, "es-activity")[0];
+    hosts[dead].kill();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    for i in 0..5 {
+        post(
+            &hosts[alive[i % 2]],
+            &json!({"customer": "c1", "type": "ping"}),
+        )
+        .await
+        .expect(200);
+    }
+    let counted = wait_for(&hosts[alive[0]], "/es/activity/c1", |r| r["ping"] == 35).await;
+    assert_eq!(counted["create"], 1, "{counted}");
+    let readers = readers_of(&hosts, "es-activity");
+    assert_eq!(readers.len(), 2, "{readers:?}");
+    // It started after the last change the dead host had handled.
+    assert_eq!(delivered_to(&hosts, "es-activity"), 36);
+    // Peers stop before the host that owns the database and tables.
+    hosts.reverse();
 }
 
 /// On Lambda the host runs no change stream: the DynamoDB stream of the

@@ -769,3 +769,28 @@ bucket = "corral-components"
         "{stderr}"
     );
 }
+
+/// Under `corral serve` on DynamoDB the stream leases sit in a table of
+/// their own. A component granted a store that is that table could take or
+/// give up other subscribers' leases, so such a manifest is refused.
+#[test]
+fn a_component_cannot_be_granted_the_stream_lease_table() {
+    let stderr = Host::refused(
+        r#"
+[backends.cache]
+kind = "dynamodb"
+prefix = "spy-"
+
+[components.spy]
+wasm = "{WASM}/testbed.wasm"
+caches = ["corral-leases"]
+
+[[components.spy.events]]
+table = "notes"
+"#,
+    );
+    assert!(
+        stderr.contains("cache store \"corral-leases\" would be table spy-corral-leases, where the host keeps its stream leases"),
+        "{stderr}"
+    );
+}

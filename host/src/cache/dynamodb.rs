@@ -275,17 +275,25 @@ impl DynamoCache {
             let table = self.tables.resolve(store);
             let stream = streamed.contains(store);
             let layout = self.layouts.get(store);
-            let mut status = self.table_status(&table).await?.map(|(s, _)| s);
-            if status.is_none() {
-                status = self.create_table(&table, self.key_attribute(store), stream).await?;
-            }
-            if status != Some(TableStatus::Active) {
-                self.wait_active(&table).await?;
-            }
+            self.create_missing_table(&table, self.key_attribute(store), stream).await?;
             self.enable_ttl(&table, layout.map_or(EXPIRES_AT, |l| l.ttl.as_str())).await?;
             if stream {
                 self.enable_stream(&table).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Creates table `table` (on-demand, partition key `key`, a string, and
+    /// with `stream` a stream of new and old images) unless it exists, and
+    /// waits until it is active.
+    pub async fn create_missing_table(&self, table: &str, key: &str, stream: bool) -> Result<(), BackendError> {
+        let mut status = self.table_status(table).await?.map(|(s, _)| s);
+        if status.is_none() {
+            status = self.create_table(table, key, stream).await?;
+        }
+        if status != Some(TableStatus::Active) {
+            self.wait_active(table).await?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! warm-up pings.
 
 mod http;
-mod records;
+pub(crate) mod records;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -167,7 +167,7 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
 /// change stream gives: [`crate::stream::change_body`]. None when the
 /// record is not shaped like a cache item. An item of a store with a
 /// `layout` is its attributes as a JSON object, as a read gives it.
-fn cache_change(store: &str, layout: Option<&crate::cache::Layout>, raw: &str) -> Option<String> {
+pub(crate) fn cache_change(store: &str, layout: Option<&crate::cache::Layout>, raw: &str) -> Option<String> {
     use base64::Engine as _;
     let change: Value = serde_json::from_str(raw).ok()?;
     let key = change.get("keys")?.get(layout.map_or("key", |l| l.key.as_str()))?.as_str()?;
