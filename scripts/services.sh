@@ -48,9 +48,16 @@ start_postgres() {
     "${as[@]}" "$bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 30 \
         -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
         || die "PostgreSQL did not start: $(tail -n 5 "$data/server.log" 2>/dev/null)"
-    PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$data/cluster" -m fast -w stop)
+    PG_CTL=("${as[@]}" "$bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 30)
+    PG_STOP=("${PG_CTL[@]}" -m fast stop)
     export CORRAL_TEST_PG_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
     echo "PostgreSQL on 127.0.0.1:$port" >&2
+}
+
+# Stops PostgreSQL at once (connections dropped, as in a failover) and
+# starts it again with the same settings.
+restart_postgres() {
+    "${PG_CTL[@]}" -m fast restart >/dev/null || die "PostgreSQL did not restart: $(tail -n 5 "$SERVICES_DIR/pg/server.log")"
 }
 
 start_moto() {
