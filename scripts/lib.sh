@@ -110,3 +110,22 @@ ensure_cargo_lambda() {
         return 1
     }
 }
+
+# Makes Python module MODULE importable, installing PACKAGE from PyPI when
+# it is missing: into this Python, or (where pip may not install there,
+# PEP 668) into a private folder put on PYTHONPATH.
+ensure_python_module() { # MODULE PACKAGE
+    local module=$1 package=$2 private="${XDG_CACHE_HOME:-$HOME/.cache}/corral/python"
+    python3 -c "import $module" 2>/dev/null && return 0
+    if [ -d "$private" ]; then
+        export PYTHONPATH="$private${PYTHONPATH:+:$PYTHONPATH}"
+        python3 -c "import $module" 2>/dev/null && return 0
+    fi
+    echo "installing $package from PyPI" >&2
+    python3 -m pip install -q "$package" 2>/dev/null || python3 -m pip install -q --target "$private" "$package" || {
+        echo "cannot install $package" >&2
+        return 1
+    }
+    export PYTHONPATH="$private${PYTHONPATH:+:$PYTHONPATH}"
+    python3 -c "import $module" || { echo "$package installed, but $module does not import" >&2; return 1; }
+}

@@ -66,6 +66,8 @@ pub struct App {
     /// Where subscribers get store changes, when the host delivers them.
     changes: Option<crate::instance::ChangeFeed>,
     hot_swap: Option<Arc<HotSwap>>,
+    /// The OpenAPI document, when the manifest has the host serve it.
+    openapi: Option<Vec<u8>>,
 }
 
 /// Where the host keeps its state and how much it runs at once.
@@ -145,6 +147,13 @@ impl App {
         verifier: Arc<dyn Verifier>,
         mut runtime: Runtime,
     ) -> anyhow::Result<App> {
+        // Built whether served or not, so a bad schema file stops the start.
+        let document = crate::openapi::document(manifest).map_err(anyhow::Error::msg)?;
+        let openapi = manifest
+            .openapi
+            .as_ref()
+            .is_some_and(|o| o.serve)
+            .then(|| serde_json::to_vec(&document).expect("a JSON value serializes"));
         let registry = match &manifest.backends.registry {
             Some(spec) if manifest.uses_registry() => {
                 let key = match &spec.artifact_key {
@@ -246,6 +255,7 @@ impl App {
             cache_layouts: manifest.backends.cache.layouts().clone(),
             changes: backends.changes.clone(),
             hot_swap,
+            openapi,
         })
     }
 
@@ -379,6 +389,16 @@ impl App {
         request_id: &str,
         served_by: &mut Option<ServedBy<'a>>,
     ) -> Result<Response, ApiError> {
+        if let Some(document) = &self.openapi
+            && request.method == "GET"
+            && request.path == crate::openapi::SERVED_AT
+        {
+            return Ok(Response {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: document.clone(),
+            });
+        }
         let (route, params) = match self.router.find(&request.method, &request.path) {
             Match::Found(route, params) => (route, params),
             Match::NotFound => {

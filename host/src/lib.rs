@@ -25,6 +25,7 @@ pub mod lambda;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod openapi;
 pub mod outbound;
 pub mod publish;
 pub mod queue;

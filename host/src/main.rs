@@ -132,6 +132,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Prints the OpenAPI 3.1 document of every route the manifest serves.
+    Openapi {
+        /// The manifest.
+        #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
+        manifest: PathBuf,
+    },
     /// Lists the published versions of a component, oldest first; `*` marks the current one.
     Versions {
         /// The published name.
@@ -235,6 +241,13 @@ fn main() -> anyhow::Result<()> {
         } => {
             corral::logging::init(false);
             compile(&manifest, target.as_deref(), concurrency, &out)
+        }
+        Command::Openapi { manifest } => {
+            // Deployment settings do not change the routes: unset variables read as empty.
+            let manifest = Manifest::load(&manifest, |k| Some(std::env::var(k).unwrap_or_default()))?;
+            let document = corral::openapi::document(&manifest).map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
         }
         Command::Versions { component, store } => {
             corral::logging::init(false);

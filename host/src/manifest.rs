@@ -18,8 +18,24 @@ pub struct Manifest {
     pub defaults: Limits,
     /// Cross-origin access for browsers, when set.
     pub cors: Option<CorsSpec>,
+    /// The OpenAPI document of the hosted routes, when set.
+    pub openapi: Option<OpenApiSpec>,
     /// The components, by name.
     pub components: BTreeMap<String, ComponentSpec>,
+}
+
+/// `[openapi]`: the document `corral openapi` prints, and whether the host
+/// serves it at `GET /openapi.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiSpec {
+    /// Serve the document at `GET /openapi.json`, to anyone.
+    #[serde(default)]
+    pub serve: bool,
+    /// The document's title (default "corral").
+    pub title: Option<String>,
+    /// The API's version (default "1").
+    pub version: Option<String>,
 }
 
 /// Per-component resource limits.
@@ -92,6 +108,9 @@ pub struct ComponentSpec {
     pub events: Vec<EventSpec>,
     /// Its limits (the defaults where it sets none).
     pub limits: Limits,
+    /// The file that declares its request and response schemas for the
+    /// OpenAPI document, resolved against the manifest's folder.
+    pub schemas: Option<PathBuf>,
 }
 
 /// Where a component's bytes come from.
@@ -626,6 +645,7 @@ struct RawManifest {
     #[serde(default)]
     backends: BackendsSpec,
     cors: Option<CorsSpec>,
+    openapi: Option<OpenApiSpec>,
     #[serde(default)]
     defaults: RawLimits,
     #[serde(default)]
@@ -669,6 +689,7 @@ struct RawComponent {
     config: BTreeMap<String, String>,
     #[serde(default)]
     events: Vec<RawEvent>,
+    schemas: Option<String>,
     #[serde(flatten)]
     limits: RawLimits,
 }
@@ -757,6 +778,7 @@ impl Manifest {
                     config,
                     events,
                     limits,
+                    schemas: c.schemas.map(|p| base.join(p)),
                 },
             );
         }
@@ -773,6 +795,7 @@ impl Manifest {
             backends,
             defaults,
             cors: raw.cors,
+            openapi: raw.openapi,
             components,
         })
     }

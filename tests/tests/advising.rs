@@ -793,13 +793,13 @@ async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
     let mut ids = BTreeMap::new();
     for n in 1..=50 {
         let (major, undergraduate) = queue_of(n);
-        ids.insert(n, new_student(&host, &token, n, major, undergraduate).await);
+        ids.insert(n, new_student(host, &token, n, major, undergraduate).await);
     }
     let mut queuers = BTreeMap::new();
     for n in 1..=30 {
         queuers.insert(
             n,
-            enqueue(&host, &token, ids[&n]).await["id"]
+            enqueue(host, &token, ids[&n]).await["id"]
                 .as_i64()
                 .unwrap(),
         );
@@ -899,7 +899,7 @@ async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
     }
     assert_eq!(seen.len(), 25);
     assert_eq!(
-        queue(&host, 3, true).await,
+        queue(host, 3, true).await,
         vec![],
         "a PATCHed student is not moved into the new queue"
     );

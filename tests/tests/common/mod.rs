@@ -707,6 +707,11 @@ impl Host {
         }
     }
 
+    /// The manifest file the host serves.
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest
+    }
+
     /// A token for `sub` in `groups`, signed with this host's key.
     pub fn token(&self, sub: &str, groups: &[&str]) -> String {
         issue_token(&self.data_dir, sub, groups)
@@ -940,7 +945,11 @@ pub fn issue_token_with_key(key: &str, sub: &str, groups: &[&str]) -> String {
 
 /// Runs `corral token` against `data_dir`'s signing key.
 pub fn issue_token(data_dir: &Path, sub: &str, groups: &[&str]) -> String {
-    run_corral_token(&["--data-dir", data_dir.to_str().expect("a UTF-8 path")], sub, groups)
+    run_corral_token(
+        &["--data-dir", data_dir.to_str().expect("a UTF-8 path")],
+        sub,
+        groups,
+    )
 }
 
 /// Runs `corral token` with the signing key `key_args` name, and returns
