@@ -286,6 +286,11 @@ impl App {
         &self.runtime
     }
 
+    /// The runtime, shared, for tasks that outlive a borrow (`--watch`).
+    pub fn runtime_handle(&self) -> Arc<Runtime> {
+        self.runtime.clone()
+    }
+
     /// The components consuming `source`, given by its deployed name (an SQS
     /// queue or DynamoDB table name), with the logical name they know it by.
     pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {

@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod server;
 pub mod stream;
 pub mod table_streams;
+pub mod watch;
 
 pub use app::{App, AppOptions};
 pub use manifest::Manifest;

@@ -89,6 +89,10 @@ enum Command {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, env = "CORRAL_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Swap in a component file when it changes on disk, and say when the
+        /// manifest changed.
+        #[arg(long)]
+        watch: bool,
     },
     /// Serves Lambda invocations through the Lambda runtime API.
     Lambda {
@@ -190,15 +194,15 @@ fn main() -> anyhow::Result<()> {
         }
     };
     match command {
-        Command::Serve { host, listen } => {
+        Command::Serve { host, listen, watch } => {
             corral::logging::init(host.log_json);
-            tokio::runtime::Runtime::new()?.block_on(serve(host, listen))
+            tokio::runtime::Runtime::new()?.block_on(serve(host, listen, watch))
         }
         Command::Lambda { host } => {
             // CloudWatch Logs Insights queries JSON lines.
             corral::logging::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
-                let app = load(&host, "/tmp/corral", 4, true).await?;
+                let (app, _) = load(&host, "/tmp/corral", 4, true).await?;
                 corral::lambda::run(app)
                     .await
                     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
@@ -304,7 +308,8 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads the manifest (and backends file), connects the backends and loads
 /// every component: the work done once per process.
-async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32, lambda: bool) -> anyhow::Result<Arc<App>> {
+/// The app the host arguments describe, started, and the manifest it serves.
+async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32, lambda: bool) -> anyhow::Result<(Arc<App>, Manifest)> {
     let env = |k: &str| std::env::var(k).ok();
     let mut manifest = Manifest::load(&host.manifest, env)?;
     if let Some(path) = &host.backends {
@@ -341,12 +346,16 @@ async fn load(host: &HostArgs, default_data_dir: &str, default_concurrency: u32,
         concurrency: host.concurrency.unwrap_or(default_concurrency),
         local_stream: !lambda,
     };
-    Ok(Arc::new(App::start(&manifest, &options).await?))
+    let app = Arc::new(App::start(&manifest, &options).await?);
+    Ok((app, manifest))
 }
 
-async fn serve(host: HostArgs, listen: SocketAddr) -> anyhow::Result<()> {
-    let app = load(&host, ".corral", 32, false).await?;
+async fn serve(host: HostArgs, listen: SocketAddr, watch: bool) -> anyhow::Result<()> {
+    let (app, manifest) = load(&host, ".corral", 32, false).await?;
     app.start_event_consumers();
+    if watch {
+        corral::watch::spawn(app.runtime_handle(), host.manifest.clone(), &manifest);
+    }
     if let Some(hot_swap) = app.hot_swap().cloned() {
         // SIGHUP checks the registry now, as an S3 notification does on Lambda.
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing the SIGHUP handler")?;

@@ -799,9 +799,7 @@ async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
     for n in 1..=30 {
         queuers.insert(
             n,
-            enqueue(host, &token, ids[&n]).await["id"]
-                .as_i64()
-                .unwrap(),
+            enqueue(host, &token, ids[&n]).await["id"].as_i64().unwrap(),
         );
     }
 

@@ -465,3 +465,77 @@ async fn concurrent_publishers_to_s3_lose_no_version() {
         "{listed}"
     );
 }
+
+/// `corral serve --watch`: the component file rewritten on disk (as a build
+/// writes it) is swapped in under load without a failed request; a file
+/// that is not a component is refused and the last good version keeps
+/// serving; a changed manifest is reported as needing a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_swaps_a_rewritten_component_file_under_load() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("tb.wasm");
+    let v1_bytes = std::fs::read(common::wasm("testbed")).unwrap();
+    let v2_bytes = with_custom_section(&v1_bytes, "watch");
+    std::fs::write(&file, &v1_bytes).unwrap();
+    let (v1, v2) = (sha256_of(&file), {
+        let v2_file = work.path().join("v2.wasm");
+        std::fs::write(&v2_file, &v2_bytes).unwrap();
+        sha256_of(&v2_file)
+    });
+    let mut host = Host::start_with(
+        &manifest("").replace("registry:tb", &file.display().to_string()),
+        &["--watch"],
+    );
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
+
+    let load = Load::start(&host);
+    std::fs::write(&file, &v2_bytes).unwrap();
+    let took = wait_for_version(&host, &v2[..12], SWAP_SLACK).await;
+    eprintln!("saved to first answer from the new version: {took:?}");
+
+    // Not a component: refused, and v2 keeps serving.
+    std::fs::write(&file, WRONG_WORLD).unwrap();
+    host.wait_for_log("about the refused file", |l| {
+        l["message"] == "refused a new version; the current one keeps serving"
+            && l["serving"] == v2[..12]
+    })
+    .await;
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v2[..12])
+    );
+
+    std::fs::write(&file, &v1_bytes).unwrap();
+    wait_for_version(&host, &v1[..12], SWAP_SLACK).await;
+    load.finish(&[&v1[..12], &v2[..12], &v1[..12]]).await;
+
+    // A manifest change is checked and reported, not applied.
+    let path = host.manifest_path().to_owned();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("/testbed/{action}", "/other/{action}")).unwrap();
+    host.wait_for_log("about the manifest change", |l| {
+        l["message"]
+            == "the manifest changed; restart corral serve to apply it (routes, grants, config and backends are read at start)"
+    })
+    .await;
+    std::fs::write(&path, "not toml [").unwrap();
+    host.wait_for_log("about the broken manifest", |l| {
+        l["message"] == "the manifest changed and is not valid; the running one keeps serving"
+    })
+    .await;
+    assert_eq!(
+        host.get("/tb/testbed/ping")
+            .await
+            .header("x-corral-version"),
+        Some(&v1[..12])
+    );
+    std::fs::write(&path, text).unwrap();
+    host.stop();
+}

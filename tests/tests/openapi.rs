@@ -96,7 +96,10 @@ fn the_example_manifests_document_validates_and_covers_every_route() {
         })
         .sum();
     // And the document itself, which the example serves.
-    assert_eq!(document["paths"]["/openapi.json"]["get"]["security"], serde_json::json!([]));
+    assert_eq!(
+        document["paths"]["/openapi.json"]["get"]["security"],
+        serde_json::json!([])
+    );
     assert_eq!(documented, operations + 1);
 
     // The notes components declare their schemas: each gets its own copy.
