@@ -16,6 +16,7 @@ pub mod config;
 pub mod connect;
 pub mod cors;
 pub mod db;
+pub mod devtools;
 pub mod error;
 pub mod events;
 pub mod hotswap;

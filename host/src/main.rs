@@ -5,7 +5,7 @@
 #![recursion_limit = "256"]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -136,6 +136,30 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Scaffolds a records resource in the project in the current folder: its
+    /// source in components/NAME, its manifest entry, and tests/NAME.sh.
+    New {
+        /// rust, python or js.
+        #[arg(value_parser = ["rust", "python", "js"])]
+        language: String,
+        /// The component's name: a-z, 0-9, '_' and '-', starting with a letter.
+        name: String,
+        /// Where its routes are served (default: /NAME).
+        #[arg(long)]
+        mount: Option<String>,
+        /// The table of its records (default: NAME, with '_' for '-').
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Builds components (all that name a `source` folder, or those named)
+    /// into the files their `wasm` names.
+    Build {
+        /// The components to build (default: all with a source).
+        names: Vec<String>,
+        /// The manifest.
+        #[arg(long, env = "CORRAL_MANIFEST", default_value = "corral.toml")]
+        manifest: PathBuf,
+    },
     /// Prints the OpenAPI 3.1 document of every route the manifest serves.
     Openapi {
         /// The manifest.
@@ -245,6 +269,34 @@ fn main() -> anyhow::Result<()> {
         } => {
             corral::logging::init(false);
             compile(&manifest, target.as_deref(), concurrency, &out)
+        }
+        Command::New {
+            language,
+            name,
+            mount,
+            table,
+        } => {
+            use corral::devtools::build::Language;
+            let language = match language.as_str() {
+                "rust" => Language::Rust,
+                "python" => Language::Python,
+                _ => Language::JavaScript,
+            };
+            let new = corral::devtools::new::NewComponent {
+                language,
+                name: name.clone(),
+                mount,
+                table,
+            };
+            for file in corral::devtools::new::scaffold(Path::new("."), &new)? {
+                println!("wrote {}", file.display());
+            }
+            println!("next: corral build {name} && tests/{name}.sh, or corral serve --watch");
+            Ok(())
+        }
+        Command::Build { names, manifest } => {
+            let manifest = Manifest::load(&manifest, |k| Some(std::env::var(k).unwrap_or_default()))?;
+            corral::devtools::build::build(&manifest, &names)
         }
         Command::Openapi { manifest } => {
             // Deployment settings do not change the routes: unset variables read as empty.

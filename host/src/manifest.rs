@@ -111,6 +111,9 @@ pub struct ComponentSpec {
     /// The file that declares its request and response schemas for the
     /// OpenAPI document, resolved against the manifest's folder.
     pub schemas: Option<PathBuf>,
+    /// The folder of its source, which `corral build` builds into `wasm`,
+    /// resolved against the manifest's folder.
+    pub source: Option<PathBuf>,
 }
 
 /// Where a component's bytes come from.
@@ -690,6 +693,7 @@ struct RawComponent {
     #[serde(default)]
     events: Vec<RawEvent>,
     schemas: Option<String>,
+    source: Option<String>,
     #[serde(flatten)]
     limits: RawLimits,
 }
@@ -779,6 +783,7 @@ impl Manifest {
                     events,
                     limits,
                     schemas: c.schemas.map(|p| base.join(p)),
+                    source: c.source.map(|p| base.join(p)),
                 },
             );
         }
@@ -908,7 +913,7 @@ fn check_limits(l: &Limits, what: &str) -> Result<(), ManifestError> {
 
 /// Names of components, tables, stores and queues: they end up in SQL,
 /// table names and logs, so keep them to a safe alphabet.
-fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
+pub fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())

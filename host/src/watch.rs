@@ -1,6 +1,8 @@
-//! `corral serve --watch`: a component file that changes on disk (a build
-//! wrote it) is compiled, linked and validated, then swapped in the way a
-//! version published to the registry is. Requests never wait; those in
+//! `corral serve --watch`: a component whose `source` folder changes is
+//! rebuilt (`corral build`), and a component file that changes on disk (a
+//! build wrote it) is compiled, linked and validated, then swapped in the
+//! way a version published to the registry is. A build that fails is
+//! printed, and nothing is swapped. Requests never wait; those in
 //! flight finish on the version they started with, and a file that fails
 //! is refused with its reason while the last good version keeps serving.
 //!
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use sha2::Digest as _;
 
-use crate::manifest::{Manifest, WasmSource};
+use crate::manifest::{ComponentSpec, Manifest, WasmSource};
 use crate::runtime::{Hosted, Runtime};
 
 /// How often the files are looked at.
@@ -43,11 +45,34 @@ pub fn spawn(runtime: Arc<Runtime>, manifest_path: PathBuf, manifest: &Manifest)
     for (hosted, path) in &files {
         tracing::info!(component = %hosted.context.name, file = %path.display(), "watching the component file");
     }
+    let sources: Vec<ComponentSpec> = manifest.components.values().filter(|c| c.source.is_some()).cloned().collect();
+    for spec in &sources {
+        let source = spec.source.as_deref().expect("filtered on it");
+        tracing::info!(component = %spec.name, source = %source.display(), "watching the component's source");
+    }
     tokio::spawn(async move {
         let mut stamps: Vec<Stamp> = files.iter().map(|(_, path)| stamp(path)).collect();
+        let mut edited: Vec<Option<SystemTime>> = sources.iter().map(source_stamp).collect();
         let mut manifest_stamp = stamp(&manifest_path);
         loop {
             tokio::time::sleep(POLL).await;
+            for (i, spec) in sources.iter().enumerate() {
+                let now = source_stamp(spec);
+                if now == edited[i] {
+                    continue;
+                }
+                edited[i] = now;
+                let spec = spec.clone();
+                let name = spec.name.clone();
+                // The new file, if any, is swapped in by the file watch below.
+                match tokio::task::spawn_blocking(move || crate::devtools::build::build_one(&spec)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(component = %name, reason = %format!("{e:#}"), "the build failed; the last good version keeps serving")
+                    }
+                    Err(e) => tracing::error!(component = %name, error = %e, "the build task failed"),
+                }
+            }
             for (i, (hosted, path)) in files.iter().enumerate() {
                 let now = stamp(path);
                 if now == stamps[i] || now.is_none() {
@@ -76,6 +101,10 @@ pub fn spawn(runtime: Arc<Runtime>, manifest_path: PathBuf, manifest: &Manifest)
             }
         }
     });
+}
+
+fn source_stamp(spec: &ComponentSpec) -> Option<SystemTime> {
+    crate::devtools::build::newest(spec.source.as_deref())
 }
 
 /// Compiles, links and validates the component file at `path` and swaps it

@@ -97,10 +97,23 @@ fn build_host() -> Result<(), String> {
     build
         .args(["build", "--quiet", "-p", "corral"])
         .current_dir(workspace_root());
-    // Cargo gives this test process the variables of the tests package
-    // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME...). Build scripts that read them
-    // would see other values than in the outer build, so both builds would
-    // recompile them and everything above them, every run.
+    without_test_cargo_env(&mut build);
+    let out = build
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Clears, for a cargo run inside a test, the variables cargo gives this
+/// test process as the tests package's (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_NAME...). Build scripts that read them would see other values
+/// than in the outer build, so both builds would recompile them and
+/// everything above them, every run.
+pub fn without_test_cargo_env(command: &mut Command) {
     const SET_FOR_TESTS: [&str; 8] = [
         "CARGO_MANIFEST_",
         "CARGO_PKG_",
@@ -114,16 +127,8 @@ fn build_host() -> Result<(), String> {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if SET_FOR_TESTS.iter().any(|prefix| name.starts_with(prefix)) {
-            build.env_remove(&*name);
+            command.env_remove(&*name);
         }
-    }
-    let out = build
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 

@@ -1,0 +1,6 @@
+//! The developer's commands around the host: `corral new` scaffolds a
+//! component, `corral build` builds components in any language into the
+//! files the manifest names.
+
+pub mod build;
+pub mod new;
