@@ -60,7 +60,12 @@ fn example_manifest() -> String {
             out.push('\n');
         }
     }
+    let root = common::workspace_root();
     out.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
+        .replace(
+            "schemas = \"components/",
+            &format!("schemas = \"{}/components/", root.display()),
+        )
 }
 
 /// Every route of a manifest: each `path` under its component's `mount`,
