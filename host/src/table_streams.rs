@@ -133,10 +133,12 @@ impl TableStreams {
                 .update_item()
                 .table_name(&self.leases)
                 .key(LEASE_KEY, Attr::S(key.clone()))
-                .update_expression("SET expires_ms = :zero")
+                // No owner, so that a renewal still in flight fails rather than extends it.
+                .update_expression("SET expires_ms = :zero, #owner = :nobody")
                 .condition_expression("#owner = :me")
                 .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":zero", Attr::N("0".into()))
+                .expression_attribute_values(":nobody", Attr::S(String::new()))
                 .expression_attribute_values(":me", Attr::S(self.owner.clone()))
                 .send()
                 .await;
