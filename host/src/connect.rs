@@ -88,6 +88,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
     };
 
     let subscribed = subscribed_stores(manifest);
+    let table_names = spec.cache.dynamodb_names().map(|n| name_map(&n)).unwrap_or_default();
     let mut cache: Arc<dyn Cache> = match &spec.cache {
         CacheSpec::Embedded { .. } => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
         CacheSpec::Dynamodb { .. } => {
@@ -126,21 +127,20 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
             cache = Arc::new(StreamedCache::new(cache, log.clone()));
             Some(ChangeFeed::Local(log))
         }
-        CacheSpec::Dynamodb { .. } => {
-            let names = name_map(&spec.cache.dynamodb_names().expect("a DynamoDB cache has table names"));
-            let leases = names.resolve(table_streams::LEASES);
+        CacheSpec::Dynamodb { create_missing, .. } => {
+            let leases = table_names.resolve(table_streams::LEASES);
             let stores = manifest
                 .components
                 .values()
                 .flat_map(|c| c.grants.caches.iter().map(String::as_str));
-            if let Some(store) = stores.chain(subscribed.iter().copied()).find(|s| names.resolve(s) == leases) {
+            if let Some(store) = stores.chain(subscribed.iter().copied()).find(|s| table_names.resolve(s) == leases) {
                 anyhow::bail!(
                     "cache store \"{store}\" would be table {leases}, where the host keeps its stream leases: rename the store or map it to another table"
                 );
             }
             let sdk = aws.as_ref().expect("DynamoDB loads the AWS configuration");
-            ensure_lease_table(sdk, &leases, spec.cache.dynamodb_names().is_some_and(|n| n.create_missing)).await?;
-            Some(ChangeFeed::Streams(Arc::new(TableStreams::new(sdk, names, leases))))
+            ensure_lease_table(sdk, &leases, *create_missing).await?;
+            Some(ChangeFeed::Streams(Arc::new(TableStreams::new(sdk, table_names.clone(), leases))))
         }
     };
     if !spec.cache.layouts().is_empty() {
@@ -183,7 +183,6 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         QueueSpec::Sqs(names) => name_map(names),
         QueueSpec::Embedded => NameMap::default(),
     };
-    let table_names = spec.cache.dynamodb_names().map(|n| name_map(&n)).unwrap_or_default();
     Ok(Backends {
         db,
         dialect,

@@ -71,8 +71,9 @@ pub fn document(manifest: &Manifest) -> Result<Value, String> {
         for route in &component.routes {
             let path = full_path(&component.mount, &route.path);
             let item = paths.entry(path).or_default();
-            if !item.contains_key("parameters") && !parameters(&route.path).is_empty() {
-                item.insert("parameters".into(), Value::Array(parameters(&route.path)));
+            let path_parameters = parameters(&route.path);
+            if !path_parameters.is_empty() {
+                item.entry("parameters").or_insert(Value::Array(path_parameters));
             }
             for method in &route.methods {
                 let key = format!("{method} {}", route.path);
