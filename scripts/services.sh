@@ -69,7 +69,8 @@ start_moto() {
     command -v moto_server >/dev/null 2>&1 || die "moto_server is not on PATH after installing"
     local port
     port=$(free_port)
-    moto_server -H 127.0.0.1 -p "$port" >"$SERVICES_DIR/moto.log" 2>&1 &
+    # moto_server.py: moto with DynamoDB's conditional writes atomic, as they are on AWS.
+    python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$SERVICES_DIR/moto.log" 2>&1 &
     MOTO_PID=$!
     local url="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do

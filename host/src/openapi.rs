@@ -20,7 +20,17 @@
 //! mount). A `$ref` that does not start with `#` names one of the file's
 //! `schemas`; each component's schemas are kept under its own name, so two
 //! components may both call a schema `Note`. A response of `null` has no
-//! body. Query parameters go under `"query": { "limit": { "type": "integer" } }`.
+//! body. Query parameters go under `"query": { "limit": { "type": "integer" } }`
+//! (those a request must have also under `"required_query": ["limit"]`);
+//! parameters constrained together (at least one filter) as one object under
+//! `"filters"`, which a client sends exploded: `?name=Ada&year=2`.
+//! A path parameter is any single non-empty segment, unless the file's
+//! `"parameters": { "college_id": { "type": "integer" } }` says more; that
+//! schema holds on every route of the component with a parameter of that name.
+//! `#/components/schemas/JsonValue` is any JSON value a record can store
+//! (`NonNullJsonValue`: any but null).
+//! A route's own `responses` may also give an error status a body of its own
+//! shape, for a component that keeps the error shape of the API it replaces.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +49,9 @@ struct Declared {
     /// By `"METHOD /path"`.
     #[serde(default)]
     routes: BTreeMap<String, DeclaredRoute>,
+    /// Path parameters' schemas, by name.
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +66,13 @@ struct DeclaredRoute {
     /// The query parameters, with their schemas.
     #[serde(default)]
     query: BTreeMap<String, Value>,
+    /// Those of them a request must have.
+    #[serde(default)]
+    required_query: Vec<String>,
+    /// Query parameters constrained together (an object schema, such as
+    /// filters of which at least one is needed: `minProperties: 1`), sent
+    /// as one object exploded into the query string: `?name=Ada&year=2`.
+    filters: Option<Value>,
 }
 
 /// The document for `manifest`, or why a component's schema file cannot be
@@ -63,6 +83,8 @@ pub fn document(manifest: &Manifest) -> Result<Value, String> {
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut schemas = Map::new();
     schemas.insert("Error".into(), error_schema());
+    schemas.insert("JsonValue".into(), json_value_schema(true));
+    schemas.insert("NonNullJsonValue".into(), json_value_schema(false));
     for component in manifest.components.values() {
         let declared = declared(component)?;
         for (name, schema) in &declared.schemas {
@@ -71,7 +93,7 @@ pub fn document(manifest: &Manifest) -> Result<Value, String> {
         for route in &component.routes {
             let path = full_path(&component.mount, &route.path);
             let item = paths.entry(path).or_default();
-            let path_parameters = parameters(&route.path);
+            let path_parameters = parameters(&route.path, &declared.parameters, &component.name);
             if !path_parameters.is_empty() {
                 item.entry("parameters").or_insert(Value::Array(path_parameters));
             }
@@ -125,7 +147,13 @@ fn declared(component: &ComponentSpec) -> Result<Declared, String> {
     let name = &component.name;
     let text = std::fs::read_to_string(path).map_err(|e| format!("component \"{name}\": cannot read schemas {}: {e}", path.display()))?;
     let declared: Declared = serde_json::from_str(&text).map_err(|e| format!("component \"{name}\": schemas {}: {e}", path.display()))?;
-    for key in declared.routes.keys() {
+    for (key, route) in &declared.routes {
+        if let Some(unknown) = route.required_query.iter().find(|q| !route.query.contains_key(*q)) {
+            return Err(format!(
+                "component \"{name}\": schemas {} requires the query parameter \"{unknown}\" on \"{key}\" without declaring it under \"query\"",
+                path.display()
+            ));
+        }
         let known = component
             .routes
             .iter()
@@ -150,15 +178,28 @@ fn full_path(mount: &str, path: &str) -> String {
     }
 }
 
-fn parameters(path: &str) -> Vec<Value> {
+fn parameters(path: &str, declared: &BTreeMap<String, Value>, component: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| match name.strip_suffix('+') {
-            Some(name) => json!({"name": name, "in": "path", "required": true,
-                "description": "One or more path segments", "schema": {"type": "string"}}),
-            None => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+        .map(|name| {
+            let (name, greedy) = match name.strip_suffix('+') {
+                Some(name) => (name, true),
+                None => (name, false),
+            };
+            let schema = declared.get(name).map_or_else(segment_schema, |s| qualify(s, component));
+            let mut parameter = json!({"name": name, "in": "path", "required": true, "schema": schema});
+            if greedy {
+                parameter["description"] = json!("One or more path segments");
+            }
+            parameter
         })
         .collect()
+}
+
+/// What the router takes as one path segment: not empty, not `.` or `..`,
+/// and without a slash or backslash, even percent-encoded.
+fn segment_schema() -> Value {
+    json!({"type": "string", "pattern": "^(?!\\.{1,2}$)[^/\\\\]+$"})
 }
 
 fn operation(component: &ComponentSpec, route: &RouteSpec, method: &str, declared: Option<&DeclaredRoute>) -> Value {
@@ -186,11 +227,22 @@ fn operation(component: &ComponentSpec, route: &RouteSpec, method: &str, declare
             }
         }
     }
-    if let Some(query) = declared.map(|d| &d.query).filter(|q| !q.is_empty()) {
-        let params: Vec<Value> = query
-            .iter()
-            .map(|(name, schema)| json!({"name": name, "in": "query", "required": false, "schema": qualify(schema, &component.name)}))
-            .collect();
+    let mut params: Vec<Value> = declared
+        .into_iter()
+        .flat_map(|d| &d.query)
+        .map(|(name, schema)| {
+            let required = declared.is_some_and(|d| d.required_query.contains(name));
+            json!({"name": name, "in": "query", "required": required, "schema": qualify(schema, &component.name)})
+        })
+        .collect();
+    if let Some(filters) = declared.and_then(|d| d.filters.as_ref()) {
+        let needed = filters.get("minProperties").and_then(Value::as_u64).is_some_and(|n| n > 0);
+        params.push(
+            json!({"name": "filters", "in": "query", "required": needed, "style": "form", "explode": true,
+            "schema": qualify(filters, &component.name)}),
+        );
+    }
+    if !params.is_empty() {
         op.insert("parameters".into(), Value::Array(params));
     }
     let has_body = matches!(method, "POST" | "PUT" | "PATCH");
@@ -220,6 +272,10 @@ fn operation(component: &ComponentSpec, route: &RouteSpec, method: &str, declare
         }
     }
     let mut errors = vec!["400", "404", "500", "503", "504"];
+    if !component.grants.hosts.is_empty() {
+        // An upstream the component calls that cannot be reached, or fails.
+        errors.push("502");
+    }
     if route.access == Access::Caller {
         errors.push("401");
         if !route.groups.is_empty() {
@@ -279,6 +335,28 @@ fn qualify(schema: &Value, component: &str) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(|v| qualify(v, component)).collect()),
         other => other.clone(),
     }
+}
+
+/// Any JSON value a record or an event can hold (or any but null): every
+/// backend refuses the NUL character in a string (PostgreSQL cannot store
+/// it), and so in a key. A component's file refers to them as
+/// `{"$ref": "#/components/schemas/JsonValue"}` (or `NonNullJsonValue`).
+fn json_value_schema(null: bool) -> Value {
+    let no_nul = json!({"type": "string", "pattern": "^[^\\u0000]*$"});
+    let scalars = if null {
+        json!(["null", "boolean", "number"])
+    } else {
+        json!(["boolean", "number"])
+    };
+    json!({
+        "description": "Any JSON value without the NUL character in a string or key",
+        "anyOf": [
+            {"type": scalars},
+            no_nul,
+            {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+            {"type": "object", "propertyNames": no_nul, "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+        ],
+    })
 }
 
 fn error_schema() -> Value {
@@ -348,6 +426,44 @@ groups = ["admin"]
             ),
             json!({"type": "array", "items": {"$ref": "#/components/schemas/notes.Note"}, "x": [{"$ref": "#/elsewhere"}]})
         );
+    }
+
+    #[test]
+    fn path_parameters_are_single_segments_unless_declared() {
+        let declared = BTreeMap::from([("n".to_owned(), json!({"type": "integer"}))]);
+        let params = parameters("/a/{id}/{n}", &declared, "c");
+        let pattern = params[0]["schema"]["pattern"].as_str().unwrap();
+        assert_eq!(pattern, r"^(?!\.{1,2}$)[^/\\]+$");
+        assert_eq!(params[1]["schema"], json!({"type": "integer"}));
+    }
+
+    #[test]
+    fn required_query_filters_and_upstream_errors_are_documented() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("api.json"),
+            r#"{"routes": {
+                "GET /h": {"query": {"c": {"type": "string"}, "d": {}}, "required_query": ["c"]},
+                "DELETE /h": {"filters": {"type": "object", "minProperties": 1}}
+            }}"#,
+        )
+        .unwrap();
+        let text = "[components.h]\nwasm = \"h.wasm\"\nschemas = \"api.json\"\nhosts = [\"api.example.com\"]\n\n\
+                    [[components.h.routes]]\npath = \"/h\"\nmethods = [\"GET\", \"DELETE\"]\n";
+        let doc = document(&Manifest::parse(text, dir.path(), |_| None).unwrap()).unwrap();
+        let get = &doc["paths"]["/h"]["get"];
+        assert_eq!(get["parameters"][0]["required"], true);
+        assert_eq!(get["parameters"][1]["required"], false);
+        assert!(get["responses"]["502"].is_object());
+        let filters = &doc["paths"]["/h"]["delete"]["parameters"][0];
+        assert_eq!(
+            (&filters["style"], &filters["explode"], &filters["required"]),
+            (&json!("form"), &json!(true), &json!(true))
+        );
+
+        std::fs::write(dir.path().join("api.json"), r#"{"routes": {"GET /h": {"required_query": ["c"]}}}"#).unwrap();
+        let err = document(&Manifest::parse(text, dir.path(), |_| None).unwrap()).unwrap_err();
+        assert!(err.contains("requires the query parameter \"c\""), "{err}");
     }
 
     #[test]

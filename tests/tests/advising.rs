@@ -12,30 +12,21 @@ use common::{Backends, Host, Reply, enc, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The advising component's section of the example manifest (`corral.toml`)
+/// The advising component's entry of the example manifest (`corral.toml`)
 /// as shipped, serving the built component; it loads example data.
 fn example_manifest() -> String {
-    let path = common::workspace_root().join("corral.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut section = String::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let header = line.trim_start_matches('[');
-        if line.starts_with('[') {
-            inside = header.starts_with("components.advising]")
-                || header.starts_with("components.advising.");
-        }
-        if inside {
-            section.push_str(line);
-            section.push('\n');
-        }
-    }
-    assert!(
-        section.contains("example_data = \"true\""),
-        "the example manifest mounts advising with example data:\n{section}"
+    let advising = common::example_manifest()["components"]["advising"].clone();
+    assert_eq!(
+        advising["config"]["example_data"].as_str(),
+        Some("true"),
+        "the example manifest mounts advising with example data"
     );
-    section.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
+    let components = toml::Table::from_iter([("advising".to_owned(), advising)]);
+    toml::to_string(&toml::Table::from_iter([(
+        "components".to_owned(),
+        components.into(),
+    )]))
+    .unwrap()
 }
 
 on_both_backends! {
@@ -408,9 +399,10 @@ async fn students_are_validated_filtered_changed_and_deleted(backends: Backends)
     }
     let mut unknown_major = valid.clone();
     unknown_major["major_id"] = json!(99);
+    // A major that does not exist is not found (the original: 400).
     let message = send(&host, Method::POST, "/students", &token, unknown_major)
         .await
-        .expect_error(400, "bad_request");
+        .expect_error(404, "not_found");
     assert!(message.contains("major_id"), "{message}");
     assert_eq!(
         get(&host, "/students?email=ada%40example.edu")
@@ -610,7 +602,7 @@ async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
     assert_eq!(enqueue(&host, &token, grad).await["position"], 1);
     assert_eq!(queue(&host, 1, true).await, in_order(&[a, b, c]));
 
-    // Already queued: 400 naming the student, and the queue is unchanged.
+    // Already queued: 409 naming the student (the original: 400), and the queue is unchanged.
     let message = send(
         &host,
         Method::POST,
@@ -619,7 +611,7 @@ async fn queues_keep_their_order_and_close_gaps(backends: Backends) {
         json!({"student_id": a, "name": "Someone Else"}),
     )
     .await
-    .expect_error(400, "bad_request");
+    .expect_error(409, "conflict");
     assert!(
         message.contains("Ada") && message.contains(&a.to_string()),
         "{message}"
@@ -804,7 +796,7 @@ async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
     }
 
     // 1–15 leave the queue, 16–20 change major, 21–25 are deleted,
-    // 26–30 try to enqueue again (400), 31–50 join.
+    // 26–30 try to enqueue again (409), 31–50 join.
     let mut requests = Vec::new();
     for n in 1..=50 {
         let (method, path, body) = match n {
@@ -845,7 +837,7 @@ async fn positions_stay_1_to_n(hosts: &[&Host], token: &str) {
         let (n, status, body) = request.await.expect("the request task ran");
         let expected = match n {
             1..=25 => 202,
-            26..=30 => 400,
+            26..=30 => 409,
             _ => 201,
         };
         assert_eq!(status, expected, "request for student {n}: {body}");

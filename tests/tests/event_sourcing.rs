@@ -204,7 +204,21 @@ async fn posts_are_validated_and_records_read_route_by_route(backends: Backends)
     .await;
     assert_eq!(
         bad_id.expect_error(400, "bad_request"),
-        "The 'eventId' must be a non-empty string of at most 1024 bytes."
+        "The 'eventId' must be a non-empty string of at most 256 characters."
+    );
+    for event in [
+        json!({"customer": "c\u{0}1", "type": "create"}),
+        json!({"customer": "c1", "type": "create", "tags": {"k\u{0}": 1}}),
+    ] {
+        assert_eq!(
+            post(&host, &event).await.expect_error(400, "bad_request"),
+            "An event cannot hold the NUL character (\\u0000)."
+        );
+    }
+    let long_id = json!({"customer": "c1", "type": "create", "eventId": "é".repeat(257)});
+    assert_eq!(
+        post(&host, &long_id).await.expect_error(400, "bad_request"),
+        "The 'eventId' must be a non-empty string of at most 256 characters."
     );
     // Malformed JSON is 400 (the original answered 502), with or without a JSON content type.
     let malformed = host

@@ -45,81 +45,40 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// resolver calls out to Alma; the webhook answers the original's error
 /// bodies, not corral's), serving the built components.
 fn example_manifest() -> String {
-    let path = common::workspace_root().join("corral.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut out = String::new();
-    let mut alma = false;
-    for line in text.lines() {
-        if line.starts_with('[') {
-            let header = line.trim_start_matches('[');
-            alma = header.starts_with("components.alma");
-        }
-        if !alma {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    let root = common::workspace_root();
-    out.replace("target/wasm32-wasip2/component", common::WASM_PLACEHOLDER)
-        .replace(
-            "schemas = \"components/",
-            &format!("schemas = \"{}/components/", root.display()),
-        )
+    let mut manifest = common::example_manifest();
+    let components = manifest["components"].as_table_mut().unwrap();
+    components.retain(|name, _| !name.starts_with("alma"));
+    toml::to_string(&manifest).unwrap()
 }
 
 /// Every route of a manifest: each `path` under its component's `mount`,
 /// with its methods.
 fn routes(manifest: &str) -> Vec<(String, Vec<String>)> {
-    let mut mounts: BTreeMap<String, String> = BTreeMap::new();
-    let mut current = String::new();
-    let mut paths = Vec::new();
-    for line in manifest.lines() {
-        if let Some(header) = line
-            .strip_prefix("[components.")
-            .or_else(|| line.strip_prefix("[[components."))
+    let manifest: toml::Table = toml::from_str(manifest).unwrap();
+    let mut routes = Vec::new();
+    for entry in manifest["components"].as_table().unwrap().values() {
+        let mount = entry.get("mount").and_then(|m| m.as_str()).unwrap_or("");
+        for route in entry
+            .get("routes")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
         {
-            current = header
-                .split(['.', ']'])
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-        let value = |key: &str| {
-            line.strip_prefix(key).map(|rest| {
-                rest.trim()
-                    .trim_start_matches('=')
-                    .trim()
-                    .trim_matches('"')
-                    .to_owned()
-            })
-        };
-        if let Some(mount) = value("mount ") {
-            mounts.insert(current.clone(), mount);
-        }
-        if let Some(path) = value("path ") {
-            paths.push((current.clone(), path, Vec::new()));
-        }
-        if let (Some(methods), Some(last)) = (value("methods "), paths.last_mut()) {
-            last.2 = methods
-                .trim_matches(['[', ']'])
-                .split(',')
-                .map(|m| m.trim().trim_matches('"').to_owned())
-                .collect();
-        }
-    }
-    paths
-        .into_iter()
-        .map(|(component, path, methods)| {
-            let mount = mounts.get(&component).cloned().unwrap_or_default();
+            let path = route["path"].as_str().unwrap();
             let full = if path == "/" && !mount.is_empty() {
-                mount
+                mount.to_owned()
             } else {
                 format!("{mount}{path}")
             };
-            (full, methods)
-        })
-        .collect()
+            let methods = route["methods"].as_array().unwrap();
+            let methods = methods
+                .iter()
+                .map(|m| m.as_str().unwrap().to_owned())
+                .collect();
+            routes.push((full, methods));
+        }
+    }
+    routes
 }
 
 const METHODS: &[&str] = &[

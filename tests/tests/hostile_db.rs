@@ -330,6 +330,22 @@ async fn sql_with_a_nul_byte_is_refused(backends: Backends) {
     .await
     .expect_error(400, "bad_request");
     assert!(message.contains("NUL"), "{message}");
+    // In a text parameter too: PostgreSQL cannot take one, and SQLite refuses it alike.
+    for query in [true, false] {
+        let message = sql(
+            &host,
+            "mallory",
+            "INSERT INTO scratch (id) SELECT length(?)",
+            json!(["a\u{0}b"]),
+            query,
+        )
+        .await
+        .expect_error(400, "bad_request");
+        assert!(
+            message.contains("parameter 1 holds the NUL character"),
+            "{message}"
+        );
+    }
     // Nothing ran, and mallory's next statement is served.
     let count = sql(
         &host,

@@ -708,9 +708,16 @@ async fn list_filters_cursors_and_bulk_delete(backends: Backends) {
     host.get("/students?after=not-a-cursor")
         .await
         .expect_error(400, "bad_request");
-    host.get(&format!("/students?after={}", history[0]))
+    // A cursor is the uid of the last record seen: a page starts after it.
+    let after = host
+        .get(&format!("/students?after={}", history[0]))
         .await
-        .expect_error(400, "bad_request");
+        .expect(200);
+    assert_eq!(
+        uids(after["items"].as_array().unwrap()),
+        [math[1].as_str(), &history[1], &math[2], &history[2]],
+        "{after}"
+    );
     host.get("/students?limit=0")
         .await
         .expect_error(400, "bad_request");

@@ -78,11 +78,11 @@ pub fn major(ctx: &Ctx) -> Result<Response, ApiError> {
     Ok(json(200, &json!({ "majors": rows::all_shown(found) })))
 }
 
-/// 400 naming `major_id` unless a major has this id.
+/// 404 naming `major_id` unless a major has this id.
 pub fn check_major(id: i64) -> Result<(), ApiError> {
     let found = sql::query("SELECT id FROM advising_majors WHERE id = ?", &[id.into()])?;
     if found.is_empty() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::not_found(format!(
             "major_id: no major with id {id}"
         )));
     }

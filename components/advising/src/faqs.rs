@@ -3,6 +3,7 @@
 use corral_sdk::prelude::*;
 
 use crate::access;
+use crate::input;
 use crate::rows::{self, FAQ};
 
 /// GET /faqs
@@ -28,8 +29,8 @@ pub fn one(ctx: &Ctx) -> Result<Response, ApiError> {
 pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     access::writer(ctx)?;
     let fields = ctx.body_keys(&["question", "answer"], &[])?;
-    let question: String = fields.get("question")?;
-    let answer: String = fields.get("answer")?;
+    let question = input::text(&fields, "question")?;
+    let answer = input::text(&fields, "answer")?;
     let created = sql::query(
         "INSERT INTO advising_faqs (question, answer) VALUES (?, ?) RETURNING id",
         &[question.into(), answer.into()],
@@ -45,8 +46,8 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
     access::writer(ctx)?;
     let id: i64 = ctx.param("faq_id")?;
     let fields = ctx.input_keys(&[], &["question", "answer"])?;
-    let question: Option<String> = fields.opt("question")?;
-    let answer: Option<String> = fields.opt("answer")?;
+    let question = input::opt_text(&fields, "question")?;
+    let answer = input::opt_text(&fields, "answer")?;
     let mut sets = Vec::new();
     let mut params: Vec<sql::Value> = Vec::new();
     for (column, value) in [("question", question), ("answer", answer)] {

@@ -1,14 +1,17 @@
 //! SmartAdvising (seed 001): an advising waiting room. Students join the
 //! queue of their major and level (undergraduate or graduate); advisors,
 //! colleges, majors and FAQs are the catalog around it. The HTTP contract is
-//! the original API's, with its flaws fixed: 404 for what does not exist,
-//! 409 for a taken email, and queue positions that stay 1..n under
-//! concurrent requests (see `queues`).
+//! the original API's, with its flaws fixed: 404 for what does not exist
+//! (a major named in a body too), 409 for a taken email and for a student
+//! already in a queue (the original answered 400 for both of those; a valid
+//! request refused because of stored state is a conflict, not a bad request),
+//! and queue positions that stay 1..n under concurrent requests (see `queues`).
 
 mod access;
 mod catalog;
 mod example;
 mod faqs;
+mod input;
 mod queues;
 mod rows;
 mod schema;

@@ -10,6 +10,7 @@
 use corral_sdk::prelude::*;
 
 use crate::access;
+use crate::input;
 use crate::rows::{self, Conditions, QUEUER, Row};
 use crate::students;
 
@@ -36,8 +37,8 @@ pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
 pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     access::writer(ctx)?;
     let fields = ctx.body_keys(&["student_id"], &["name"])?;
-    let student_id: i64 = fields.get("student_id")?;
-    let name: Option<String> = fields.opt("name")?;
+    let student_id = input::integer(&fields, "student_id")?;
+    let name = input::opt_text(&fields, "name")?;
 
     let tx = sql::Tx::begin()?;
     // The student's row first: a concurrent PATCH or DELETE of the student
@@ -56,7 +57,7 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
             Some(name) => format!("Student {name} (id {student_id})"),
             None => format!("Student with id {student_id}"),
         };
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::conflict(format!(
             "{who} cannot be queued as they are already in a queue"
         )));
     }

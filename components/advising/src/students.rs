@@ -4,15 +4,16 @@ use corral_sdk::prelude::*;
 
 use crate::access;
 use crate::catalog::check_major;
+use crate::input;
 use crate::queues;
 use crate::rows::{self, Conditions, STUDENT};
 
 /// GET /students, optionally filtered by `email`, `major_id` and
 /// `student_identifier`.
 pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
-    let email: Option<String> = ctx.query("email")?;
+    let email = input::query_text(ctx, "email")?;
     let major: Option<i64> = ctx.query("major_id")?;
-    let identifier: Option<String> = ctx.query("student_identifier")?;
+    let identifier = input::query_text(ctx, "student_identifier")?;
     let (filter, params) = Conditions::default()
         .eq("email", email)
         .eq("major_id", major)
@@ -50,11 +51,11 @@ pub fn create(ctx: &Ctx) -> Result<Response, ApiError> {
         ],
         &["name"],
     )?;
-    let email: String = fields.get("email")?;
-    let identifier: String = fields.get("student_identifier")?;
-    let undergraduate: bool = fields.get("is_undergraduate")?;
-    let major: i64 = fields.get("major_id")?;
-    let name: Option<String> = fields.opt("name")?;
+    let email = input::text(&fields, "email")?;
+    let identifier = input::text(&fields, "student_identifier")?;
+    let undergraduate = input::flag(&fields, "is_undergraduate")?;
+    let major = input::integer(&fields, "major_id")?;
+    let name = input::opt_text(&fields, "name")?;
     check_major(major)?;
     let created = sql::query(
         "INSERT INTO advising_students (name, student_identifier, email, is_undergraduate, major_id) \
@@ -74,8 +75,8 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
     access::writer(ctx)?;
     let id: i64 = ctx.param("student_id")?;
     let fields = ctx.input_keys(&[], &["major_id", "is_undergraduate"])?;
-    let major: Option<i64> = fields.opt("major_id")?;
-    let undergraduate: Option<bool> = fields.opt("is_undergraduate")?;
+    let major = input::opt_integer(&fields, "major_id")?;
+    let undergraduate = input::opt_flag(&fields, "is_undergraduate")?;
     if let Some(major) = major {
         check_major(major)?;
     }

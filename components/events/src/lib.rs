@@ -27,8 +27,9 @@ use corral_sdk::prelude::*;
 
 /// Records per page.
 const PAGE_SIZE: usize = 10;
-/// The longest `eventId` accepted (DynamoDB keys are at most 2048 bytes).
-const MAX_EVENT_ID: usize = 1024;
+/// The longest `eventId` accepted, in characters: at most 1024 bytes, well
+/// within DynamoDB's 2048-byte keys, and a limit a JSON Schema can state.
+const MAX_EVENT_ID: usize = 256;
 
 struct EventsApi;
 
@@ -94,6 +95,13 @@ fn require_text(event: &Map<String, Value>, field: &str, missing: &str) -> Resul
 fn post_event(ctx: &Ctx) -> Result<Response, ApiError> {
     let settings = Settings::load()?;
     let mut event = ctx.body()?;
+    // A projection could not store it on PostgreSQL, and would then stop at
+    // this event for good: refused at the door instead.
+    if map_holds_nul(&event) {
+        return Err(ApiError::bad_request(
+            "An event cannot hold the NUL character (\\u0000).",
+        ));
+    }
     require_text(
         &event,
         &settings.key,
@@ -102,10 +110,12 @@ fn post_event(ctx: &Ctx) -> Result<Response, ApiError> {
     require_text(&event, "type", "Please provide a 'type' on your event.")?;
     let event_id = match event.get("eventId") {
         None | Some(Value::Null) => uuid::Uuid::now_v7().to_string(),
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID => id.clone(),
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_EVENT_ID => {
+            id.clone()
+        }
         Some(_) => {
             return Err(ApiError::bad_request(format!(
-                "The 'eventId' must be a non-empty string of at most {MAX_EVENT_ID} bytes."
+                "The 'eventId' must be a non-empty string of at most {MAX_EVENT_ID} characters."
             )));
         }
     };
@@ -120,6 +130,19 @@ fn post_event(ctx: &Ctx) -> Result<Response, ApiError> {
     let stored: Value = serde_json::from_slice(&stored)
         .map_err(|e| ApiError::internal(format!("a stored event is not JSON: {e}")))?;
     Ok(json(200, &stored))
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map_holds_nul(map),
+        _ => false,
+    }
+}
+
+fn map_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
 }
 
 fn list_or_read(ctx: &Ctx) -> Result<Response, ApiError> {

@@ -25,11 +25,19 @@ impl HostState {
     }
 
     /// Refuses SQL that is not one plain statement or reaches outside the
-    /// grants; returns whether it changes the schema. An index belongs to
+    /// grants, and text parameters holding the NUL character (PostgreSQL
+    /// cannot take one; SQLite refuses it too, so both answer alike);
+    /// returns whether it changes the schema. An index belongs to
     /// the table its name starts with (`notes_by_body` to `notes`), so a
     /// component names, and drops, only its own tables' indexes.
-    fn check_sql(&self, sql: &str) -> Result<bool, GuestError> {
+    fn check_sql(&self, sql: &str, params: &[Value]) -> Result<bool, GuestError> {
         super::refuse_nul(sql)?;
+        if let Some(n) = params.iter().position(|p| matches!(p, Value::Text(t) if t.contains('\0'))) {
+            return Err(GuestError::Invalid(format!(
+                "parameter {} holds the NUL character (\\0), which the database cannot store",
+                n + 1
+            )));
+        }
         // Without a table there is nothing for SQL to do, and a statement
         // would still hold a pooled connection.
         if self.component.grants.tables.is_empty() {
@@ -148,7 +156,7 @@ impl Host for HostState {
     }
 
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
-        let changes_schema = guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let result = with_limits(self.db_limits(), db.query(&sql, &params)).await;
         if changes_schema {
@@ -158,7 +166,7 @@ impl Host for HostState {
     }
 
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
-        let changes_schema = guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let result = with_limits(self.db_limits(), db.execute(&sql, &params)).await;
         if changes_schema {
@@ -196,7 +204,7 @@ impl Host for HostState {
 
 impl HostTransaction for HostState {
     async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
-        let changes_schema = guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
@@ -208,7 +216,7 @@ impl HostTransaction for HostState {
     }
 
     async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
-        let changes_schema = guest_try!(self.check_sql(&sql));
+        let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;

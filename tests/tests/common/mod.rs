@@ -18,6 +18,7 @@
 pub mod alma;
 pub mod lambda;
 pub mod registry;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -990,6 +991,25 @@ fn run_corral_token(key_args: &[&str], sub: &str, groups: &[&str]) -> String {
 pub fn foreign_token(sub: &str) -> String {
     let other = tempfile::tempdir().expect("creating a temporary directory");
     issue_token(other.path(), sub, &[])
+}
+
+/// The example manifest (`corral.toml`) as a test host serves it: the
+/// components from the build, the schema files from the checkout.
+pub fn example_manifest() -> toml::Table {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("corral.toml")).expect("reading corral.toml");
+    let mut manifest: toml::Table = toml::from_str(&text).expect("corral.toml parses");
+    for (_, entry) in manifest["components"].as_table_mut().unwrap().iter_mut() {
+        let entry = entry.as_table_mut().unwrap();
+        let file = entry["wasm"].as_str().unwrap().rsplit('/').next().unwrap();
+        let wasm = format!("{WASM_PLACEHOLDER}/{file}");
+        entry.insert("wasm".into(), wasm.into());
+        if let Some(schemas) = entry.get("schemas").and_then(|s| s.as_str()) {
+            let schemas = root.join(schemas).display().to_string();
+            entry.insert("schemas".into(), schemas.into());
+        }
+    }
+    manifest
 }
 
 /// The component names a manifest uses through [`WASM_PLACEHOLDER`].
