@@ -20,7 +20,7 @@ use crate::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
 use crate::instance::{Backends, ChangeFeed};
 use crate::manifest::{AwsNames, CacheSpec, DbSpec, EventSourceSpec, Manifest, QueueSpec};
 use crate::queue::{EmbeddedQueue, Queue, SqsQueue};
-use crate::stream::{ChangeLog, StreamedCache};
+use crate::stream::ChangeLog;
 use crate::table_streams::{self, TableStreams};
 
 /// Connects every backend `manifest` asks for. With `local_stream` (the
@@ -89,8 +89,27 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
 
     let subscribed = subscribed_stores(manifest);
     let table_names = spec.cache.dynamodb_names().map(|n| name_map(&n)).unwrap_or_default();
+    // Under `corral serve`, subscribers read the changes of an embedded store
+    // from the local change log, and those of a DynamoDB table from its
+    // stream, as Lambda does.
+    let mut local_log = None;
     let mut cache: Arc<dyn Cache> = match &spec.cache {
-        CacheSpec::Embedded { .. } => Arc::new(EmbeddedCache::open(local.pool().await?).await?),
+        CacheSpec::Embedded { .. } => {
+            let pool = local.pool().await?;
+            let embedded = EmbeddedCache::open(pool.clone()).await?;
+            // Opened without subscribers too, so that it stops logging.
+            let logged = match local_stream {
+                true => subscribed.iter().map(|s| s.to_string()).collect(),
+                false => BTreeSet::new(),
+            };
+            let log = ChangeLog::open(pool, logged, embedded.written())
+                .await
+                .context("opening the local change stream")?;
+            if local_stream && !subscribed.is_empty() {
+                local_log = Some(Arc::new(log));
+            }
+            Arc::new(embedded)
+        }
         CacheSpec::Dynamodb { .. } => {
             let names = spec.cache.dynamodb_names().expect("a DynamoDB cache has table names");
             let cache = DynamoCache::new(
@@ -114,19 +133,9 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         }
     };
 
-    // Under `corral serve`, subscribers read the changes of a DynamoDB
-    // table from its stream, as Lambda does; those of an embedded store
-    // from the local change log.
     let changes = match &spec.cache {
         _ if !local_stream || subscribed.is_empty() => None,
-        CacheSpec::Embedded { .. } => {
-            let log = ChangeLog::open(local.pool().await?, subscribed.iter().map(|s| s.to_string()).collect())
-                .await
-                .context("opening the local change stream")?;
-            let log = Arc::new(log);
-            cache = Arc::new(StreamedCache::new(cache, log.clone()));
-            Some(ChangeFeed::Local(log))
-        }
+        CacheSpec::Embedded { .. } => local_log.map(ChangeFeed::Local),
         CacheSpec::Dynamodb { create_missing, .. } => {
             let leases = table_names.resolve(table_streams::LEASES);
             let stores = manifest

@@ -235,7 +235,8 @@ pub struct RouteSpec {
 pub struct EventSpec {
     /// Where the events come from.
     pub source: EventSourceSpec,
-    /// Messages per batch (1 to 10), for queues consumed locally.
+    /// Messages per batch for queues consumed locally (1 to 10, default 10),
+    /// changes per batch for tables (1 to 1000, default 100).
     pub batch_size: u32,
     /// How long a delivered batch stays hidden before a failed message is
     /// delivered again, for queues consumed locally.
@@ -267,8 +268,7 @@ struct RawEvent {
     queue: Option<String>,
     table: Option<String>,
     bucket: Option<String>,
-    #[serde(default = "default_batch_size")]
-    batch_size: u32,
+    batch_size: Option<u32>,
     #[serde(default = "default_visibility")]
     visibility_seconds: u32,
     #[serde(default = "default_max_receives")]
@@ -278,10 +278,6 @@ struct RawEvent {
 
 fn default_max_receives() -> u32 {
     5
-}
-
-fn default_batch_size() -> u32 {
-    10
 }
 
 fn default_visibility() -> u32 {
@@ -1005,8 +1001,18 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
         }
         _ => return Err(bad("each entry names exactly one of queue, table or bucket".into())),
     };
-    if !(1..=10).contains(&e.batch_size) || !(1..=43_200).contains(&e.visibility_seconds) {
-        return Err(bad("batch_size must be 1 to 10 and visibility_seconds 1 to 43200".into()));
+    // As on Lambda: SQS hands out at most 10 messages at once, a stream batch
+    // is 100 changes unless set (a DynamoDB stream read gives at most 1000).
+    let (default_batch, max_batch) = match &source {
+        EventSourceSpec::Queue(_) => (10, 10),
+        EventSourceSpec::Table(_) | EventSourceSpec::Bucket(_) => (100, 1000),
+    };
+    let batch_size = e.batch_size.unwrap_or(default_batch);
+    if !(1..=max_batch).contains(&batch_size) {
+        return Err(bad(format!("batch_size must be 1 to {max_batch} for this source")));
+    }
+    if !(1..=43_200).contains(&e.visibility_seconds) {
+        return Err(bad("visibility_seconds must be 1 to 43200".into()));
     }
     // SQS's redrive policy takes 1 to 1000 receives.
     if !(1..=1000).contains(&e.max_receives) {
@@ -1026,7 +1032,7 @@ fn check_event(component: &str, e: RawEvent) -> Result<EventSpec, ManifestError>
     }
     Ok(EventSpec {
         source,
-        batch_size: e.batch_size,
+        batch_size,
         visibility_seconds: e.visibility_seconds,
         max_receives: e.max_receives,
         dead_letter: e.dead_letter,

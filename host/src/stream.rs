@@ -1,9 +1,11 @@
 //! The local change stream of embedded cache stores: what a DynamoDB stream
 //! does on AWS, for `corral serve` (on DynamoDB, `table_streams` reads the
-//! real streams instead). Every committed write (set, add, delete) to a
-//! store that some component subscribes to (`events = [{ table = "..." }]`)
-//! is appended to a change log in the data directory's SQLite file, and one
-//! consumer per subscriber delivers it in order through `handle-events`.
+//! real streams instead). Every write (set, add, delete) to a store that
+//! some component subscribes to (`events = [{ table = "..." }]`) is added
+//! to a change log in the data directory's SQLite file by triggers on the
+//! cache table, so in the write's own transaction: a change is logged if and
+//! only if it was committed, in commit order, at no extra round trip. One
+//! consumer per subscriber delivers the log in order through `handle-events`.
 //! A consumer's cursor moves past what succeeded; from the first failed
 //! change on, the batch is delivered again after a backoff, as a stream
 //! batch is on Lambda. Changes are kept 24 hours, like a DynamoDB stream,
@@ -16,24 +18,24 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 
 use crate::backend::BackendError;
 use crate::bindings::handler::{Event, EventSource};
-use crate::cache::Cache;
 use crate::manifest::{EventSourceSpec, EventSpec};
 use crate::runtime::{Hosted, Loaded, Runtime};
 
 /// How long a consumer waits for new changes before looking again anyway.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long a woken consumer lets changes gather before it reads them, so
+/// that under load a batch carries many: one instance and one transaction
+/// for all of them (Lambda's batching window does the same).
+const GATHER: Duration = Duration::from_millis(10);
 /// The pause before a failed batch is delivered again, doubling up to the cap.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Attempts at appending a committed write to the log.
-const APPEND_ATTEMPTS: u32 = 4;
 /// How long changes are kept (a DynamoDB stream keeps records 24 hours).
 const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -82,8 +84,8 @@ pub struct ChangeLog {
     pool: SqlitePool,
     /// The stores some component subscribes to; writes to others are not logged.
     stores: BTreeSet<String>,
-    /// Wakes the consumers when a change is appended.
-    appended: Notify,
+    /// Notified by the embedded cache after each write.
+    written: Arc<Notify>,
 }
 
 fn unavailable(e: sqlx::Error) -> BackendError {
@@ -94,26 +96,50 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The log, the stores it follows, the consumers' positions, and the
+/// triggers that fill the log from the embedded cache's table.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS corral_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL, \
+     kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB, old_value BLOB, at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS corral_changes_by_store ON corral_changes (store, seq)",
+    "CREATE TABLE IF NOT EXISTS corral_change_cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS corral_changed_stores (store TEXT PRIMARY KEY)",
+    "CREATE TRIGGER IF NOT EXISTS corral_changes_on_insert AFTER INSERT ON corral_cache \
+     WHEN NEW.store IN (SELECT store FROM corral_changed_stores) BEGIN \
+     INSERT INTO corral_changes (store, kind, key, value, old_value, at) \
+     VALUES (NEW.store, 'INSERT', NEW.key, NEW.value, NULL, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END",
+    "CREATE TRIGGER IF NOT EXISTS corral_changes_on_update AFTER UPDATE ON corral_cache \
+     WHEN NEW.store IN (SELECT store FROM corral_changed_stores) BEGIN \
+     INSERT INTO corral_changes (store, kind, key, value, old_value, at) \
+     VALUES (NEW.store, 'MODIFY', NEW.key, NEW.value, OLD.value, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END",
+    "CREATE TRIGGER IF NOT EXISTS corral_changes_on_delete AFTER DELETE ON corral_cache \
+     WHEN OLD.store IN (SELECT store FROM corral_changed_stores) BEGIN \
+     INSERT INTO corral_changes (store, kind, key, value, old_value, at) \
+     VALUES (OLD.store, 'REMOVE', OLD.key, NULL, OLD.value, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END",
+    // The log of earlier versions, written beside the cache by the host.
+    "DROP TABLE IF EXISTS corral_stream",
+    "DROP TABLE IF EXISTS corral_stream_cursor",
+];
+
 impl ChangeLog {
-    /// Creates the log's tables if needed and drops changes past retention.
-    pub async fn open(pool: SqlitePool, stores: BTreeSet<String>) -> Result<ChangeLog, sqlx::Error> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS corral_stream (seq INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL, \
-             kind TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)",
-        )
-        .execute(&pool)
-        .await?;
-        sqlx::query("CREATE INDEX IF NOT EXISTS corral_stream_by_store ON corral_stream (store, seq)")
-            .execute(&pool)
-            .await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS corral_stream_cursor (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
-            .execute(&pool)
-            .await?;
-        let log = ChangeLog {
-            pool,
-            stores,
-            appended: Notify::new(),
-        };
+    /// Creates the log's tables and triggers if needed, has writes to
+    /// `stores` (and only those) logged from now on, and drops changes past
+    /// retention. `written` is the embedded cache's write notice; the cache
+    /// table must exist.
+    pub async fn open(pool: SqlitePool, stores: BTreeSet<String>, written: Arc<Notify>) -> Result<ChangeLog, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM corral_changed_stores").execute(&mut *tx).await?;
+        for store in &stores {
+            sqlx::query("INSERT INTO corral_changed_stores (store) VALUES (?)")
+                .bind(store)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let log = ChangeLog { pool, stores, written };
         log.prune().await?;
         Ok(log)
     }
@@ -123,34 +149,25 @@ impl ChangeLog {
         self.stores.contains(store)
     }
 
-    async fn append(&self, store: &str, kind: &str, body: String) -> Result<(), BackendError> {
-        sqlx::query("INSERT INTO corral_stream (store, kind, body, at) VALUES (?, ?, ?, ?)")
-            .bind(store)
-            .bind(kind)
-            .bind(body)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        self.appended.notify_waiters();
-        Ok(())
-    }
-
     /// Up to `limit` changes of `store` after position `after`, oldest first.
     pub async fn read(&self, store: &str, after: i64, limit: u32) -> Result<Vec<Change>, BackendError> {
-        let rows = sqlx::query("SELECT seq, kind, body FROM corral_stream WHERE store = ? AND seq > ? ORDER BY seq LIMIT ?")
-            .bind(store)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows =
+            sqlx::query("SELECT seq, kind, key, value, old_value FROM corral_changes WHERE store = ? AND seq > ? ORDER BY seq LIMIT ?")
+                .bind(store)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
+                let key: String = r.try_get("key")?;
+                let value: Option<Vec<u8>> = r.try_get("value")?;
+                let old: Option<Vec<u8>> = r.try_get("old_value")?;
                 Ok(Change {
                     seq: r.try_get("seq")?,
                     kind: r.try_get("kind")?,
-                    body: r.try_get("body")?,
+                    body: change_body(store, &key, value.as_deref(), old.as_deref()),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -159,7 +176,7 @@ impl ChangeLog {
 
     /// The last position `consumer` has handled (0 before its first change).
     pub async fn cursor(&self, consumer: &str) -> Result<i64, BackendError> {
-        let row = sqlx::query("SELECT seq FROM corral_stream_cursor WHERE consumer = ?")
+        let row = sqlx::query("SELECT seq FROM corral_change_cursors WHERE consumer = ?")
             .bind(consumer)
             .fetch_optional(&self.pool)
             .await
@@ -170,7 +187,7 @@ impl ChangeLog {
     /// Records that `consumer` has handled everything up to `seq`.
     pub async fn advance(&self, consumer: &str, seq: i64) -> Result<(), BackendError> {
         sqlx::query(
-            "INSERT INTO corral_stream_cursor (consumer, seq) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+            "INSERT INTO corral_change_cursors (consumer, seq) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
         )
         .bind(consumer)
         .bind(seq)
@@ -181,122 +198,11 @@ impl ChangeLog {
     }
 
     async fn prune(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM corral_stream WHERE at < ?")
+        sqlx::query("DELETE FROM corral_changes WHERE at < ?")
             .bind(now_ms() - RETENTION_MS)
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-/// A cache whose writes to subscribed stores are appended to the change log
-/// once the backend has committed them.
-pub struct StreamedCache {
-    inner: Arc<dyn Cache>,
-    log: Arc<ChangeLog>,
-    /// Writes to subscribed stores take turns, so the log's order is the
-    /// order in which they were committed, and the old value read before a
-    /// write is the one it replaced.
-    writes: Mutex<()>,
-}
-
-impl StreamedCache {
-    /// Wraps `inner`, logging its subscribed stores' changes to `log`.
-    pub fn new(inner: Arc<dyn Cache>, log: Arc<ChangeLog>) -> StreamedCache {
-        StreamedCache {
-            inner,
-            log,
-            writes: Mutex::new(()),
-        }
-    }
-
-    /// Appends a committed change. The write itself cannot be undone, so a
-    /// failure to record it is logged loudly and reported to the caller.
-    async fn record(&self, store: &str, kind: &str, key: &str, value: Option<&[u8]>, old: Option<&[u8]>) -> Result<(), BackendError> {
-        let body = change_body(store, key, value, old);
-        // A busy database is the likely cause: try a few times before giving up.
-        let mut pause = FIRST_BACKOFF;
-        for _ in 1..APPEND_ATTEMPTS {
-            match self.log.append(store, kind, body.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(store, key, kind, error = %e, "appending to the local change stream failed; trying again")
-                }
-            }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
-        self.log.append(store, kind, body).await.inspect_err(|e| {
-            tracing::error!(store, key, kind, error = %e, "a committed cache write could not be added to the local change stream");
-        })
-    }
-}
-
-#[async_trait]
-impl Cache for StreamedCache {
-    async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(store, key).await
-    }
-
-    async fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
-        self.inner.get_many(store, keys).await
-    }
-
-    async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
-        if !self.log.streams(store) {
-            return self.inner.set(store, key, value, ttl).await;
-        }
-        let _turn = self.writes.lock().await;
-        let old = self.inner.get(store, key).await?;
-        self.inner.set(store, key, value, ttl).await?;
-        let kind = if old.is_some() { "MODIFY" } else { "INSERT" };
-        self.record(store, kind, key, Some(value), old.as_deref()).await
-    }
-
-    async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
-        if !self.log.streams(store) {
-            return self.inner.add(store, key, value, ttl).await;
-        }
-        let _turn = self.writes.lock().await;
-        let stored = self.inner.add(store, key, value, ttl).await?;
-        if stored {
-            self.record(store, "INSERT", key, Some(value), None).await?;
-        }
-        Ok(stored)
-    }
-
-    async fn set_if(
-        &self,
-        store: &str,
-        key: &str,
-        value: &[u8],
-        expected: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> Result<bool, BackendError> {
-        if !self.log.streams(store) {
-            return self.inner.set_if(store, key, value, expected, ttl).await;
-        }
-        let _turn = self.writes.lock().await;
-        let stored = self.inner.set_if(store, key, value, expected, ttl).await?;
-        if stored {
-            let kind = if expected.is_some() { "MODIFY" } else { "INSERT" };
-            self.record(store, kind, key, Some(value), expected).await?;
-        }
-        Ok(stored)
-    }
-
-    async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
-        if !self.log.streams(store) {
-            return self.inner.delete(store, key).await;
-        }
-        let _turn = self.writes.lock().await;
-        let old = self.inner.get(store, key).await?;
-        self.inner.delete(store, key).await?;
-        // Like DynamoDB, deleting an absent item changes nothing and streams nothing.
-        match old {
-            Some(old) => self.record(store, "REMOVE", key, None, Some(&old)).await,
-            None => Ok(()),
-        }
     }
 }
 
@@ -331,11 +237,20 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
     let consumer = format!("{name}:{store}");
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0u32;
+    // Read once: this consumer is the only one that moves it.
+    let mut cursor = None;
     loop {
-        // Registered before reading, so an append during the read is not missed.
-        let appended = log.appended.notified();
-        let batch = match log.cursor(&consumer).await {
-            Ok(cursor) => log.read(&store, cursor, batch_size).await,
+        // Registered before reading, so a write during the read is not missed.
+        let written = log.written.notified();
+        let after = match cursor {
+            Some(seq) => Ok(seq),
+            None => log.cursor(&consumer).await,
+        };
+        let batch = match after {
+            Ok(after) => {
+                cursor = Some(after);
+                log.read(&store, after, batch_size).await
+            }
             Err(e) => Err(e),
         };
         let batch = match batch {
@@ -348,7 +263,7 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
         };
         if batch.is_empty() {
             tokio::select! {
-                _ = appended => {}
+                _ = written => tokio::time::sleep(GATHER).await,
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
             continue;
@@ -370,10 +285,12 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
             Some(i) => Some(batch[i - 1].seq),
             None => batch.last().map(|c| c.seq),
         };
-        if let Some(seq) = handled_up_to
-            && let Err(e) = log.advance(&consumer, seq).await
-        {
-            tracing::warn!(component = %name, store = %store, error = %e, "cannot move the stream cursor; the batch will be delivered again");
+        if let Some(seq) = handled_up_to {
+            cursor = Some(seq);
+            if let Err(e) = log.advance(&consumer, seq).await {
+                // Delivered again only after a restart, as on a crash.
+                tracing::warn!(component = %name, store = %store, error = %e, "cannot record the stream cursor");
+            }
         }
         match first_failed {
             None => {
@@ -444,14 +361,21 @@ mod tests {
         );
     }
 
+    /// An embedded cache on a fresh file, with writes to `events` logged.
+    async fn logged_cache(dir: &std::path::Path) -> (crate::cache::EmbeddedCache, Arc<ChangeLog>) {
+        let db = crate::db::Sqlite::open(&dir.join("t.db")).await.unwrap();
+        let pool = db.pool().clone();
+        let cache = crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap();
+        let stores = BTreeSet::from(["events".to_owned()]);
+        let log = ChangeLog::open(pool, stores, cache.written()).await.unwrap();
+        (cache, Arc::new(log))
+    }
+
     #[tokio::test]
     async fn writes_to_subscribed_stores_are_logged_in_commit_order() {
+        use crate::cache::Cache as _;
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Sqlite::open(&dir.path().join("t.db")).await.unwrap();
-        let pool = db.pool().clone();
-        let inner: Arc<dyn Cache> = Arc::new(crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap());
-        let log = Arc::new(ChangeLog::open(pool, BTreeSet::from(["events".to_owned()])).await.unwrap());
-        let cache = StreamedCache::new(inner, log.clone());
+        let (cache, log) = logged_cache(dir.path()).await;
         assert!(cache.add("events", "a", b"1", None).await.unwrap());
         assert!(!cache.add("events", "a", b"2", None).await.unwrap());
         cache.set("events", "a", b"3", None).await.unwrap();
@@ -461,6 +385,8 @@ mod tests {
         let changes = log.read("events", 0, 10).await.unwrap();
         let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
         assert_eq!(kinds, ["INSERT", "MODIFY", "REMOVE"]);
+        let modified: Value = serde_json::from_str(&changes[1].body).unwrap();
+        assert_eq!(modified, json!({"store": "events", "key": "a", "value": "3", "old_value": "1"}));
         let last: Value = serde_json::from_str(&changes[2].body).unwrap();
         assert_eq!(last, json!({"store": "events", "key": "a", "value": null, "old_value": "3"}));
         assert!(log.read("other", 0, 10).await.unwrap().is_empty());
@@ -472,12 +398,9 @@ mod tests {
 
     #[tokio::test]
     async fn only_conditional_writes_that_store_are_logged() {
+        use crate::cache::Cache as _;
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Sqlite::open(&dir.path().join("t.db")).await.unwrap();
-        let pool = db.pool().clone();
-        let inner: Arc<dyn Cache> = Arc::new(crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap());
-        let log = Arc::new(ChangeLog::open(pool, BTreeSet::from(["events".to_owned()])).await.unwrap());
-        let cache = StreamedCache::new(inner, log.clone());
+        let (cache, log) = logged_cache(dir.path()).await;
         assert!(cache.set_if("events", "a", b"1", None, None).await.unwrap());
         assert!(!cache.set_if("events", "a", b"2", Some(b"0"), None).await.unwrap());
         assert!(cache.set_if("events", "a", b"2", Some(b"1"), None).await.unwrap());
@@ -486,5 +409,18 @@ mod tests {
         assert_eq!(kinds, ["INSERT", "MODIFY"]);
         let last: Value = serde_json::from_str(&changes[1].body).unwrap();
         assert_eq!(last, json!({"store": "events", "key": "a", "value": "2", "old_value": "1"}));
+    }
+
+    #[tokio::test]
+    async fn a_store_no_longer_subscribed_is_no_longer_logged() {
+        use crate::cache::Cache as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, log) = logged_cache(dir.path()).await;
+        cache.set("events", "a", b"1", None).await.unwrap();
+        let pool = log.pool.clone();
+        let log = ChangeLog::open(pool, BTreeSet::new(), cache.written()).await.unwrap();
+        cache.set("events", "b", b"2", None).await.unwrap();
+        let keys: Vec<String> = log.read("events", 0, 10).await.unwrap().into_iter().map(|c| c.body).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
     }
 }

@@ -4,7 +4,8 @@
 //! It consumes the changes of the events store (`events = [{ table =
 //! "events" }]`): each new event is applied to the record of its aggregate
 //! by the rule for its type (see `rules`), at most once per projection,
-//! in one transaction with the note that it was applied. Config:
+//! in one transaction with the note that it was applied: a batch of changes
+//! in three statements. Config:
 //! `name` (default `default`), `key` (the aggregate id field, default
 //! `customer`) and `handlers` (the rules; default: `create` sets `name`).
 
@@ -14,6 +15,8 @@ mod schema;
 use corral_sdk::bindings::corral::host::config;
 use corral_sdk::bindings::corral::host::log::{Level, log};
 use corral_sdk::prelude::*;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rules::{Aggregate, Rules};
 
@@ -57,10 +60,12 @@ impl Service for Projection {
         Router::new()
     }
 
-    /// Applies the batch in order. From the first change that cannot be
-    /// applied (the database failed) on, the rest fail too, so they are
-    /// delivered again in the same order. Events the projection does not
-    /// handle, or cannot read, are skipped and never fail.
+    /// Applies the batch in order, in one transaction: one commit for the
+    /// whole batch. If that fails, each change is applied in a transaction
+    /// of its own, and from the first change that cannot be applied (the
+    /// database failed) on, the rest fail too, so they are delivered again
+    /// in the same order. Events the projection does not handle, or cannot
+    /// read, are skipped and never fail.
     fn events(events: Vec<Event>) -> Vec<String> {
         let settings = match Settings::load() {
             Ok(settings) => settings,
@@ -69,6 +74,9 @@ impl Service for Projection {
                 return events.into_iter().map(|e| e.id).collect();
             }
         };
+        if events.len() > 1 && apply_all(&settings, &events).is_ok() {
+            return Vec::new();
+        }
         let mut failed = Vec::new();
         for event in events {
             if !failed.is_empty() {
@@ -104,71 +112,154 @@ fn new_event(change: &Event) -> Option<(String, Map<String, Value>)> {
     }
 }
 
-fn apply(settings: &Settings, change: &Event) -> Result<(), ApiError> {
-    let Some((event_id, event)) = new_event(change) else {
-        log(
-            Level::Warn,
-            &format!("change {} holds no event; skipped", change.id),
-        );
-        return Ok(());
-    };
-    let (Some(id), Some(event_type)) = (
-        event.get(&settings.key).and_then(Value::as_str),
-        event.get("type").and_then(Value::as_str),
-    ) else {
-        log(
-            Level::Warn,
-            &format!(
-                "event {event_id} has no '{}' or 'type'; skipped",
-                settings.key
-            ),
-        );
-        return Ok(());
-    };
-    let Some(rule) = settings.rules.get(event_type) else {
-        return Ok(());
-    };
-    let projection = settings.name.as_str();
+/// Applies every change of a batch in one transaction.
+fn apply_all(settings: &Settings, changes: &[Event]) -> Result<(), ApiError> {
     let tx = sql::Tx::begin()?;
-    // First, so a second delivery stops here; dropping `tx` rolls back.
-    let fresh = tx.execute(
-        "INSERT INTO es_applied (projection, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        sql::params![projection, event_id.as_str()],
-    )?;
-    if fresh == 0 {
+    apply_in(&tx, settings, changes)?;
+    tx.commit()
+}
+
+/// Applies one change in a transaction of its own.
+fn apply(settings: &Settings, change: &Event) -> Result<(), ApiError> {
+    apply_all(settings, std::slice::from_ref(change))
+}
+
+/// A new event this projection has a rule for.
+struct Applicable {
+    event_id: String,
+    aggregate: String,
+    event_type: String,
+    event: Map<String, Value>,
+}
+
+/// The changes' events this projection has a rule for, in order; the
+/// others are skipped (with a warning when they cannot be read).
+fn applicable(settings: &Settings, changes: &[Event]) -> Vec<Applicable> {
+    let mut found = Vec::new();
+    for change in changes {
+        let Some((event_id, event)) = new_event(change) else {
+            log(
+                Level::Warn,
+                &format!("change {} holds no event; skipped", change.id),
+            );
+            continue;
+        };
+        let (Some(aggregate), Some(event_type)) = (
+            event.get(&settings.key).and_then(Value::as_str),
+            event.get("type").and_then(Value::as_str),
+        ) else {
+            log(
+                Level::Warn,
+                &format!(
+                    "event {event_id} has no '{}' or 'type'; skipped",
+                    settings.key
+                ),
+            );
+            continue;
+        };
+        if settings.rules.get(event_type).is_some() {
+            found.push(Applicable {
+                aggregate: aggregate.to_owned(),
+                event_type: event_type.to_owned(),
+                event_id,
+                event,
+            });
+        }
+    }
+    found
+}
+
+/// `rows` rows of `columns` placeholders: `(?, ?), (?, ?)`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// Applies `changes` within `tx` in three statements, however many there
+/// are: marks their events applied (an event applied before is skipped),
+/// reads their aggregates' records (creating the rows, which PostgreSQL
+/// then locks, so two batches touching one aggregate take turns), and
+/// writes back the records after the events, in order.
+fn apply_in(tx: &sql::Tx, settings: &Settings, changes: &[Event]) -> Result<(), ApiError> {
+    let mut events = applicable(settings, changes);
+    if events.is_empty() {
         return Ok(());
     }
-    // The row exists before it is read, so PostgreSQL can lock it: two
-    // events of one aggregate applied at once take turns.
+    let projection = settings.name.as_str();
+    let params: Vec<sql::Value> = events
+        .iter()
+        .flat_map(|e| [projection.into(), e.event_id.as_str().into()])
+        .collect();
+    let fresh = tx.query(
+        &format!(
+            "INSERT INTO es_applied (projection, event_id) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
+            placeholders(events.len(), 2)
+        ),
+        &params,
+    )?;
+    let mut fresh: HashSet<&str> = fresh
+        .iter()
+        .filter_map(|row| row.get("event_id").and_then(Value::as_str))
+        .collect();
+    // Each event once, the first time it comes.
+    events.retain(|e| fresh.remove(e.event_id.as_str()));
+    if events.is_empty() {
+        return Ok(());
+    }
+    let aggregates: BTreeSet<&str> = events.iter().map(|e| e.aggregate.as_str()).collect();
+    let params: Vec<sql::Value> = aggregates
+        .iter()
+        .flat_map(|id| [projection.into(), (*id).into()])
+        .collect();
+    let rows = tx.query(
+        &format!(
+            "INSERT INTO es_projections (projection, id, record) VALUES {} \
+             ON CONFLICT (projection, id) DO UPDATE SET record = es_projections.record RETURNING id, record",
+            vec!["(?, ?, NULL)"; aggregates.len()].join(", ")
+        ),
+        &params,
+    )?;
+    let mut records: BTreeMap<String, Option<Map<String, Value>>> = rows
+        .iter()
+        .filter_map(|row| {
+            let id = row.get("id")?.as_str()?.to_owned();
+            let record = row
+                .get("record")
+                .and_then(Value::as_str)
+                .and_then(|text| serde_json::from_str(text).ok());
+            Some((id, record))
+        })
+        .collect();
+    for e in &events {
+        let rule = settings
+            .rules
+            .get(&e.event_type)
+            .expect("applicable events have a rule");
+        let at = Aggregate {
+            projection,
+            key: &settings.key,
+            id: &e.aggregate,
+        };
+        let current = records.remove(&e.aggregate).flatten();
+        let next = rule.apply(current, &e.event, &e.event_type, &at);
+        records.insert(e.aggregate.clone(), next);
+    }
+    let params: Vec<sql::Value> = records
+        .iter()
+        .flat_map(|(id, record)| {
+            let text = record.clone().map(|r| Value::Object(r).to_string());
+            [projection.into(), id.as_str().into(), text.into()]
+        })
+        .collect();
     tx.execute(
-        "INSERT INTO es_projections (projection, id, record) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING",
-        sql::params![projection, id],
+        &format!(
+            "INSERT INTO es_projections (projection, id, record) VALUES {} \
+             ON CONFLICT (projection, id) DO UPDATE SET record = excluded.record",
+            placeholders(records.len(), 3)
+        ),
+        &params,
     )?;
-    let lock = match sql::dialect() {
-        sql::Dialect::Postgres => " FOR UPDATE",
-        sql::Dialect::Sqlite => "",
-    };
-    let row = tx.query_one(
-        &format!("SELECT record FROM es_projections WHERE projection = ? AND id = ?{lock}"),
-        sql::params![projection, id],
-    )?;
-    let current = row
-        .as_ref()
-        .and_then(|r| r.get("record"))
-        .and_then(Value::as_str)
-        .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok());
-    let aggregate = Aggregate {
-        projection,
-        key: &settings.key,
-        id,
-    };
-    let next = rule.apply(current, &event, event_type, &aggregate);
-    let text = next.map(|record| Value::Object(record).to_string());
-    tx.execute(
-        "UPDATE es_projections SET record = ? WHERE projection = ? AND id = ?",
-        sql::params![text, projection, id],
-    )?;
-    tx.commit()
+    Ok(())
 }
 
 corral_sdk::service!(Projection);

@@ -1,10 +1,13 @@
 //! The embedded cache: a table in the embedded SQLite database, so values
-//! survive restarts as they would in DynamoDB.
+//! survive restarts as they would in DynamoDB. Writes to stores with
+//! subscribers are logged by triggers on the table (`stream::ChangeLog`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, SqlitePool};
+use tokio::sync::Notify;
 
 use super::Cache;
 use crate::backend::BackendError;
@@ -12,6 +15,8 @@ use crate::backend::BackendError;
 /// Cache stores in SQLite.
 pub struct EmbeddedCache {
     pool: SqlitePool,
+    /// Notified after each write, for the change log's consumers.
+    written: Arc<Notify>,
 }
 
 fn unavailable(e: sqlx::Error) -> BackendError {
@@ -31,7 +36,24 @@ impl EmbeddedCache {
         )
         .execute(&pool)
         .await?;
-        Ok(EmbeddedCache { pool })
+        Ok(EmbeddedCache {
+            pool,
+            written: Arc::new(Notify::new()),
+        })
+    }
+
+    /// What is notified after each write.
+    pub fn written(&self) -> Arc<Notify> {
+        self.written.clone()
+    }
+
+    /// `result` of a write, with the notice given when it changed a row.
+    fn wrote(&self, result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> Result<bool, BackendError> {
+        let changed = result.map_err(unavailable)?.rows_affected() > 0;
+        if changed {
+            self.written.notify_waiters();
+        }
+        Ok(changed)
     }
 }
 
@@ -75,7 +97,7 @@ impl Cache for EmbeddedCache {
 
     async fn set(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BackendError> {
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO corral_cache (store, key, value, expires_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
         )
@@ -84,9 +106,8 @@ impl Cache for EmbeddedCache {
         .bind(value)
         .bind(expires_at)
         .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        .await;
+        self.wrote(done).map(drop)
     }
 
     async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
@@ -104,9 +125,8 @@ impl Cache for EmbeddedCache {
         .bind(expires_at)
         .bind(now)
         .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(done.rows_affected() == 1)
+        .await;
+        self.wrote(done)
     }
 
     async fn set_if(
@@ -135,19 +155,17 @@ impl Cache for EmbeddedCache {
         .bind(expected)
         .bind(now)
         .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(done.rows_affected() == 1)
+        .await;
+        self.wrote(done)
     }
 
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
-        sqlx::query("DELETE FROM corral_cache WHERE store = ? AND key = ?")
+        let done = sqlx::query("DELETE FROM corral_cache WHERE store = ? AND key = ?")
             .bind(store)
             .bind(key)
             .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        self.wrote(done).map(drop)
     }
 }
 

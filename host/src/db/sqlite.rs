@@ -52,13 +52,14 @@ impl Sqlite {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| Box::pin(bound_statements(conn)))
-            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.and(reusable(conn).await) }))
+            .after_connect(|conn, _| Box::pin(async move { wait_briefly_when_busy(conn).await.and(bound_statements(conn).await) }))
+            // One trip to the connection's worker thread on each side: the
+            // pool keeps only the connections `reusable` passed on release.
+            .before_acquire(|conn, _| Box::pin(async move { bound_statements(conn).await.map(|()| true) }))
             .after_release(|conn, _| Box::pin(reusable(conn)))
             .connect_with(options)
             .await?;
@@ -110,6 +111,44 @@ impl Sqlite {
         *self.catalog.lock().expect("not poisoned") = Some(catalog.clone());
         Ok(catalog)
     }
+}
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+/// The first pause of a waiting statement before it looks at the lock again,
+/// doubling up to [`BUSY_POLL_MAX`]. SQLite's own busy handler sleeps up to
+/// 100 ms between looks, far longer than a write holds the lock here, so
+/// under concurrent writes most of a request's time went to sleeping past a
+/// lock already free.
+const BUSY_POLL: Duration = Duration::from_micros(50);
+const BUSY_POLL_MAX: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// When the wait of this connection's worker thread began.
+    static BUSY_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// SQLite's busy handler: called on the connection's worker thread with the
+/// number of earlier calls in this wait; 0 gives up (`SQLITE_BUSY`).
+unsafe extern "C" fn busy(_: *mut std::ffi::c_void, calls: std::ffi::c_int) -> std::ffi::c_int {
+    let now = std::time::Instant::now();
+    if calls == 0 {
+        BUSY_SINCE.set(Some(now));
+    }
+    let since = BUSY_SINCE.get().unwrap_or(now);
+    if now.duration_since(since) >= BUSY_WAIT {
+        return 0;
+    }
+    let pause = BUSY_POLL.saturating_mul(1 << calls.clamp(0, 10)).min(BUSY_POLL_MAX);
+    std::thread::sleep(pause);
+    1
+}
+
+async fn wait_briefly_when_busy(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked out of the worker thread; `busy` keeps no state.
+    unsafe { libsqlite3_sys::sqlite3_busy_handler(handle.as_raw_handle().as_ptr(), Some(busy), std::ptr::null_mut()) };
+    Ok(())
 }
 
 /// Makes the connection stop any statement still running at the deadline of

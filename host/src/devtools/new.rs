@@ -239,7 +239,8 @@ data=$(mktemp -d)
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 url=
-for _ in $(seq 1 300); do
+# A first start compiles every component (a Python or JavaScript one for a while).
+for _ in $(seq 1 1800); do
     url=$(sed -n 's/^corral listening on //p' "$data/out")
     [ -n "$url" ] && break
     kill -0 $pid 2>/dev/null || { cat "$data/err" >&2; exit 1; }
