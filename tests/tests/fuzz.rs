@@ -536,8 +536,8 @@ fn changes_in_background(table: &str) -> bool {
     table.starts_with("sqlite_")
         || matches!(
             table,
-            "corral_stream"
-                | "corral_stream_cursor"
+            "corral_changes"
+                | "corral_change_cursors"
                 | "corral_queue"
                 | "es_projections"
                 | "es_applied"
