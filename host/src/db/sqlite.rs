@@ -146,7 +146,8 @@ unsafe extern "C" fn busy(_: *mut std::ffi::c_void, calls: std::ffi::c_int) -> s
 
 async fn wait_briefly_when_busy(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
-    // SAFETY: the handle is locked out of the worker thread; `busy` keeps no state.
+    // SAFETY: the handle is locked out of the worker thread; `busy` keeps its
+    // state per worker thread, and a connection has one.
     unsafe { libsqlite3_sys::sqlite3_busy_handler(handle.as_raw_handle().as_ptr(), Some(busy), std::ptr::null_mut()) };
     Ok(())
 }
