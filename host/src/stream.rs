@@ -314,9 +314,50 @@ async fn consume(runtime: Arc<Runtime>, log: Arc<ChangeLog>, component: Arc<Host
     }
 }
 
-/// Delivers one batch of changes to `store` in order; returns the index of
-/// the first change that failed (all of them when the component trapped).
-pub(crate) async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, events: Vec<Event>) -> Option<usize> {
+/// The most change bodies one `handle-events` call carries, in bytes: Lambda's
+/// limit on an invocation's payload. A batch of large changes is handed over
+/// in several calls, so that it never outgrows the instance's memory and
+/// stalls the stream for good.
+const MAX_CALL_BYTES: usize = 6 * 1024 * 1024;
+
+/// Where `events` split into calls of at most [`MAX_CALL_BYTES`] of bodies
+/// (each with one change at least): the length of each call.
+fn call_sizes(events: &[Event]) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let (mut count, mut bytes) = (0, 0);
+    for event in events {
+        if count > 0 && bytes + event.body.len() > MAX_CALL_BYTES {
+            sizes.push(count);
+            (count, bytes) = (0, 0);
+        }
+        count += 1;
+        bytes += event.body.len();
+    }
+    if count > 0 {
+        sizes.push(count);
+    }
+    sizes
+}
+
+/// Delivers one batch of changes to `store` in order, in calls of at most
+/// [`MAX_CALL_BYTES`]; returns the index of the first change that failed
+/// (all of a call's when the component trapped), after which nothing more
+/// is delivered.
+pub(crate) async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, mut events: Vec<Event>) -> Option<usize> {
+    let mut delivered = 0;
+    for size in call_sizes(&events) {
+        let rest = events.split_off(size);
+        if let Some(failed) = deliver_call(runtime, component, store, events).await {
+            return Some(delivered + failed);
+        }
+        delivered += size;
+        events = rest;
+    }
+    None
+}
+
+/// One `handle-events` call; the index of its first failed change.
+async fn deliver_call(runtime: &Runtime, component: &Loaded, store: &str, events: Vec<Event>) -> Option<usize> {
     let started = std::time::Instant::now();
     let name = component.context.name.as_str();
     let batch_id = uuid::Uuid::new_v4().to_string();
@@ -346,6 +387,25 @@ pub(crate) async fn deliver(runtime: &Runtime, component: &Loaded, store: &str, 
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn large_batches_are_split_into_calls_of_bounded_size() {
+        let event = |bytes: usize| Event {
+            id: "1".into(),
+            source: EventSource::Table("events".into()),
+            kind: "INSERT".into(),
+            body: "x".repeat(bytes),
+            attributes: Vec::new(),
+        };
+        let mb = 1024 * 1024;
+        assert_eq!(call_sizes(&[]), Vec::<usize>::new());
+        assert_eq!(call_sizes(&[event(10), event(10)]), [2]);
+        // Six bodies of 1 MiB fill a call; the seventh starts the next.
+        let batch: Vec<Event> = (0..13).map(|_| event(mb)).collect();
+        assert_eq!(call_sizes(&batch), [6, 6, 1]);
+        // A change larger than a call still goes, alone.
+        assert_eq!(call_sizes(&[event(10), event(7 * mb), event(10)]), [1, 1, 1]);
+    }
 
     #[test]
     fn bodies_carry_text_values_and_base64_for_other_bytes() {

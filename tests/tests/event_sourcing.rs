@@ -651,6 +651,40 @@ fn readers_of(hosts: &[Host], component: &str) -> Vec<usize> {
         .collect()
 }
 
+/// A projection added later reads the retained changes a batch at a time.
+/// A hundred events of 350 KB would be 35 MB in one `handle-events` call,
+/// past the component's 64 MiB once decoded, and the stream would stop at
+/// that batch for good; the host hands a batch over in calls of at most
+/// 6 MiB instead (Lambda's payload limit).
+#[tokio::test]
+async fn a_backlog_of_large_events_reaches_a_projection_added_later() {
+    let mut host = Host::start(&manifest(&[DEFAULT]));
+    let name = "x".repeat(350 * 1000);
+    for wave in 0..15 {
+        let posts = (0..10).map(|i| {
+            let event = json!({"customer": format!("c{}", (wave * 10 + i) % 5), "type": "create", "name": name});
+            let host = &host;
+            async move { post(host, &event).await.expect(200) }
+        });
+        futures::future::join_all(posts).await;
+    }
+    post(&host, &json!({"customer": "last", "type": "create"}))
+        .await
+        .expect(200);
+    wait_for(&host, "/es/last", |_| true).await;
+
+    host.set_manifest(&manifest(&[DEFAULT, ACTIVITY]));
+    host.restart();
+    let last = wait_for(&host, "/es/activity/last", |_| true).await;
+    assert_eq!(last["create"], 1, "{last}");
+    let counted = wait_for(&host, "/es/activity/c0", |_| true).await;
+    assert_eq!(counted["create"], 30, "{counted}");
+    assert!(
+        !host.stderr().contains("exceeded its memory limit"),
+        "a batch outgrew the projection's memory"
+    );
+}
+
 /// Three hosts on one set of tables, as three Lambda environments: the
 /// events table's DynamoDB stream feeds each projection from one host at a
 /// time, whichever host stored the event. The same eventId posted to all
