@@ -84,7 +84,7 @@ pub struct ChangeLog {
     pool: SqlitePool,
     /// The stores some component subscribes to; writes to others are not logged.
     stores: BTreeSet<String>,
-    /// Notified by the embedded cache after each write.
+    /// Notified by the embedded cache after each write to one of `stores`.
     written: Arc<Notify>,
 }
 
@@ -124,8 +124,8 @@ const SCHEMA: &[&str] = &[
 impl ChangeLog {
     /// Creates the log's tables and triggers if needed, has writes to
     /// `stores` (and only those) logged from now on, and drops changes past
-    /// retention. `written` is the embedded cache's write notice; the cache
-    /// table must exist.
+    /// retention. `written` is the embedded cache's notice of writes to
+    /// `stores` (`EmbeddedCache::watch`); the cache table must exist.
     pub async fn open(pool: SqlitePool, stores: BTreeSet<String>, written: Arc<Notify>) -> Result<ChangeLog, sqlx::Error> {
         let mut tx = pool.begin().await?;
         for statement in SCHEMA {
@@ -425,9 +425,10 @@ mod tests {
     async fn logged_cache(dir: &std::path::Path) -> (crate::cache::EmbeddedCache, Arc<ChangeLog>) {
         let db = crate::db::Sqlite::open(&dir.join("t.db")).await.unwrap();
         let pool = db.pool().clone();
-        let cache = crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap();
+        let mut cache = crate::cache::EmbeddedCache::open(pool.clone()).await.unwrap();
         let stores = BTreeSet::from(["events".to_owned()]);
-        let log = ChangeLog::open(pool, stores, cache.written()).await.unwrap();
+        let written = cache.watch(&stores);
+        let log = ChangeLog::open(pool, stores, written).await.unwrap();
         (cache, Arc::new(log))
     }
 
@@ -457,6 +458,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn consumers_wake_for_writes_to_their_stores_only() {
+        use crate::cache::Cache as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, log) = logged_cache(dir.path()).await;
+        let notified = log.written.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        cache.set("other", "x", b"1", None).await.unwrap();
+        let woken = tokio::time::timeout(Duration::from_millis(50), notified.as_mut()).await;
+        assert!(woken.is_err(), "a write to a store nobody follows woke the consumers");
+        cache.set("events", "x", b"1", None).await.unwrap();
+        let woken = tokio::time::timeout(Duration::from_millis(50), notified.as_mut()).await;
+        assert!(woken.is_ok(), "a write to a followed store did not wake the consumers");
+    }
+
+    #[tokio::test]
     async fn only_conditional_writes_that_store_are_logged() {
         use crate::cache::Cache as _;
         let dir = tempfile::tempdir().unwrap();
@@ -475,10 +492,11 @@ mod tests {
     async fn a_store_no_longer_subscribed_is_no_longer_logged() {
         use crate::cache::Cache as _;
         let dir = tempfile::tempdir().unwrap();
-        let (cache, log) = logged_cache(dir.path()).await;
+        let (mut cache, log) = logged_cache(dir.path()).await;
         cache.set("events", "a", b"1", None).await.unwrap();
         let pool = log.pool.clone();
-        let log = ChangeLog::open(pool, BTreeSet::new(), cache.written()).await.unwrap();
+        let written = cache.watch(&BTreeSet::new());
+        let log = ChangeLog::open(pool, BTreeSet::new(), written).await.unwrap();
         cache.set("events", "b", b"2", None).await.unwrap();
         let keys: Vec<String> = log.read("events", 0, 10).await.unwrap().into_iter().map(|c| c.body).collect();
         assert_eq!(keys.len(), 1, "{keys:?}");

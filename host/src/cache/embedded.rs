@@ -2,6 +2,7 @@
 //! survive restarts as they would in DynamoDB. Writes to stores with
 //! subscribers are logged by triggers on the table (`stream::ChangeLog`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use crate::backend::BackendError;
 /// Cache stores in SQLite.
 pub struct EmbeddedCache {
     pool: SqlitePool,
-    /// Notified after each write, for the change log's consumers.
+    /// The stores whose writes the change log's consumers wait for.
+    watched: BTreeSet<String>,
+    /// Notified after each write to one of them.
     written: Arc<Notify>,
 }
 
@@ -38,19 +41,21 @@ impl EmbeddedCache {
         .await?;
         Ok(EmbeddedCache {
             pool,
+            watched: BTreeSet::new(),
             written: Arc::new(Notify::new()),
         })
     }
 
-    /// What is notified after each write.
-    pub fn written(&self) -> Arc<Notify> {
+    /// What is notified after each write to one of `stores`, and to no other.
+    pub fn watch(&mut self, stores: &BTreeSet<String>) -> Arc<Notify> {
+        self.watched = stores.clone();
         self.written.clone()
     }
 
-    /// `result` of a write, with the notice given when it changed a row.
-    fn wrote(&self, result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> Result<bool, BackendError> {
+    /// `result` of a write to `store`, with the notice given when it changed a row.
+    fn wrote(&self, store: &str, result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> Result<bool, BackendError> {
         let changed = result.map_err(unavailable)?.rows_affected() > 0;
-        if changed {
+        if changed && self.watched.contains(store) {
             self.written.notify_waiters();
         }
         Ok(changed)
@@ -107,7 +112,7 @@ impl Cache for EmbeddedCache {
         .bind(expires_at)
         .execute(&self.pool)
         .await;
-        self.wrote(done).map(drop)
+        self.wrote(store, done).map(drop)
     }
 
     async fn add(&self, store: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, BackendError> {
@@ -126,7 +131,7 @@ impl Cache for EmbeddedCache {
         .bind(now)
         .execute(&self.pool)
         .await;
-        self.wrote(done)
+        self.wrote(store, done)
     }
 
     async fn set_if(
@@ -156,7 +161,7 @@ impl Cache for EmbeddedCache {
         .bind(now)
         .execute(&self.pool)
         .await;
-        self.wrote(done)
+        self.wrote(store, done)
     }
 
     async fn delete(&self, store: &str, key: &str) -> Result<(), BackendError> {
@@ -165,7 +170,7 @@ impl Cache for EmbeddedCache {
             .bind(key)
             .execute(&self.pool)
             .await;
-        self.wrote(done).map(drop)
+        self.wrote(store, done).map(drop)
     }
 }
 
