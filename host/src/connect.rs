@@ -96,18 +96,17 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
     let mut cache: Arc<dyn Cache> = match &spec.cache {
         CacheSpec::Embedded { .. } => {
             let pool = local.pool().await?;
-            let embedded = EmbeddedCache::open(pool.clone()).await?;
+            let mut embedded = EmbeddedCache::open(pool.clone()).await?;
             // Opened without subscribers too, so that it stops logging.
             let logged = match local_stream {
                 true => subscribed.iter().map(|s| s.to_string()).collect(),
                 false => BTreeSet::new(),
             };
-            let log = ChangeLog::open(pool, logged, embedded.written())
+            let written = embedded.watch(&logged);
+            let log = ChangeLog::open(pool, logged, written)
                 .await
                 .context("opening the local change stream")?;
-            if local_stream && !subscribed.is_empty() {
-                local_log = Some(Arc::new(log));
-            }
+            local_log = Some(Arc::new(log));
             Arc::new(embedded)
         }
         CacheSpec::Dynamodb { .. } => {

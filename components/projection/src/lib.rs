@@ -18,7 +18,7 @@ use corral_sdk::prelude::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use rules::{Aggregate, Rules};
+use rules::{Aggregate, Rule, Rules};
 
 const DEFAULT_HANDLERS: &str = r#"{"create": {"set": ["name"]}}"#;
 
@@ -125,16 +125,17 @@ fn apply(settings: &Settings, change: &Event) -> Result<(), ApiError> {
 }
 
 /// A new event this projection has a rule for.
-struct Applicable {
+struct Applicable<'a> {
     event_id: String,
     aggregate: String,
     event_type: String,
     event: Map<String, Value>,
+    rule: &'a Rule,
 }
 
 /// The changes' events this projection has a rule for, in order; the
 /// others are skipped (with a warning when they cannot be read).
-fn applicable(settings: &Settings, changes: &[Event]) -> Vec<Applicable> {
+fn applicable<'a>(settings: &'a Settings, changes: &[Event]) -> Vec<Applicable<'a>> {
     let mut found = Vec::new();
     for change in changes {
         let Some((event_id, event)) = new_event(change) else {
@@ -157,12 +158,13 @@ fn applicable(settings: &Settings, changes: &[Event]) -> Vec<Applicable> {
             );
             continue;
         };
-        if settings.rules.get(event_type).is_some() {
+        if let Some(rule) = settings.rules.get(event_type) {
             found.push(Applicable {
                 aggregate: aggregate.to_owned(),
                 event_type: event_type.to_owned(),
                 event_id,
                 event,
+                rule,
             });
         }
     }
@@ -231,17 +233,13 @@ fn apply_in(tx: &sql::Tx, settings: &Settings, changes: &[Event]) -> Result<(), 
         })
         .collect();
     for e in &events {
-        let rule = settings
-            .rules
-            .get(&e.event_type)
-            .expect("applicable events have a rule");
         let at = Aggregate {
             projection,
             key: &settings.key,
             id: &e.aggregate,
         };
         let current = records.remove(&e.aggregate).flatten();
-        let next = rule.apply(current, &e.event, &e.event_type, &at);
+        let next = e.rule.apply(current, &e.event, &e.event_type, &at);
         records.insert(e.aggregate.clone(), next);
     }
     let params: Vec<sql::Value> = records

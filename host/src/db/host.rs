@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::limits::{BoundedTransaction, DbLimits, ResultCap, with_limits};
-use super::records::{check_limit, decode_cursor, encode_cursor, parse_object};
+use super::records::{check_limit, decode_cursor, parse_object};
 use super::{BackendError, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
 use crate::backend::guest_try;
 use crate::bindings::GuestError;
@@ -147,7 +147,7 @@ impl Host for HostState {
         let mut found = guest_try!(self.answer(found));
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
-        let next = if more { found.last().map(|r| encode_cursor(&r.uid)) } else { None };
+        let next = if more { found.last().map(|r| r.uid.clone()) } else { None };
         let records: Vec<String> = found.iter().map(json_text).collect();
         // A page holds at most 1000 records, but each can be large.
         let bytes = records.iter().map(String::len).sum();
