@@ -42,11 +42,12 @@ TOML
         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 }
 
-# Starts host N (again, after a kill: same data directory) and waits for
-# its "listening on URL" line; urls[N-1] and host_pids[N-1] are its own.
-start_host() {
-    local n=$1 log="$work/host$1"
-    "$bin" serve --manifest corral.toml --backends "$work/backends.toml" --data-dir "$work/data$n" \
+# Starts host N (again, after a kill: same data directory) on BACKENDS
+# (default: write_backends's file) and waits for its "listening on URL"
+# line; urls[N-1] and host_pids[N-1] are its own.
+start_host() { # N [BACKENDS]
+    local n=$1 backends=${2:-$work/backends.toml} log="$work/host$1"
+    "$bin" serve --manifest corral.toml --backends "$backends" --data-dir "$work/data$n" \
         --artifact-dir "${CARGO_TARGET_DIR:-target}/bench-hosts/artifacts" --listen 127.0.0.1:0 \
         >"$log.out" 2>>"$log.err" &
     local pid=$!
