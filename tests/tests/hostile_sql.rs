@@ -204,6 +204,21 @@ const SQLITE: &[Attack] = &[
         "CREATE TABLE mine_ref (id INTEGER REFERENCES vault (id))",
         NotGranted,
     ),
+    // The local change log, filled by triggers on the cache's table: a
+    // tenant that could write it would feed forged events to projections,
+    // or stop the changes of a store from being logged.
+    read("SELECT * FROM corral_changes", NotGranted),
+    write(
+        "INSERT INTO corral_changes (store, kind, key, value, at) VALUES ('events', 'INSERT', 'k', '{}', 0)",
+        NotGranted,
+    ),
+    write("DELETE FROM corral_changed_stores", NotGranted),
+    write("UPDATE corral_change_cursors SET seq = 0", NotGranted),
+    write("DROP TRIGGER corral_changes_on_insert", BadRequest),
+    write(
+        "CREATE TRIGGER mine_t AFTER INSERT ON corral_cache BEGIN DELETE FROM corral_changes; END",
+        BadRequest,
+    ),
 ];
 
 async fn post(host: &Host, path: &str, body: Value) -> Reply {
