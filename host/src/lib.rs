@@ -41,3 +41,4 @@ pub mod watch;
 
 pub use app::{App, AppOptions};
 pub use manifest::Manifest;
+pub use request::{Request, Response};
