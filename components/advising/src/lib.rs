@@ -12,6 +12,7 @@ mod catalog;
 mod example;
 mod faqs;
 mod input;
+mod locks;
 mod queues;
 mod rows;
 mod schema;

@@ -2,17 +2,15 @@
 //! of the students in it; its queuers hold positions 1..n.
 //!
 //! Every change to a queue happens in one transaction that first takes the
-//! queue's lock ([`lock`]), so changes to one queue take turns and always
-//! see the positions the previous change left. A change that also touches a
-//! student takes the student's row first and the queue second, in that order
-//! everywhere, so two transactions never wait on each other in a cycle.
+//! queue's lock ([`locks::queue`]), so changes to one queue take turns and
+//! always see the positions the previous change left.
 
 use corral_sdk::prelude::*;
 
 use crate::access;
 use crate::input;
+use crate::locks;
 use crate::rows::{self, Conditions, QUEUER, Row};
-use crate::students;
 
 /// GET /queues: the queuers of every queue, or of those matching `major_id`
 /// and `is_undergraduate`, by position.
@@ -43,7 +41,7 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     let tx = sql::Tx::begin()?;
     // The student's row first: a concurrent PATCH or DELETE of the student
     // waits for this enqueue, or this for it.
-    students::lock(&tx, student_id)?;
+    locks::student(&tx, student_id)?;
     let student = one(tx.query(
         "SELECT name, major_id, is_undergraduate FROM advising_students WHERE id = ?",
         &[student_id.into()],
@@ -74,7 +72,7 @@ pub fn enqueue(ctx: &Ctx) -> Result<Response, ApiError> {
     }
     let undergraduate = sql::boolean(&student, "is_undergraduate");
 
-    lock(&tx, major, undergraduate)?;
+    locks::queue(&tx, major, undergraduate)?;
     let tail = one(tx.query(
         "SELECT COALESCE(MAX(position), 0) + 1 AS position FROM advising_queuers WHERE major_id = ? AND is_undergraduate = ?",
         &[major.into(), undergraduate.into()],
@@ -103,7 +101,7 @@ pub fn dequeue(ctx: &Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
     };
     let major = rows::integer(&queuer, "major_id").unwrap_or_default();
-    lock(&tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
+    locks::queue(&tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
     // Another transaction may have removed it while this one waited.
     if !remove(&tx, id)? {
         return Err(ApiError::not_found(format!("no queuer with id {id}")));
@@ -121,24 +119,9 @@ pub fn leave(tx: &sql::Tx, student_id: i64) -> Result<(), ApiError> {
     )?;
     for queuer in queued {
         let major = rows::integer(&queuer, "major_id").unwrap_or_default();
-        lock(tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
+        locks::queue(tx, major, sql::boolean(&queuer, "is_undergraduate"))?;
         remove(tx, rows::integer(&queuer, "id").unwrap_or_default())?;
     }
-    Ok(())
-}
-
-/// Takes the lock of queue (major, undergraduate) until `tx` ends: an UPDATE
-/// of the queue's head row, which is a row lock on PostgreSQL (SQLite's
-/// transactions already hold the database's write lock).
-fn lock(tx: &sql::Tx, major: i64, undergraduate: bool) -> Result<(), ApiError> {
-    tx.execute(
-        "INSERT INTO advising_queue_heads (major_id, is_undergraduate) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        &[major.into(), undergraduate.into()],
-    )?;
-    tx.execute(
-        "UPDATE advising_queue_heads SET changes = changes + 1 WHERE major_id = ? AND is_undergraduate = ?",
-        &[major.into(), undergraduate.into()],
-    )?;
     Ok(())
 }
 

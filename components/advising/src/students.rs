@@ -5,6 +5,7 @@ use corral_sdk::prelude::*;
 use crate::access;
 use crate::catalog::check_major;
 use crate::input;
+use crate::locks;
 use crate::queues;
 use crate::rows::{self, Conditions, STUDENT};
 
@@ -81,7 +82,7 @@ pub fn update(ctx: &Ctx) -> Result<Response, ApiError> {
         check_major(major)?;
     }
     let tx = sql::Tx::begin()?;
-    lock(&tx, id)?;
+    locks::student(&tx, id)?;
     if major.is_some() || undergraduate.is_some() {
         queues::leave(&tx, id)?;
         let mut sets = Vec::new();
@@ -112,24 +113,11 @@ pub fn delete(ctx: &Ctx) -> Result<Response, ApiError> {
     access::writer(ctx)?;
     let id: i64 = ctx.param("student_id")?;
     let tx = sql::Tx::begin()?;
-    lock(&tx, id)?;
+    locks::student(&tx, id)?;
     queues::leave(&tx, id)?;
     tx.execute("DELETE FROM advising_students WHERE id = ?", &[id.into()])?;
     tx.commit()?;
     Ok(access::accepted())
-}
-
-/// Takes the student's row lock for the rest of `tx` (a write that changes
-/// nothing); 404 when there is no such student.
-pub fn lock(tx: &sql::Tx, id: i64) -> Result<(), ApiError> {
-    if tx.execute(
-        "UPDATE advising_students SET name = name WHERE id = ?",
-        &[id.into()],
-    )? == 0
-    {
-        return Err(ApiError::not_found(format!("no student with id {id}")));
-    }
-    Ok(())
 }
 
 /// A unique violation on insert can only be the email.
