@@ -267,7 +267,7 @@ async fn cold_start(client: &reqwest::Client, port: u16, manifest: &Path, varian
         .env_remove("CORRAL_PACKAGED_ARTIFACTS")
         .env_remove("CORRAL_BACKENDS")
         // The database role's set-up is timed at debug level.
-        .env("CORRAL_LOG", "info,corral::db::postgres=debug")
+        .env("CORRAL_LOG", "info,corral::capability::db::postgres=debug")
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -17,9 +17,9 @@ use std::hint::black_box;
 mod common;
 use common::measure;
 
-use corral::app::{App, AppOptions};
-use corral::manifest::Manifest;
-use corral::request::Request;
+use corral::core::app::{App, AppOptions};
+use corral::core::manifest::Manifest;
+use corral::core::request::Request;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 use sqlx::types::Json;

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use corral::manifest::Manifest;
-use corral::registry::{Registry, StoreLocation};
-use corral::runtime::{Runtime, RuntimeOptions};
+use corral::core::manifest::Manifest;
+use corral::core::registry::{Registry, StoreLocation};
+use corral::core::runtime::{Runtime, RuntimeOptions};
 use corral::{App, AppOptions};
 use wasmtime::component::Component;
 
@@ -201,7 +201,7 @@ async fn swaps(root: &Path, data: &Path, store: &str, check_seconds: u64, testbe
     };
     let app = App::start(&manifest, &options).await?;
     let hot_swap = app.hot_swap().context("the component is followed")?.clone();
-    let ping = corral::request::Request {
+    let ping = corral::core::request::Request {
         method: "GET".into(),
         path: "/testbed/ping".into(),
         ..Default::default()

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use corral::auth::DevKeys;
-use corral::manifest::{Access, BackendsSpec, RegistrySpec};
-use corral::registry::{Registry, RollbackTo, StoreLocation};
+use corral::capability::auth::DevKeys;
+use corral::core::manifest::{Access, BackendsSpec, RegistrySpec};
+use corral::core::registry::{Registry, RollbackTo, StoreLocation};
 use corral::{App, AppOptions, Manifest};
 use sha2::Digest as _;
 
@@ -219,15 +219,15 @@ fn main() -> anyhow::Result<()> {
     };
     match command {
         Command::Serve { host, listen, watch } => {
-            corral::logging::init(host.log_json);
+            corral::capability::log::init(host.log_json);
             tokio::runtime::Runtime::new()?.block_on(serve(host, listen, watch))
         }
         Command::Lambda { host } => {
             // CloudWatch Logs Insights queries JSON lines.
-            corral::logging::init(true);
+            corral::capability::log::init(true);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let (app, _) = load(&host, "/tmp/corral", 4, true).await?;
-                corral::lambda::run(app)
+                corral::edge::lambda::run(app)
                     .await
                     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             })
@@ -239,19 +239,19 @@ fn main() -> anyhow::Result<()> {
             artifact_targets,
             store,
         } => {
-            corral::logging::init(false);
+            corral::capability::log::init(false);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let registry = open_registry(&store).await?;
                 let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
                 if !no_validate {
-                    corral::publish::check(&component, &bytes)
+                    corral::core::publish::check(&component, &bytes)
                         .await
                         .with_context(|| format!("{} cannot serve", file.display()))?;
                 }
                 let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
                 // Artifacts first: a host that swaps to the version finds them.
                 for target in &artifact_targets {
-                    let code = corral::publish::precompile_for(&bytes, target)?;
+                    let code = corral::core::publish::precompile_for(&bytes, target)?;
                     registry.publish_artifact(&component, &sha256, target, code).await?;
                     eprintln!("published the {target} artifact of {component}");
                 }
@@ -267,7 +267,7 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             out,
         } => {
-            corral::logging::init(false);
+            corral::capability::log::init(false);
             compile(&manifest, target.as_deref(), concurrency, &out)
         }
         Command::New {
@@ -301,12 +301,12 @@ fn main() -> anyhow::Result<()> {
         Command::Openapi { manifest } => {
             // Deployment settings do not change the routes: unset variables read as empty.
             let manifest = Manifest::load(&manifest, |k| Some(std::env::var(k).unwrap_or_default()))?;
-            let document = corral::openapi::document(&manifest).map_err(anyhow::Error::msg)?;
+            let document = corral::core::openapi::document(&manifest).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
         Command::Versions { component, store } => {
-            corral::logging::init(false);
+            corral::capability::log::init(false);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let registry = open_registry(&store).await?;
                 let (doc, _) = registry.versions(&component).await?;
@@ -327,7 +327,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Rollback { component, to, store } => {
-            corral::logging::init(false);
+            corral::capability::log::init(false);
             tokio::runtime::Runtime::new()?.block_on(async {
                 let registry = open_registry(&store).await?;
                 let target = match &to {
@@ -406,7 +406,7 @@ async fn serve(host: HostArgs, listen: SocketAddr, watch: bool) -> anyhow::Resul
     let (app, manifest) = load(&host, ".corral", 32, false).await?;
     app.start_event_consumers();
     if watch {
-        corral::watch::spawn(app.runtime_handle(), host.manifest.clone(), &manifest);
+        corral::serve::watch::spawn(app.runtime_handle(), host.manifest.clone(), &manifest);
     }
     if let Some(hot_swap) = app.hot_swap().cloned() {
         // SIGHUP checks the registry now, as an S3 notification does on Lambda.
@@ -428,7 +428,7 @@ async fn serve(host: HostArgs, listen: SocketAddr, watch: bool) -> anyhow::Resul
         let who = if access == Access::Public { "public" } else { "caller" };
         println!("  {methods:<22} {path:<32} -> {component} ({who})");
     }
-    corral::server::serve(listener, app.clone(), shutdown_signal()).await?;
+    corral::edge::server::serve(listener, app.clone(), shutdown_signal()).await?;
     app.stop_event_consumers().await;
     tracing::info!("stopped");
     Ok(())
@@ -440,21 +440,21 @@ fn compile(manifest_path: &std::path::Path, target: Option<&str>, concurrency: u
     // Settings that only the running host needs (secrets, endpoints) do
     // not change the compiled code: unset variables read as empty here.
     let manifest = Manifest::load(manifest_path, |k| Some(std::env::var(k).unwrap_or_default()))?;
-    let target = target.map_or_else(corral::registry::artifact::host_target, str::to_owned);
-    let engine = corral::runtime::engine(&manifest, concurrency, Some(&target))?;
+    let target = target.map_or_else(corral::core::registry::artifact::host_target, str::to_owned);
+    let engine = corral::core::runtime::engine(&manifest, concurrency, Some(&target))?;
     let mut done = std::collections::BTreeSet::new();
     for (name, spec) in &manifest.components {
-        let corral::manifest::WasmSource::File(path) = &spec.wasm else {
+        let corral::core::manifest::WasmSource::File(path) = &spec.wasm else {
             eprintln!("{name}: from the registry, not packaged (publish it with --artifact-target {target})");
             continue;
         };
         let bytes = std::fs::read(path).with_context(|| format!("component \"{name}\": cannot read {}", path.display()))?;
         let digest = hex::encode(sha2::Sha256::digest(&bytes));
-        let file = out.join(corral::artifacts::ArtifactCache::packaged_name(&digest));
+        let file = out.join(corral::core::artifacts::ArtifactCache::packaged_name(&digest));
         if !done.insert(digest) {
             continue;
         }
-        corral::artifacts::precompile(&engine, &bytes, &file).with_context(|| format!("component \"{name}\": {}", path.display()))?;
+        corral::core::artifacts::precompile(&engine, &bytes, &file).with_context(|| format!("component \"{name}\": {}", path.display()))?;
         eprintln!("{name}: {} for {target}", file.display());
     }
     Ok(())
@@ -488,7 +488,7 @@ async fn open_registry(args: &StoreArgs) -> anyhow::Result<Registry> {
         false => None,
     };
     let key = match &key_source {
-        Some(value) => Some(corral::registry::artifact::resolve_key(value, aws.as_ref()).await?),
+        Some(value) => Some(corral::core::registry::artifact::resolve_key(value, aws.as_ref()).await?),
         None => None,
     };
     Ok(Registry::open(&location, aws.as_ref())?.with_artifact_key(key))

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use corral::backend::{BackendError, NameMap};
-use corral::cache::{Cache, DynamoCache};
-use corral::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
+use corral::capability::backend::{BackendError, NameMap};
+use corral::capability::cache::{Cache, DynamoCache};
+use corral::capability::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 
 async fn sdk_config() -> SdkConfig {
     let url = std::env::var("CORRAL_TEST_MOTO_URL")

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use corral::backend::BackendError;
-use corral::db::iam::PasswordSource;
-use corral::db::{Database, Postgres, PostgresOptions, Value};
+use corral::capability::backend::BackendError;
+use corral::capability::db::iam::PasswordSource;
+use corral::capability::db::{Database, Postgres, PostgresOptions, Value};
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// A password source whose password the test rotates, like tokens expiring.

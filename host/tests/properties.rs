@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use corral::Manifest;
-use corral::db::{SqlDialect, inspect};
-use corral::manifest::{Access, WasmSource};
-use corral::router::{Match, Route, Router, Template};
+use corral::capability::db::{SqlDialect, inspect};
+use corral::core::manifest::{Access, WasmSource};
+use corral::core::router::{Match, Route, Router, Template};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use crate::manifest::{ComponentSpec, Manifest, WasmSource};
+use crate::core::manifest::{ComponentSpec, Manifest, WasmSource};
 
 /// The language of a component's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

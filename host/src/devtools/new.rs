@@ -26,10 +26,10 @@ pub struct NewComponent {
 /// Writes the component into `project`; returns the files written.
 pub fn scaffold(project: &Path, new: &NewComponent) -> anyhow::Result<Vec<PathBuf>> {
     let name = new.name.as_str();
-    let plain = |e: crate::manifest::ManifestError| anyhow::anyhow!("{}", e.to_string().trim_start_matches("manifest: "));
-    crate::manifest::check_name(name, "component").map_err(plain)?;
+    let plain = |e: crate::core::manifest::ManifestError| anyhow::anyhow!("{}", e.to_string().trim_start_matches("manifest: "));
+    crate::core::manifest::check_name(name, "component").map_err(plain)?;
     let table = new.table.clone().unwrap_or_else(|| name.replace('-', "_"));
-    crate::manifest::check_name(&table, "table").map_err(plain)?;
+    crate::core::manifest::check_name(&table, "table").map_err(plain)?;
     let mount = new.mount.clone().unwrap_or_else(|| format!("/{name}"));
     if !mount.starts_with('/') || mount.len() < 2 || mount.ends_with('/') || mount.contains("//") || mount.contains('{') {
         bail!("mount \"{mount}\" must be a path like /notes: a leading slash, no trailing one, no parameters");

@@ -1,0 +1,82 @@
+//! The error every backend (database, cache, queue) reports, whatever
+//! serves it, and how it reaches a component.
+
+use std::collections::BTreeMap;
+
+use crate::core::bindings::GuestError;
+
+/// Why a backend call failed, in terms a component can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    /// A unique or foreign key constraint refused the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// The statement, arguments or stored data are not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend failed or could not be reached; a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database refused the statement for reaching outside the
+    /// component's grants (beneath the SQL guard, which names it first).
+    #[error("{0}")]
+    NotGranted(String),
+}
+
+/// How a store or queue name that components use becomes the name of the
+/// AWS resource behind it (a DynamoDB table, an SQS queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameMap {
+    /// Put before a name that has no explicit entry.
+    pub prefix: String,
+    /// Explicit resource names, by the name components use.
+    pub names: BTreeMap<String, String>,
+}
+
+impl NameMap {
+    /// The resource name for `name`: its explicit entry, else the prefix
+    /// followed by `name`.
+    pub fn resolve(&self, name: &str) -> String {
+        match self.names.get(name) {
+            Some(explicit) => explicit.clone(),
+            None => format!("{}{name}", self.prefix),
+        }
+    }
+}
+
+impl From<BackendError> for GuestError {
+    fn from(e: BackendError) -> GuestError {
+        match e {
+            BackendError::Conflict(m) => GuestError::Conflict(m),
+            BackendError::Invalid(m) => GuestError::Invalid(m),
+            BackendError::Unavailable(m) => GuestError::Unavailable(m),
+            BackendError::NotGranted(m) => GuestError::NotGranted(m),
+        }
+    }
+}
+
+/// Inside a host function: the value, or return the error to the component.
+macro_rules! guest_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e.into())),
+        }
+    };
+}
+pub(crate) use guest_try;
+
+tokio::task_local! {
+    static DEADLINE: std::time::Instant;
+}
+
+/// Runs `work` with `deadline` as the time limit of every backend statement
+/// it issues, so a component's query cannot outlive its request.
+pub async fn with_deadline<F: Future>(deadline: std::time::Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The deadline of the component call this task serves, if any.
+pub fn deadline() -> Option<std::time::Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}

@@ -1,0 +1,12 @@
+//! The capabilities: each host interface of the WIT world, with its
+//! manifest section, its backends and the glue that serves a component's
+//! calls within its grants.
+
+pub mod auth;
+pub mod backend;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod log;
+pub mod outbound;
+pub mod queue;

@@ -1,0 +1,17 @@
+//! The host side of the WIT contract in `wit/`, generated once for every
+//! capability module to implement.
+
+#![allow(missing_docs)] // generated; the WIT carries the documentation
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "service",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "corral:host/db.transaction": crate::capability::db::TransactionHandle,
+    },
+});
+
+pub use self::corral::host::types::Error as GuestError;
+pub use self::exports::corral::host::handler;
