@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::bindings::GuestError;
-
 /// Why a backend call failed, in terms a component can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BackendError {
@@ -40,17 +38,6 @@ impl NameMap {
         match self.names.get(name) {
             Some(explicit) => explicit.clone(),
             None => format!("{}{name}", self.prefix),
-        }
-    }
-}
-
-impl From<BackendError> for GuestError {
-    fn from(e: BackendError) -> GuestError {
-        match e {
-            BackendError::Conflict(m) => GuestError::Conflict(m),
-            BackendError::Invalid(m) => GuestError::Invalid(m),
-            BackendError::Unavailable(m) => GuestError::Unavailable(m),
-            BackendError::NotGranted(m) => GuestError::NotGranted(m),
         }
     }
 }

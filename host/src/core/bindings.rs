@@ -15,3 +15,16 @@ wasmtime::component::bindgen!({
 
 pub use self::corral::host::types::Error as GuestError;
 pub use self::exports::corral::host::handler;
+
+use crate::capability::backend::BackendError;
+
+impl From<BackendError> for GuestError {
+    fn from(e: BackendError) -> GuestError {
+        match e {
+            BackendError::Conflict(m) => GuestError::Conflict(m),
+            BackendError::Invalid(m) => GuestError::Invalid(m),
+            BackendError::Unavailable(m) => GuestError::Unavailable(m),
+            BackendError::NotGranted(m) => GuestError::NotGranted(m),
+        }
+    }
+}

@@ -18,8 +18,9 @@ use crate::capability::config::{Secrets, secret_name};
 use crate::capability::db::iam::{RDS_TOKEN_LIFETIME, RdsIamAuth, RdsTarget};
 use crate::capability::db::{Database, Postgres, PostgresOptions, SqlDialect, Sqlite};
 use crate::capability::queue::{EmbeddedQueue, Queue, SqsQueue};
-use crate::core::instance::{Backends, ChangeFeed};
+use crate::core::instance::Backends;
 use crate::core::manifest::{AwsNames, CacheSpec, DbSpec, EventSourceSpec, Manifest, QueueSpec};
+use crate::serve::ChangeFeed;
 use crate::serve::change_log::ChangeLog;
 use crate::serve::table_streams::{self, TableStreams};
 
@@ -27,7 +28,7 @@ use crate::serve::table_streams::{self, TableStreams};
 /// host delivers store changes itself, under `corral serve`), writes to
 /// embedded cache stores that components subscribe to are also appended to
 /// the local change stream, and DynamoDB streams get a lease table.
-pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<Backends> {
+pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<(Backends, Option<ChangeFeed>)> {
     let spec = &manifest.backends;
     let uses_secrets = manifest
         .components
@@ -191,7 +192,7 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         QueueSpec::Sqs(names) => name_map(names),
         QueueSpec::Embedded => NameMap::default(),
     };
-    Ok(Backends {
+    let backends = Backends {
         db,
         dialect,
         cache,
@@ -199,9 +200,9 @@ pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -
         secrets,
         queue_names,
         table_names,
-        changes,
         aws,
-    })
+    };
+    Ok((backends, changes))
 }
 
 /// Makes sure the table of stream leases exists: creates it when the cache

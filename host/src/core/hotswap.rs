@@ -19,10 +19,6 @@ use crate::core::init_marks::InitMarks;
 use crate::core::registry::{Registry, StoreLocation};
 use crate::core::runtime::{Hosted, Loaded, Runtime};
 
-/// The longest a check may wait on the store before it is abandoned (and
-/// tried again on the next tick).
-const STORE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A component whose current version is followed.
 struct Followed {
     hosted: Arc<Hosted>,
@@ -131,12 +127,12 @@ impl HotSwap {
         let name = &followed.published_as;
         let mut seen = followed.seen.lock().await;
         if !force {
-            let tag = within(self.registry.pointer_tag(name)).await?;
+            let tag = crate::core::app::versions::within(self.registry.pointer_tag(name)).await?;
             if tag == *seen {
                 return Ok(Outcome::Unchanged);
             }
         }
-        let (doc, tag) = within(self.registry.versions(name)).await?;
+        let (doc, tag) = crate::core::app::versions::within(self.registry.versions(name)).await?;
         let serving = followed.hosted.current();
         let outcome = match doc.current {
             Some(digest) if digest != serving.digest => match self.load(followed, &digest).await {
@@ -168,7 +164,7 @@ impl HotSwap {
     /// Fetches, compiles, links and validates version `digest`.
     async fn load(&self, followed: &Followed, digest: &str) -> anyhow::Result<Arc<Loaded>> {
         let started = Instant::now();
-        let (component, _) = crate::core::app::registry_version(&self.runtime, &self.registry, &followed.published_as, digest)
+        let (component, _) = crate::core::app::versions::registry_version(&self.runtime, &self.registry, &followed.published_as, digest)
             .await
             .context("it is not a valid component")?;
         let loaded = self
@@ -183,10 +179,4 @@ impl HotSwap {
         tracing::debug!(component = %followed.hosted.context.name, ms = started.elapsed().as_millis() as u64, "new version ready");
         Ok(Arc::new(loaded))
     }
-}
-
-pub(crate) async fn within<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::time::timeout(STORE_TIMEOUT, work)
-        .await
-        .map_err(|_| anyhow::anyhow!("the registry did not answer within {STORE_TIMEOUT:?}"))?
 }

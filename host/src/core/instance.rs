@@ -7,11 +7,12 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capability::auth::Identity;
 use crate::capability::cache::Cache;
 use crate::capability::db::{Database, SqlDialect};
+use crate::capability::outbound::{Outbound, OutboundGrant};
 use crate::capability::queue::Queue;
 use crate::core::bindings::GuestError;
 use crate::core::manifest::{Grants, Limits};
@@ -32,20 +33,8 @@ pub struct Backends {
     pub queue_names: crate::capability::backend::NameMap,
     /// How cache store names become deployed table names (DynamoDB); identity when embedded.
     pub table_names: crate::capability::backend::NameMap,
-    /// Where subscribers get the changes of the tables they subscribe to
-    /// under `corral serve` (on Lambda, DynamoDB streams invoke the host).
-    pub changes: Option<ChangeFeed>,
     /// The AWS configuration, when anything needed it (the S3 registry too).
     pub aws: Option<aws_config::SdkConfig>,
-}
-
-/// The source of store changes under `corral serve`.
-#[derive(Clone)]
-pub enum ChangeFeed {
-    /// The local change log of embedded cache stores.
-    Local(Arc<crate::serve::change_log::ChangeLog>),
-    /// The DynamoDB streams of the subscribed tables.
-    Streams(Arc<crate::serve::table_streams::TableStreams>),
 }
 
 /// Everything about a component that does not change between requests.
@@ -64,8 +53,8 @@ pub struct ComponentContext {
     pub backends: Arc<Backends>,
     /// One permit per instance that may run at once (`max_instances`).
     pub instances: Arc<tokio::sync::Semaphore>,
-    /// One permit per outbound request that may be in flight (`max_outbound`).
-    pub outbound: Arc<tokio::sync::Semaphore>,
+    /// Where its outbound HTTP may go, and how much of it at once.
+    pub outbound: Arc<OutboundGrant>,
 }
 
 impl ComponentContext {
@@ -79,11 +68,11 @@ impl ComponentContext {
         backends: Arc<Backends>,
     ) -> ComponentContext {
         ComponentContext {
+            outbound: Arc::new(OutboundGrant::new(name.clone(), grants.hosts.clone(), limits.max_outbound)),
             name,
             grants,
             config,
             instances: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
-            outbound: Arc::new(tokio::sync::Semaphore::new(limits.max_outbound as usize)),
             limits,
             db,
             backends,
@@ -110,10 +99,10 @@ pub struct HostState {
     /// When the call must have ended (its `timeout_ms`).
     pub deadline: std::time::Instant,
     wasi: WasiCtx,
-    table: ResourceTable,
-    http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
     /// The `wasi:http` grant check, made on the first outbound request.
-    outbound: Option<crate::capability::outbound::Outbound>,
+    pub(crate) outbound: Option<Outbound>,
 }
 
 impl HostState {
@@ -223,21 +212,6 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
-        }
-    }
-}
-
-/// Outbound HTTP goes through [`crate::capability::outbound::Outbound`], which sends only
-/// to the hosts the manifest grants.
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        let outbound = self
-            .outbound
-            .get_or_insert_with(|| crate::capability::outbound::Outbound::new(self.component.clone(), self.request_id.clone()));
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: outbound,
         }
     }
 }

@@ -12,17 +12,17 @@
 //! so a subscriber added later starts from the oldest retained change.
 //!
 //! Both paths give a component the same event body for a cache-store
-//! change ([`change_body`]), so a consumer cannot tell them apart.
+//! change ([`change::body`]), so a consumer cannot tell them apart.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
 use crate::capability::backend::BackendError;
+use crate::capability::cache::change;
 use crate::core::bindings::handler::{Event, EventSource};
 use crate::core::manifest::{EventSourceSpec, EventSpec};
 use crate::core::runtime::{Hosted, Loaded, Runtime};
@@ -46,36 +46,8 @@ pub struct Change {
     pub seq: i64,
     /// `INSERT`, `MODIFY` or `REMOVE`, as a DynamoDB stream names them.
     pub kind: String,
-    /// The event body ([`change_body`]).
+    /// The event body ([`change::body`]).
     pub body: String,
-}
-
-/// The JSON body a component gets for a change to cache store `store`, on
-/// the local stream and from a DynamoDB stream alike: `value` and
-/// `old_value` are the stored bytes as UTF-8 text, or null when absent.
-/// Bytes that are not UTF-8 come as base64 in `value_base64` /
-/// `old_value_base64` instead (and the text field is null).
-pub fn change_body(store: &str, key: &str, value: Option<&[u8]>, old_value: Option<&[u8]>) -> String {
-    let mut body = serde_json::Map::new();
-    body.insert("store".into(), store.into());
-    body.insert("key".into(), key.into());
-    for (name, bytes) in [("value", value), ("old_value", old_value)] {
-        let text = bytes.map(|b| std::str::from_utf8(b).map_err(|_| b));
-        match text {
-            None => {
-                body.insert(name.into(), serde_json::Value::Null);
-            }
-            Some(Ok(text)) => {
-                body.insert(name.into(), text.into());
-            }
-            Some(Err(bytes)) => {
-                body.insert(name.into(), serde_json::Value::Null);
-                let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-                body.insert(format!("{name}_base64"), encoded.into());
-            }
-        }
-    }
-    serde_json::Value::Object(body).to_string()
 }
 
 /// The durable log of changes to the subscribed stores, and the cursors of
@@ -167,7 +139,7 @@ impl ChangeLog {
                 Ok(Change {
                     seq: r.try_get("seq")?,
                     kind: r.try_get("kind")?,
-                    body: change_body(store, &key, value.as_deref(), old.as_deref()),
+                    body: change::body(store, &key, value.as_deref(), old.as_deref()),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -409,12 +381,12 @@ mod tests {
 
     #[test]
     fn bodies_carry_text_values_and_base64_for_other_bytes() {
-        let body: Value = serde_json::from_str(&change_body("events", "k", Some(b"{\"a\":1}"), None)).unwrap();
+        let body: Value = serde_json::from_str(&change::body("events", "k", Some(b"{\"a\":1}"), None)).unwrap();
         assert_eq!(
             body,
             json!({"store": "events", "key": "k", "value": "{\"a\":1}", "old_value": null})
         );
-        let body: Value = serde_json::from_str(&change_body("s", "k", None, Some(&[0xff, 0x00]))).unwrap();
+        let body: Value = serde_json::from_str(&change::body("s", "k", None, Some(&[0xff, 0x00]))).unwrap();
         assert_eq!(
             body,
             json!({"store": "s", "key": "k", "value": null, "old_value": null, "old_value_base64": "/wA="})

@@ -14,7 +14,7 @@
 //! changes stay in order when DynamoDB splits a shard.
 //!
 //! Changes reach a component in the shape the local change stream and the
-//! Lambda edge give ([`crate::serve::change_log::change_body`] for a cache store).
+//! Lambda edge give ([`crate::capability::cache::change::body`] for a cache store).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -531,7 +531,7 @@ impl Subscriber {
         })
         .to_string();
         let body = if self.shapes.cache_stores.contains(&self.store) {
-            crate::edge::lambda::records::cache_change(&self.store, self.shapes.layouts.get(&self.store), &raw).unwrap_or(raw)
+            crate::capability::cache::change::from_stream_record(&self.store, self.shapes.layouts.get(&self.store), &raw).unwrap_or(raw)
         } else {
             raw
         };

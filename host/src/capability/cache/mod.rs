@@ -1,5 +1,6 @@
 //! Named key-value stores with expiry, for components (DynamoDB on AWS).
 
+pub mod change;
 mod dynamodb;
 mod embedded;
 mod host;

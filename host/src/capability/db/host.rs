@@ -9,10 +9,13 @@ use wasmtime::component::Resource;
 
 use super::limits::{BoundedTransaction, DbLimits, ResultCap, with_limits};
 use super::records::{check_limit, decode_cursor, parse_object};
-use super::{BackendError, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
+use super::{BackendError, Comparison, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, TransactionHandle, Value, inspect};
 use crate::capability::backend::guest_try;
 use crate::core::bindings::GuestError;
-use crate::core::bindings::corral::host::db::{Filter as WitFilter, Host, HostTransaction, ListQuery, Page, SqlDialect as WitDialect};
+use crate::core::bindings::corral::host::db::{
+    Comparison as WitComparison, Filter as WitFilter, Host, HostTransaction, ListQuery, Page, Rows as WitRows, SqlDialect as WitDialect,
+    Value as WitValue,
+};
 use crate::core::instance::HostState;
 
 type Answer<T> = wasmtime::Result<Result<T, GuestError>>;
@@ -90,8 +93,50 @@ impl HostState {
 
 fn filters(list: Vec<WitFilter>) -> Result<Vec<Filter>, GuestError> {
     list.into_iter()
-        .map(|f| Filter::parse(&f.field, f.comparison, &f.value).map_err(GuestError::from))
+        .map(|f| Filter::parse(&f.field, comparison(f.comparison), &f.value).map_err(GuestError::from))
         .collect()
+}
+
+fn comparison(c: WitComparison) -> Comparison {
+    match c {
+        WitComparison::Eq => Comparison::Eq,
+        WitComparison::Ne => Comparison::Ne,
+        WitComparison::Lt => Comparison::Lt,
+        WitComparison::Le => Comparison::Le,
+        WitComparison::Gt => Comparison::Gt,
+        WitComparison::Ge => Comparison::Ge,
+    }
+}
+
+/// A component's parameters as the backends take them (moved, not copied).
+fn values(params: Vec<WitValue>) -> Vec<Value> {
+    params
+        .into_iter()
+        .map(|v| match v {
+            WitValue::Null => Value::Null,
+            WitValue::Boolean(b) => Value::Boolean(b),
+            WitValue::Integer(i) => Value::Integer(i),
+            WitValue::Float(f) => Value::Float(f),
+            WitValue::Text(t) => Value::Text(t),
+            WitValue::Blob(b) => Value::Blob(b),
+        })
+        .collect()
+}
+
+/// A backend's rows as the component receives them (moved, not copied).
+fn wit_rows(rows: Rows) -> WitRows {
+    let value = |v| match v {
+        Value::Null => WitValue::Null,
+        Value::Boolean(b) => WitValue::Boolean(b),
+        Value::Integer(i) => WitValue::Integer(i),
+        Value::Float(f) => WitValue::Float(f),
+        Value::Text(t) => WitValue::Text(t),
+        Value::Blob(b) => WitValue::Blob(b),
+    };
+    WitRows {
+        columns: rows.columns,
+        rows: rows.rows.into_iter().map(|row| row.into_iter().map(value).collect()).collect(),
+    }
 }
 
 fn json_text(record: &StoredRecord) -> String {
@@ -155,17 +200,19 @@ impl Host for HostState {
         Ok(Ok(Page { records, next }))
     }
 
-    async fn query(&mut self, sql: String, params: Vec<Value>) -> Answer<Rows> {
+    async fn query(&mut self, sql: String, params: Vec<WitValue>) -> Answer<WitRows> {
+        let params = values(params);
         let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
-        let result = with_limits(self.db_limits(), db.query(&sql, &params)).await;
+        let result = with_limits(self.db_limits(), db.query(&sql, &params)).await.map(wit_rows);
         if changes_schema {
             db.schema_changed();
         }
         Ok(self.answer(result))
     }
 
-    async fn execute(&mut self, sql: String, params: Vec<Value>) -> Answer<u64> {
+    async fn execute(&mut self, sql: String, params: Vec<WitValue>) -> Answer<u64> {
+        let params = values(params);
         let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let result = with_limits(self.db_limits(), db.execute(&sql, &params)).await;
@@ -203,19 +250,21 @@ impl Host for HostState {
 }
 
 impl HostTransaction for HostState {
-    async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<Rows> {
+    async fn query(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<WitValue>) -> Answer<WitRows> {
+        let params = values(params);
         let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let limits = self.db_limits();
         let handle = self.table().get_mut(&tx)?;
-        let result = with_limits(limits, handle.0.query(&sql, &params)).await;
+        let result = with_limits(limits, handle.0.query(&sql, &params)).await.map(wit_rows);
         if changes_schema {
             db.schema_changed();
         }
         Ok(self.answer(result))
     }
 
-    async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<Value>) -> Answer<u64> {
+    async fn execute(&mut self, tx: Resource<TransactionHandle>, sql: String, params: Vec<WitValue>) -> Answer<u64> {
+        let params = values(params);
         let changes_schema = guest_try!(self.check_sql(&sql, &params));
         let db = self.db.clone();
         let limits = self.db_limits();

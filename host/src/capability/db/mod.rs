@@ -19,12 +19,54 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use crate::capability::backend::BackendError;
-pub use crate::core::bindings::corral::host::db::{Comparison, Rows, Value};
 pub use guard::{GuardError, SqlDialect, Touches, inspect};
 pub use limits::{DbLimits, with_limits};
 pub use postgres::{Postgres, PostgresOptions, ScopedPostgres};
 pub use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
+
+/// One SQL value, as a statement's parameters and results carry it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Boolean(bool),
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A double.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// What a query returns: the column names, then the rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// The column names, in order.
+    pub columns: Vec<String>,
+    /// The rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// How a records filter compares a field with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Le,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Ge,
+}
 
 /// A database backend.
 #[async_trait]

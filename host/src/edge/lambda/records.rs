@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::capability::cache::change;
 use crate::core::app::{App, DeployedSource};
 use crate::core::bindings::handler::{Event, EventSource};
 use crate::core::manifest::EventSourceSpec;
@@ -78,7 +79,7 @@ async fn deliver(app: &App, groups: BTreeMap<Deployed, Vec<Event>>) -> BTreeSet<
                         EventSourceSpec::Table(t) => {
                             // A cache store's change reads as it does on the local stream.
                             if app.is_cache_store(t) {
-                                e.body = cache_change(t, app.cache_layout(t), &e.body).unwrap_or(e.body);
+                                e.body = change::from_stream_record(t, app.cache_layout(t), &e.body).unwrap_or(e.body);
                             }
                             EventSource::Table(t.clone())
                         }
@@ -160,35 +161,6 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
     }
     let failed = deliver(app, groups).await;
     failures(order.into_iter().find(|seq| failed.contains(seq)))
-}
-
-/// The body of a stream record of a cache store's table (an item of `key`
-/// and a binary `value`, see cache/dynamodb.rs) in the shape the local
-/// change stream gives: [`crate::serve::change_log::change_body`]. None when the
-/// record is not shaped like a cache item. An item of a store with a
-/// `layout` is its attributes as a JSON object, as a read gives it.
-pub(crate) fn cache_change(store: &str, layout: Option<&crate::capability::cache::Layout>, raw: &str) -> Option<String> {
-    use base64::Engine as _;
-    let change: Value = serde_json::from_str(raw).ok()?;
-    let key = change.get("keys")?.get(layout.map_or("key", |l| l.key.as_str()))?.as_str()?;
-    let value = |image: &str| -> Option<Option<Vec<u8>>> {
-        match change.get(image)? {
-            Value::Null => Some(None),
-            item if layout.is_some() => item.is_object().then(|| item.to_string().into_bytes()).map(Some),
-            item => {
-                let text = item.get("value")?.as_str()?;
-                base64::engine::general_purpose::STANDARD.decode(text).ok().map(Some)
-            }
-        }
-    };
-    let (new, old) = (value("new_image"), value("old_image"));
-    if new.is_none() || old.is_none() {
-        tracing::warn!(
-            store,
-            "a stream record of a cache store is not shaped like a cache item; it is passed on as it came"
-        );
-    }
-    Some(crate::serve::change_log::change_body(store, key, new?.as_deref(), old?.as_deref()))
 }
 
 /// S3 object notifications. A change to a followed component in the
@@ -316,12 +288,15 @@ mod tests {
             "new_image": {"key": "e1", "value": "eyJhIjoxfQ==", "expires_at": 5},
             "old_image": null
         });
-        let body: Value = serde_json::from_str(&cache_change("events", None, &raw.to_string()).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&change::from_stream_record("events", None, &raw.to_string()).unwrap()).unwrap();
         assert_eq!(
             body,
             json!({"store": "events", "key": "e1", "value": "{\"a\":1}", "old_value": null})
         );
-        assert_eq!(cache_change("events", None, &json!({"keys": {"id": 1}}).to_string()), None);
+        assert_eq!(
+            change::from_stream_record("events", None, &json!({"keys": {"id": 1}}).to_string()),
+            None
+        );
     }
 
     #[test]
@@ -335,12 +310,12 @@ mod tests {
             "new_image": {"request_id": "r1", "user_primary_id": "u1", "record_expiry_date": 5},
             "old_image": null
         });
-        let body: Value = serde_json::from_str(&cache_change("requests", Some(&layout), &raw.to_string()).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&change::from_stream_record("requests", Some(&layout), &raw.to_string()).unwrap()).unwrap();
         let value: Value = serde_json::from_str(body["value"].as_str().unwrap()).unwrap();
         assert_eq!(value, json!({"request_id": "r1", "user_primary_id": "u1", "record_expiry_date": 5}));
         assert_eq!((&body["key"], &body["old_value"]), (&json!("r1"), &Value::Null));
         assert_eq!(
-            cache_change("requests", Some(&layout), &json!({"keys": {"key": "r1"}}).to_string()),
+            change::from_stream_record("requests", Some(&layout), &json!({"keys": {"key": "r1"}}).to_string()),
             None
         );
     }

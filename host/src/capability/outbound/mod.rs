@@ -23,7 +23,6 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::core::instance::ComponentContext;
 use crate::core::manifest::HostGrant;
 
 /// How long a connection may take when the component sets no limit.
@@ -37,9 +36,36 @@ pub const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 /// used instead of the system resolver: for split-horizon set-ups and tests.
 pub const RESOLVE_ENV: &str = "CORRAL_RESOLVE";
 
+mod host;
+
+/// What a component may send: its `hosts` grants and its cap on requests
+/// in flight at once (`max_outbound`), shared by all its instances.
+pub struct OutboundGrant {
+    /// The component's manifest name, for logs.
+    pub component: String,
+    /// The hosts it may reach.
+    pub hosts: Vec<HostGrant>,
+    /// One permit per request that may be in flight.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The number of permits, for logs.
+    pub max_outbound: u32,
+}
+
+impl OutboundGrant {
+    /// The grant of `component`, with `max_outbound` requests in flight.
+    pub fn new(component: String, hosts: Vec<HostGrant>, max_outbound: u32) -> OutboundGrant {
+        OutboundGrant {
+            component,
+            hosts,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max_outbound as usize)),
+            max_outbound,
+        }
+    }
+}
+
 /// The `wasi:http` hooks of one store: the grant check and the timeouts.
 pub struct Outbound {
-    component: Arc<ComponentContext>,
+    grant: Arc<OutboundGrant>,
     request_id: String,
 }
 
@@ -47,25 +73,20 @@ type Io = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type Sent = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Io), Error>> + Send>;
 
 impl Outbound {
-    /// Hooks for one call of `component`.
-    pub fn new(component: Arc<ComponentContext>, request_id: String) -> Outbound {
-        Outbound { component, request_id }
+    /// Hooks for one call under `grant`.
+    pub fn new(grant: Arc<OutboundGrant>, request_id: String) -> Outbound {
+        Outbound { grant, request_id }
     }
 
     /// The grant that allows the request's scheme, host and port.
     fn grant_for(&self, uri: &http::Uri) -> Option<HostGrant> {
         let (scheme, host) = (uri.scheme_str()?, uri.host()?);
-        self.component
-            .grants
-            .hosts
-            .iter()
-            .find(|g| g.allows(scheme, host, uri.port_u16()))
-            .cloned()
+        self.grant.hosts.iter().find(|g| g.allows(scheme, host, uri.port_u16())).cloned()
     }
 
     fn refuse(&self, target: &str, why: &'static str) {
         tracing::warn!(
-            component = %self.component.name,
+            component = %self.grant.component,
             request_id = %self.request_id,
             kind = "host",
             name = %target,
@@ -206,11 +227,11 @@ impl WasiHttpHooks for Outbound {
             self.refuse(&target, "the host is not granted");
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
-        let Ok(permit) = self.component.outbound.clone().try_acquire_owned() else {
+        let Ok(permit) = self.grant.in_flight.clone().try_acquire_owned() else {
             tracing::warn!(
-                component = %self.component.name,
+                component = %self.grant.component,
                 request_id = %self.request_id,
-                max_outbound = self.component.limits.max_outbound,
+                max_outbound = self.grant.max_outbound,
                 "refused an outbound request past the component's limit"
             );
             return Box::new(async { Err(Error::ConnectionLimitReached) });
@@ -218,7 +239,7 @@ impl WasiHttpHooks for Outbound {
         // The deadline is a task-local of the call; the send itself runs on
         // a task of its own, so it is read here.
         let options = timeouts(options, crate::capability::backend::deadline());
-        let (component, request_id) = (self.component.name.clone(), self.request_id.clone());
+        let (component, request_id) = (self.grant.component.clone(), self.request_id.clone());
         Box::new(async move {
             let uri = request.uri().clone();
             let tls = uri.scheme_str() == Some("https");
