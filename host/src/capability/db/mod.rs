@@ -11,6 +11,7 @@ mod pg_grants;
 mod placeholders;
 mod postgres;
 pub mod records;
+mod records_sql;
 mod sqlite;
 
 use std::collections::BTreeSet;

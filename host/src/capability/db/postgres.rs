@@ -22,29 +22,10 @@ use tokio::sync::Mutex;
 use super::iam::PasswordSource;
 use super::pg_grants;
 use super::placeholders::number_placeholders;
-use super::records::{AUDIT_FIELDS, Condition, JsonKind};
-use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
+use super::records_sql::{self, Param, Sql};
+use super::{BackendError, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, Transaction, Value, map_error};
 
 type Query<'q> = sqlx::query::Query<'q, Pg, PgArguments>;
-
-const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
-
-/// Records are read with their document as text: `json` keeps the text as
-/// written (field order, `-0.0`), which `jsonb` would normalize.
-const SELECT_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data::text AS data";
-
-/// `data` with the changes in `$3` merged as [`StoredRecord::apply`] does,
-/// keeping the document's field order: a changed field keeps its place, a
-/// null removes it, a new one comes last in the order of the changes.
-const MERGED_DATA: &str = "(SELECT COALESCE(json_object_agg(key, value ORDER BY place), '{}'::json) FROM (\
-    SELECT old.key, COALESCE(change.value, old.value) AS value, old.place \
-    FROM json_each(data) WITH ORDINALITY AS old(key, value, place) \
-    LEFT JOIN json_each($3::json) AS change(key, value) ON change.key = old.key \
-    WHERE change.value IS NULL OR json_typeof(change.value) <> 'null' \
-    UNION ALL \
-    SELECT change.key, change.value, 4294967296 + change.place \
-    FROM json_each($3::json) WITH ORDINALITY AS change(key, value, place) \
-    WHERE json_typeof(change.value) <> 'null' AND change.key NOT IN (SELECT json_object_keys(data))) AS merged)";
 
 /// How to reach the database.
 pub struct PostgresOptions {
@@ -230,10 +211,7 @@ impl Postgres {
         if self.ensured.lock().expect("not poisoned").contains(table) {
             return Ok(pool);
         }
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" (uid TEXT PRIMARY KEY, created_at TEXT NOT NULL, \
-             last_updated_at TEXT NOT NULL, creator_uid TEXT, last_updater_uid TEXT, data JSON NOT NULL)"
-        );
+        let ddl = records_sql::create_table(SqlDialect::Postgres, table);
         // Two connections creating the same table at once can collide in the
         // catalog; the second attempt then finds it.
         if let Err(e) = sqlx::query(AssertSqlSafe(ddl.clone())).execute(pool).await {
@@ -494,56 +472,15 @@ fn bind<'q>(mut q: Query<'q>, params: &[Value]) -> Query<'q> {
     q
 }
 
-/// The condition for `filters`, numbering parameters from `$first`.
-fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<FilterParam>) {
-    let mut sql = String::from("TRUE");
-    let mut params = Vec::new();
-    for f in filters {
-        let n = first + params.len();
-        if f.is_audit_field() {
-            match f.condition() {
-                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
-                _ => {
-                    sql.push_str(&format!(" AND {} {} ${n}", f.field, f.operator()));
-                    // Audit columns are text; compare with the value as text.
-                    params.push(FilterParam::Text(
-                        f.value.as_str().map(str::to_owned).unwrap_or_else(|| f.value.to_string()),
-                    ));
-                }
-            }
-            continue;
-        }
-        let value = format!("(data->'{}')::jsonb", f.field);
-        let same_kind = match f.kind() {
-            JsonKind::String => format!("jsonb_typeof({value}) = 'string'"),
-            JsonKind::Number => format!("jsonb_typeof({value}) = 'number'"),
-            JsonKind::Boolean => format!("jsonb_typeof({value}) = 'boolean'"),
-        };
-        match f.condition() {
-            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
-            Condition::Compare { operator } => {
-                sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ${n})"));
-                params.push(FilterParam::Json(f.value.clone()));
-            }
-            Condition::NotEqual => {
-                sql.push_str(&format!(" AND ({value} IS NOT NULL AND NOT ({same_kind} AND {value} = ${n}))"));
-                params.push(FilterParam::Json(f.value.clone()));
-            }
-        }
-    }
-    (sql, params)
-}
-
-enum FilterParam {
-    Text(String),
-    Json(Json),
-}
-
-fn bind_filters<'q>(mut q: Query<'q>, params: Vec<FilterParam>) -> Query<'q> {
-    for p in params {
+/// A records statement with its parameters bound.
+fn records_query(sql: Sql) -> Query<'static> {
+    let mut q = sqlx::query(AssertSqlSafe(sql.text));
+    for p in sql.params {
         q = match p {
-            FilterParam::Text(s) => q.bind(s),
-            FilterParam::Json(j) => q.bind(SqlJson(j)),
+            Param::Text(s) => q.bind(s),
+            Param::Integer(i) => q.bind(i),
+            Param::Float(f) => q.bind(f),
+            Param::Json(j) => q.bind(SqlJson(j)),
         };
     }
     q
@@ -655,14 +592,7 @@ impl Database for Postgres {
 
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::json)");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(&r.uid)
-            .bind(&r.created_at)
-            .bind(&r.last_updated_at)
-            .bind(&r.creator_uid)
-            .bind(&r.last_updater_uid)
-            .bind(Json::Object(r.data.clone()).to_string())
+        records_query(records_sql::insert(SqlDialect::Postgres, table, r))
             .execute(pool)
             .await
             .map_err(map_error)?;
@@ -671,9 +601,7 @@ impl Database for Postgres {
 
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE uid = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(uid)
+        let row = records_query(records_sql::get(SqlDialect::Postgres, table, uid))
             .fetch_optional(pool)
             .await
             .map_err(map_error)?;
@@ -688,21 +616,8 @@ impl Database for Postgres {
         stamp: &Stamp,
     ) -> Result<Option<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        // One statement, so the merge reads the row it writes: under a
-        // concurrent update, PostgreSQL evaluates it again on the newer row.
-        let sql = format!(
-            "UPDATE \"{table}\" SET last_updated_at = $1, last_updater_uid = $2, data = {MERGED_DATA} WHERE uid = $4 RETURNING {SELECT_COLUMNS}"
-        );
-        let changes: Map<String, Json> = changes
-            .iter()
-            .filter(|(k, _)| !AUDIT_FIELDS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(&stamp.now)
-            .bind(&stamp.caller)
-            .bind(Json::Object(changes).to_string())
-            .bind(uid)
+        // One statement that merges the changes itself: see records_sql::update.
+        let row = records_query(records_sql::update(SqlDialect::Postgres, table, uid, stamp, changes))
             .fetch_optional(pool)
             .await
             .map_err(map_error)?;
@@ -711,16 +626,16 @@ impl Database for Postgres {
 
     async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let sql = format!("DELETE FROM \"{table}\" WHERE uid = $1");
-        let done = sqlx::query(AssertSqlSafe(sql)).bind(uid).execute(pool).await.map_err(map_error)?;
+        let done = records_query(records_sql::delete(SqlDialect::Postgres, table, uid))
+            .execute(pool)
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete_where(&self, table: &str, filters: &[Filter]) -> Result<u64, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let (cond, params) = where_clause(filters, 1);
-        let sql = format!("DELETE FROM \"{table}\" WHERE {cond}");
-        let done = bind_filters(sqlx::query(AssertSqlSafe(sql)), params)
+        let done = records_query(records_sql::delete_where(SqlDialect::Postgres, table, filters))
             .execute(pool)
             .await
             .map_err(map_error)?;
@@ -729,18 +644,10 @@ impl Database for Postgres {
 
     async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError> {
         let pool = self.ensure_records_table(table).await?;
-        let (mut cond, params) = where_clause(filters, 1);
-        let mut next = params.len() + 1;
-        if after.is_some() {
-            cond.push_str(&format!(" AND uid > ${next}"));
-            next += 1;
-        }
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ${next}");
-        let mut q = bind_filters(sqlx::query(AssertSqlSafe(sql)), params);
-        if let Some(after) = after {
-            q = q.bind(after.to_owned());
-        }
-        let rows = q.bind(limit as i64).fetch_all(pool).await.map_err(map_error)?;
+        let rows = records_query(records_sql::list(SqlDialect::Postgres, table, filters, limit, after))
+            .fetch_all(pool)
+            .await
+            .map_err(map_error)?;
         rows.iter().map(record_from_row).collect()
     }
 

@@ -16,8 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::authorizer::{self, Catalog, Scope, Session};
 use super::limits::{self, ResultCap};
-use super::records::{Condition, JsonKind};
-use super::{BackendError, Database, Filter, Rows, Stamp, StoredRecord, Transaction, Value, map_error};
+use super::records_sql::{self, Param, Sql};
+use super::{BackendError, Database, Filter, Rows, SqlDialect, Stamp, StoredRecord, Transaction, Value, map_error};
 
 /// Connections in the pool shared by components, the cache and the queue.
 const POOL_CONNECTIONS: u32 = 8;
@@ -37,8 +37,6 @@ pub struct Sqlite {
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>;
-
-const RECORD_COLUMNS: &str = "uid, created_at, last_updated_at, creator_uid, last_updater_uid, data";
 
 impl Sqlite {
     /// Opens (creating if needed) the database file at `path`.
@@ -79,10 +77,7 @@ impl Sqlite {
         if self.ensured.lock().expect("not poisoned").contains(table) {
             return Ok(());
         }
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" (uid TEXT PRIMARY KEY, created_at TEXT NOT NULL, \
-             last_updated_at TEXT NOT NULL, creator_uid TEXT, last_updater_uid TEXT, data TEXT NOT NULL)"
-        );
+        let ddl = records_sql::create_table(SqlDialect::Sqlite, table);
         sqlx::query(AssertSqlSafe(ddl)).execute(&self.pool).await.map_err(map_error)?;
         self.ensured.lock().expect("not poisoned").insert(table.to_owned());
         let known = self.catalog.lock().expect("not poisoned").clone();
@@ -181,50 +176,19 @@ async fn reusable(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error
     Ok(!counted && !open)
 }
 
-/// The SQL condition and its bound values for `filters`.
-fn where_clause(filters: &[Filter]) -> (String, Vec<Value>) {
-    let mut sql = String::from("1=1");
-    let mut params = Vec::new();
-    for f in filters {
-        let param = match &f.value {
-            Json::Bool(b) => Value::Integer(*b as i64),
-            Json::Number(n) => n
-                .as_i64()
-                .map(Value::Integer)
-                .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
-            Json::String(s) => Value::Text(s.clone()),
-            Json::Null | Json::Array(_) | Json::Object(_) => Value::Null,
+/// A records statement with its parameters bound.
+fn records_query(sql: Sql) -> Query<'static> {
+    let mut q = sqlx::query(AssertSqlSafe(sql.text));
+    for p in sql.params {
+        q = match p {
+            Param::Text(s) => q.bind(s),
+            Param::Integer(i) => q.bind(i),
+            Param::Float(f) => q.bind(f),
+            // SQLite keeps JSON as text.
+            Param::Json(j) => q.bind(j.to_string()),
         };
-        if f.is_audit_field() {
-            match f.condition() {
-                Condition::Null { negated } => sql.push_str(&format!(" AND {} IS {}NULL", f.field, if negated { "NOT " } else { "" })),
-                _ => {
-                    sql.push_str(&format!(" AND {} {} ?", f.field, f.operator()));
-                    params.push(param);
-                }
-            }
-            continue;
-        }
-        let value = format!("json_extract(data, '$.{}')", f.field);
-        let kind = format!("json_type(data, '$.{}')", f.field);
-        let same_kind = match f.kind() {
-            JsonKind::String => format!("{kind} = 'text'"),
-            JsonKind::Number => format!("{kind} IN ('integer', 'real')"),
-            JsonKind::Boolean => format!("{kind} IN ('true', 'false')"),
-        };
-        match f.condition() {
-            Condition::Null { negated } => sql.push_str(&format!(" AND {value} IS {}NULL", if negated { "NOT " } else { "" })),
-            Condition::Compare { operator } => {
-                sql.push_str(&format!(" AND ({same_kind} AND {value} {operator} ?)"));
-                params.push(param);
-            }
-            Condition::NotEqual => {
-                sql.push_str(&format!(" AND ({kind} IS NOT NULL AND NOT ({same_kind} AND {value} = ?))"));
-                params.push(param);
-            }
-        }
     }
-    (sql, params)
+    q
 }
 
 fn bind<'q>(mut q: Query<'q>, params: &[Value]) -> Query<'q> {
@@ -332,14 +296,7 @@ impl Database for Sqlite {
 
     async fn insert(&self, table: &str, r: &StoredRecord) -> Result<(), BackendError> {
         self.ensure_records_table(table).await?;
-        let sql = format!("INSERT INTO \"{table}\" ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(&r.uid)
-            .bind(&r.created_at)
-            .bind(&r.last_updated_at)
-            .bind(&r.creator_uid)
-            .bind(&r.last_updater_uid)
-            .bind(Json::Object(r.data.clone()).to_string())
+        records_query(records_sql::insert(SqlDialect::Sqlite, table, r))
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
@@ -348,9 +305,7 @@ impl Database for Sqlite {
 
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(uid)
+        let row = records_query(records_sql::get(SqlDialect::Sqlite, table, uid))
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
@@ -367,9 +322,7 @@ impl Database for Sqlite {
         self.ensure_records_table(table).await?;
         // IMMEDIATE takes the write lock up front, so the read below cannot go stale.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        let select = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE uid = ?");
-        let Some(row) = sqlx::query(AssertSqlSafe(select))
-            .bind(uid)
+        let Some(row) = records_query(records_sql::get(SqlDialect::Sqlite, table, uid))
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_error)?
@@ -378,12 +331,7 @@ impl Database for Sqlite {
         };
         let mut record = record_from_row(&row)?;
         record.apply(changes, stamp);
-        let update = format!("UPDATE \"{table}\" SET last_updated_at = ?, last_updater_uid = ?, data = ? WHERE uid = ?");
-        sqlx::query(AssertSqlSafe(update))
-            .bind(&record.last_updated_at)
-            .bind(&record.last_updater_uid)
-            .bind(Json::Object(record.data.clone()).to_string())
-            .bind(uid)
+        records_query(records_sql::update(SqlDialect::Sqlite, table, uid, stamp, &record.data))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
@@ -393,9 +341,7 @@ impl Database for Sqlite {
 
     async fn delete(&self, table: &str, uid: &str) -> Result<bool, BackendError> {
         self.ensure_records_table(table).await?;
-        let sql = format!("DELETE FROM \"{table}\" WHERE uid = ?");
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(uid)
+        let done = records_query(records_sql::delete(SqlDialect::Sqlite, table, uid))
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
@@ -404,9 +350,7 @@ impl Database for Sqlite {
 
     async fn delete_where(&self, table: &str, filters: &[Filter]) -> Result<u64, BackendError> {
         self.ensure_records_table(table).await?;
-        let (cond, params) = where_clause(filters);
-        let sql = format!("DELETE FROM \"{table}\" WHERE {cond}");
-        let done = bind(sqlx::query(AssertSqlSafe(sql)), &params)
+        let done = records_query(records_sql::delete_where(SqlDialect::Sqlite, table, filters))
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
@@ -415,14 +359,7 @@ impl Database for Sqlite {
 
     async fn list(&self, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Result<Vec<StoredRecord>, BackendError> {
         self.ensure_records_table(table).await?;
-        let (mut cond, mut params) = where_clause(filters);
-        if let Some(after) = after {
-            cond.push_str(" AND uid > ?");
-            params.push(Value::Text(after.to_owned()));
-        }
-        params.push(Value::Integer(limit as i64));
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM \"{table}\" WHERE {cond} ORDER BY uid LIMIT ?");
-        let rows = bind(sqlx::query(AssertSqlSafe(sql)), &params)
+        let rows = records_query(records_sql::list(SqlDialect::Sqlite, table, filters, limit, after))
             .fetch_all(&self.pool)
             .await
             .map_err(map_error)?;
