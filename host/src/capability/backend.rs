@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 /// Why a backend call failed, in terms a component can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BackendError {
@@ -67,3 +69,23 @@ pub async fn with_deadline<F: Future>(deadline: std::time::Instant, work: F) -> 
 pub fn deadline() -> Option<std::time::Instant> {
     DEADLINE.try_with(|d| *d).ok()
 }
+
+/// Maps a store or queue name to the AWS resource name: an entry in
+/// `names`, else `prefix` + the name (stage-specific names, as `-prod`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsNames {
+    /// Put before every name without an entry in `names`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Explicit names.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// Create missing tables or queues at start (local emulators, development).
+    #[serde(default)]
+    pub create_missing: bool,
+}
+
+/// Resolves `${env:NAME}` in one value of a backend section, naming the
+/// value in its error.
+pub type Resolve<'a> = dyn FnMut(&str, &mut String) -> Result<(), String> + 'a;

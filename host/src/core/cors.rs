@@ -2,8 +2,8 @@
 //! the host answers preflight requests itself (no component runs, no token
 //! is needed) and marks every response for an allowed origin.
 
-use crate::core::manifest::CorsSpec;
 use crate::core::request::Response;
+use serde::Deserialize;
 
 /// The `access-control-allow-origin` value for `origin`, if it is allowed.
 fn allowed_origin(spec: &CorsSpec, origin: &str) -> Option<String> {
@@ -94,4 +94,37 @@ mod tests {
         decorate(&spec(&["*"]), "https://anyone.example", &mut any);
         assert_eq!((any.header("access-control-allow-origin"), any.header("vary")), (Some("*"), None));
     }
+}
+
+/// Which browser origins may call the API (the `[cors]` table). The host
+/// answers preflight requests itself and adds the headers to every response.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Allowed origins (`https://app.example.com`), or `"*"` for any.
+    pub allow_origins: Vec<String>,
+    /// Request headers a browser may send (default: authorization, content-type).
+    #[serde(default = "default_cors_headers")]
+    pub allow_headers: Vec<String>,
+    /// Response headers a browser script may read (default: x-request-id).
+    #[serde(default = "default_cors_expose")]
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer (default 600 s).
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_seconds: u32,
+    /// Whether browsers may send cookies or credentials (not with `"*"`).
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+fn default_cors_headers() -> Vec<String> {
+    vec!["authorization".into(), "content-type".into()]
+}
+
+fn default_cors_expose() -> Vec<String> {
+    vec!["x-request-id".into()]
+}
+
+fn default_cors_max_age() -> u32 {
+    600
 }

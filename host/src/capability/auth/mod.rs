@@ -6,6 +6,9 @@ mod dev;
 mod host;
 #[cfg(test)]
 mod matrix;
+mod spec;
+
+pub use spec::AuthSpec;
 
 pub use cognito::CognitoVerifier;
 pub use dev::DevKeys;

@@ -5,6 +5,9 @@ mod dynamodb;
 mod embedded;
 mod host;
 mod layout;
+mod spec;
+
+pub use spec::CacheSpec;
 
 use std::time::Duration;
 

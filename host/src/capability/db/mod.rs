@@ -12,7 +12,10 @@ mod placeholders;
 mod postgres;
 pub mod records;
 mod records_sql;
+mod spec;
 mod sqlite;
+
+pub use spec::DbSpec;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -23,8 +23,6 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::core::manifest::HostGrant;
-
 /// How long a connection may take when the component sets no limit.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the response head may take when the component sets no limit.
@@ -36,7 +34,10 @@ pub const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 /// used instead of the system resolver: for split-horizon set-ups and tests.
 pub const RESOLVE_ENV: &str = "CORRAL_RESOLVE";
 
+mod grant;
 mod host;
+
+pub use grant::HostGrant;
 
 /// What a component may send: its `hosts` grants and its cap on requests
 /// in flight at once (`max_outbound`), shared by all its instances.

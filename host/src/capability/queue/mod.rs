@@ -2,7 +2,10 @@
 
 mod embedded;
 mod host;
+mod spec;
 mod sqs;
+
+pub use spec::QueueSpec;
 
 use async_trait::async_trait;
 

@@ -2,7 +2,6 @@
 //! every component (running its `init`), build the router and follow the
 //! registry.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,12 +9,13 @@ use anyhow::Context as _;
 
 use super::versions::initial_version;
 use super::{App, AppOptions, Target};
+use crate::capability::auth::AuthSpec;
 use crate::capability::auth::{CognitoVerifier, DevKeys, Verifier};
 use crate::core::artifacts::Origin;
 use crate::core::hotswap::HotSwap;
 use crate::core::init_marks::InitMarks;
 use crate::core::instance::{Backends, ComponentContext};
-use crate::core::manifest::{AuthSpec, ComponentSpec, EventSourceSpec, Manifest};
+use crate::core::manifest::{ComponentSpec, EventSourceSpec, Manifest};
 use crate::core::registry::Registry;
 use crate::core::router::{Route, Router, Template};
 use crate::core::runtime::{Loaded, Runtime, RuntimeOptions};
@@ -86,7 +86,7 @@ impl App {
                         .ok(),
                     None => None,
                 };
-                let registry = Registry::open(&spec.location(Path::new("."))?, backends.aws.as_ref())?.with_artifact_key(key);
+                let registry = Registry::open(&spec.location()?, backends.aws.as_ref())?.with_artifact_key(key);
                 Some(Arc::new(registry))
             }
             _ if manifest.uses_registry() => {
@@ -189,7 +189,7 @@ fn refuse_registry_bucket_events(manifest: &Manifest) -> anyhow::Result<()> {
     let Some(spec) = &manifest.backends.registry else {
         return Ok(());
     };
-    let location = spec.location(Path::new("."))?;
+    let location = spec.location()?;
     for (name, component) in &manifest.components {
         for event in &component.events {
             if let EventSourceSpec::Bucket(bucket) = &event.source

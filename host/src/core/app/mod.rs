@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use crate::capability::auth::{AuthError, Identity, Verifier, bearer};
 use crate::core::bindings::handler;
+use crate::core::cors::CorsSpec;
 use crate::core::error::ApiError;
 use crate::core::hotswap::HotSwap;
-use crate::core::manifest::{Access, CorsSpec, EventSourceSpec, EventSpec};
+use crate::core::manifest::{Access, EventSourceSpec, EventSpec};
 use crate::core::request::{Request, Response};
 use crate::core::router::{Match, Router};
 use crate::core::runtime::{CallError, Hosted, Loaded, Runtime};

@@ -10,7 +10,10 @@
 //!   target, with a MAC (see [`artifact`]).
 
 pub mod artifact;
+mod spec;
 pub mod store;
+
+pub use spec::RegistrySpec;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,445 @@
+//! The manifest (`corral.toml`): which components run, where their bytes
+//! live, the routes they own, what they are granted and their limits.
+//!
+//! Pure data and validation: loading a manifest touches no engine and no
+//! backend, so every mistake in it is reported before anything starts.
+
+mod backends;
+mod component;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use backends::BackendsSpec;
+pub use component::{Access, ComponentSpec, EventSourceSpec, EventSpec, Grants, RouteSpec, WasmSource, check_name};
+pub use limits::Limits;
+
+use component::RawComponent;
+use limits::RawLimits;
+
+use crate::core::cors::CorsSpec;
+
+/// A manifest that parsed and passed validation.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Which backend serves each capability.
+    pub backends: BackendsSpec,
+    /// Limits that apply where a component sets none.
+    pub defaults: Limits,
+    /// Cross-origin access for browsers, when set.
+    pub cors: Option<CorsSpec>,
+    /// The OpenAPI document of the hosted routes, when set.
+    pub openapi: Option<OpenApiSpec>,
+    /// The components, by name.
+    pub components: BTreeMap<String, ComponentSpec>,
+}
+
+/// `[openapi]`: the document `corral openapi` prints, and whether the host
+/// serves it at `GET /openapi.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiSpec {
+    /// Serve the document at `GET /openapi.json`, to anyone.
+    #[serde(default)]
+    pub serve: bool,
+    /// The document's title (default "corral").
+    pub title: Option<String>,
+    /// The API's version (default "1").
+    pub version: Option<String>,
+}
+
+/// A manifest that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown or mistyped keys.
+    #[error("manifest {path}: {message}")]
+    Syntax {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("manifest: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    backends: BackendsSpec,
+    cors: Option<CorsSpec>,
+    openapi: Option<OpenApiSpec>,
+    #[serde(default)]
+    defaults: RawLimits,
+    #[serde(default)]
+    components: BTreeMap<String, RawComponent>,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`; relative `wasm` paths are
+    /// taken from the manifest's folder, `${env:NAME}` from `env`.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Manifest::parse(&text, base, env).map_err(|e| match e {
+            ManifestError::Syntax { message, .. } => ManifestError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses manifest text; see [`Manifest::load`].
+    pub fn parse(text: &str, base: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let defaults = raw.defaults.over(Limits::default());
+        defaults.check("defaults")?;
+        let mut components = BTreeMap::new();
+        for (name, c) in raw.components {
+            check_name(&name, "component")?;
+            let spec = c.check(name.clone(), defaults, base, &env)?;
+            components.insert(name, spec);
+        }
+        let backends = raw.backends.resolve(&env, base)?;
+        if let Some(cors) = &raw.cors {
+            if cors.allow_origins.is_empty() {
+                return Err(invalid("cors: allow_origins must name at least one origin, or \"*\"".into()));
+            }
+            if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
+                return Err(invalid("cors: allow_credentials cannot be used with the origin \"*\"".into()));
+            }
+        }
+        Ok(Manifest {
+            backends,
+            defaults,
+            cors: raw.cors,
+            openapi: raw.openapi,
+            components,
+        })
+    }
+
+    /// Whether any component comes from the registry.
+    pub fn uses_registry(&self) -> bool {
+        self.components.values().any(|c| matches!(c.wasm, WasmSource::Registry { .. }))
+    }
+
+    /// The largest memory cap of any component, in bytes.
+    pub fn max_memory_bytes(&self) -> usize {
+        let mb = self
+            .components
+            .values()
+            .map(|c| c.limits.memory_mb)
+            .max()
+            .unwrap_or(self.defaults.memory_mb);
+        mb as usize * 1024 * 1024
+    }
+
+    /// The largest request body any component accepts.
+    pub fn max_body_bytes(&self) -> usize {
+        self.components
+            .values()
+            .map(|c| c.limits.max_body_bytes)
+            .max()
+            .unwrap_or(self.defaults.max_body_bytes)
+    }
+}
+
+fn invalid(message: String) -> ManifestError {
+    ManifestError::Invalid(message)
+}
+
+/// Replaces each `${env:NAME}` with that environment variable, and each
+/// `${env:NAME:-default}` with it or, when it is unset, the default.
+fn resolve_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${env:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 6..];
+        let end = after.find('}').ok_or("unclosed \"${env:\"")?;
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&after[..end], None),
+        };
+        let value = env(name).or_else(|| default.map(str::to_owned));
+        out.push_str(&value.ok_or_else(|| format!("environment variable {name} is not set"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::auth::AuthSpec;
+    use crate::capability::cache::CacheSpec;
+    use crate::capability::db::DbSpec;
+    use crate::capability::outbound::HostGrant;
+    use crate::capability::queue::QueueSpec;
+    use crate::core::registry::RegistrySpec;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/app"), |k| (k == "HOME_DIR").then(|| "/home/x".to_owned()))
+    }
+
+    #[test]
+    fn reads_a_component_with_defaults_and_env_config() {
+        let m = parse(
+            r#"
+            [defaults]
+            timeout_ms = 500
+            [components.students]
+            wasm = "crud.wasm"
+            tables = ["students"]
+            memory_mb = 32
+            config = { table = "students", home = "${env:HOME_DIR}/data", mode = "${env:NOPE:-dev}", dir = "${env:HOME_DIR:-/tmp}" }
+            [[components.students.routes]]
+            path = "/students/{id}"
+            methods = ["get", "PATCH"]
+            auth = "public"
+            "#,
+        )
+        .unwrap();
+        let c = &m.components["students"];
+        assert_eq!(c.wasm, WasmSource::File("/app/crud.wasm".into()));
+        assert_eq!(
+            c.limits,
+            Limits {
+                memory_mb: 32,
+                timeout_ms: 500,
+                max_body_bytes: 1024 * 1024,
+                ..Limits::default()
+            }
+        );
+        assert_eq!(c.config["home"], "/home/x/data");
+        assert_eq!(c.config["mode"], "dev", "the default when unset");
+        assert_eq!(c.config["dir"], "/home/x", "the variable when set");
+        assert_eq!(c.routes[0].methods, ["GET", "PATCH"]);
+        assert_eq!(c.routes[0].access, Access::Public);
+        assert!(c.grants.tables.contains("students"));
+    }
+
+    #[test]
+    fn reads_backends() {
+        let m = parse(
+            r#"
+            [backends.db]
+            kind = "postgres"
+            url = "postgres://app@${env:HOME_DIR}:5432/db"
+            iam = true
+            [backends.cache]
+            kind = "dynamodb"
+            prefix = "corral-"
+            names = { users = "alma-users-prod" }
+            "#,
+        )
+        .unwrap();
+        assert!(m.backends.uses_aws());
+        assert!(matches!(&m.backends.db, DbSpec::Postgres { url, iam: true, .. } if url == "postgres://app@/home/x:5432/db"));
+        assert!(
+            matches!(&m.backends.cache, CacheSpec::Dynamodb { prefix, names, .. } if prefix == "corral-" && names["users"] == "alma-users-prod")
+        );
+        assert_eq!(m.backends.queue, QueueSpec::Embedded);
+        assert!(parse("[backends.db]\nkind = 'mysql'").is_err());
+        assert!(!parse("").unwrap().backends.uses_aws());
+    }
+
+    #[test]
+    fn reads_cache_layouts_and_refuses_bad_ones() {
+        let m = parse(
+            r#"
+            [backends.cache]
+            kind = "dynamodb"
+            [backends.cache.layouts.alma-requests]
+            key = "request_id"
+            ttl = "record_expiry_date"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.backends.cache.layouts()["alma-requests"].ttl, "record_expiry_date");
+        let m = parse("[backends.cache]\nkind = 'embedded'\nlayouts = { users = { key = 'primary_id', ttl = 'expiry_date' } }").unwrap();
+        assert_eq!(m.backends.cache.layouts()["users"].key, "primary_id");
+        for bad in [
+            "{ users = { key = 'id', ttl = 'id' } }",
+            "{ users = { key = '', ttl = 'expiry_date' } }",
+            "{ users = { key = 'id', ttl = '' } }",
+            "{ '' = { key = 'id', ttl = 'expiry_date' } }",
+            "{ users = { key = 'id' } }",
+        ] {
+            let err = parse(&format!("[backends.cache]\nkind = 'dynamodb'\nlayouts = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("layout") || err.contains("ttl"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_grants_allow_https_by_default_and_http_on_loopback() {
+        let alma = HostGrant::parse("API-eu.hosted.exlibrisgroup.com").unwrap();
+        assert!(alma.allows("https", "api-eu.hosted.exlibrisgroup.com", None));
+        assert!(alma.allows("https", "api-eu.hosted.exlibrisgroup.com", Some(443)));
+        assert!(!alma.allows("https", "api-eu.hosted.exlibrisgroup.com", Some(8443)));
+        assert!(!alma.allows("http", "api-eu.hosted.exlibrisgroup.com", None));
+        assert!(!alma.allows("https", "api-na.hosted.exlibrisgroup.com", None));
+        assert!(!alma.allows("https", "hosted.exlibrisgroup.com", None));
+
+        let local = HostGrant::parse("127.0.0.1:4321").unwrap();
+        assert!(local.allows("http", "127.0.0.1", Some(4321)));
+        assert!(local.allows("https", "127.0.0.1", Some(4321)));
+        assert!(!local.allows("http", "127.0.0.1", None));
+        assert!(!local.allows("http", "127.0.0.1", Some(4322)));
+
+        let plain = HostGrant::parse("http://legacy.example.edu").unwrap();
+        assert!(plain.allows("http", "legacy.example.edu", Some(80)));
+        assert!(!plain.allows("https", "legacy.example.edu", None));
+        assert!(HostGrant::parse("[::1]:80").unwrap().allows("http", "[::1]", None));
+        assert!(!HostGrant::parse("10.0.0.1").unwrap().allows("http", "10.0.0.1", None));
+
+        for bad in ["", "ftp://x.org", "x.org/path", "user@x.org", "*.x.org", "x.org:99999"] {
+            assert!(HostGrant::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn reads_registry_sources() {
+        let m = parse(
+            r#"
+            [backends.registry]
+            store = "dir:published"
+            [components.a]
+            wasm = "registry:notes"
+            [components.b]
+            wasm = "registry:notes"
+            version = "ABCDEF12"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.components["a"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: None
+            }
+        );
+        assert_eq!(
+            m.components["b"].wasm,
+            WasmSource::Registry {
+                name: "notes".into(),
+                pin: Some("abcdef12".into())
+            }
+        );
+        let registry = m.backends.registry.clone().unwrap();
+        assert_eq!(
+            registry,
+            RegistrySpec {
+                store: "dir:/app/published".into(),
+                check_seconds: 5,
+                artifact_key: None,
+            }
+        );
+        assert!(m.uses_registry() && !m.backends.uses_aws());
+        let s3 = parse("[backends.registry]\nstore = 's3://b/p'\ncheck_seconds = 2").unwrap();
+        assert!(s3.backends.uses_aws());
+    }
+
+    #[test]
+    fn a_dev_signing_key_comes_from_the_environment() {
+        let m = parse("[backends.auth]\nkind = 'dev'\nsigning_key = '${env:HOME_DIR}/key'").unwrap();
+        assert_eq!(
+            m.backends.auth,
+            Some(AuthSpec::Dev {
+                signing_key: Some("/home/x/key".into())
+            })
+        );
+        assert_eq!(
+            parse("[backends.auth]\nkind = 'dev'").unwrap().backends.auth,
+            Some(AuthSpec::Dev { signing_key: None })
+        );
+        let missing = parse("[backends.auth]\nkind = 'dev'\nsigning_key = '${env:NOPE}'").unwrap_err();
+        assert!(missing.to_string().contains("NOPE"), "{missing}");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_serve() {
+        for (text, needle) in [
+            ("[components.a]\nwasm='a'\nbogus=1", "unknown field"),
+            ("[components.A]\nwasm='a'", "component name"),
+            ("[components.a]\nwasm='a'\ntables=['corral_queue']", "corral_"),
+            ("[components.a]\nwasm='a'\nconfig={k='${env:NOPE}'}", "NOPE is not set"),
+            ("[components.a]\nwasm='a'\nmount='/x/'", "mount"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='/x'\nmethods=['FETCH']",
+                "unknown method",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.routes]]\npath='x'\nmethods=['GET']",
+                "start with '/'",
+            ),
+            ("[defaults]\nmemory_mb=0", "memory_mb"),
+            (
+                "[components.a]\nwasm='a'\nrequests_per_instance=0",
+                "requests_per_instance must be 1 to 10000",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nbatch_size=11",
+                "batch_size",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ntable='events'",
+                "exactly one",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='b'\ntable='events'",
+                "exactly one",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='Up_Loads'",
+                "bucket name",
+            ),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='a..b'", "bucket name"),
+            ("[components.a]\nwasm='a'\n[[components.a.events]]\nbucket='-ab'", "bucket name"),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\nmax_receives=0",
+                "max_receives",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\nqueue='jobs'\ndead_letter='jobs'",
+                "the queue it drains",
+            ),
+            (
+                "[components.a]\nwasm='a'\n[[components.a.events]]\ntable='t'\ndead_letter='dlq'",
+                "not a table",
+            ),
+            ("[components.a]\nwasm='a'\nhosts=['x.org/api']", "host \"x.org/api\""),
+            ("[components.a]\nwasm='a'\nversion='abcd'", "needs wasm = \"registry:NAME\""),
+            ("[components.a]\nwasm='registry:Bad'", "registry component name"),
+            ("[components.a]\nwasm='registry:a'\nversion='xyz1'", "hex digits"),
+            ("[backends.registry]\nstore='/abs'", "s3://BUCKET/PREFIX or dir:PATH"),
+            ("[backends.registry]\nstore='dir:r'\ncheck_seconds=0", "check_seconds"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}
