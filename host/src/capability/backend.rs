@@ -33,6 +33,15 @@ pub struct NameMap {
     pub names: BTreeMap<String, String>,
 }
 
+impl From<&AwsNames> for NameMap {
+    fn from(names: &AwsNames) -> NameMap {
+        NameMap {
+            prefix: names.prefix.clone(),
+            names: names.names.clone(),
+        }
+    }
+}
+
 impl NameMap {
     /// The resource name for `name`: its explicit entry, else the prefix
     /// followed by `name`.

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub(crate) mod embedded;
 pub mod log;
 pub mod outbound;
 pub mod queue;

@@ -1,12 +1,14 @@
 //! Named key-value stores with expiry, for components (DynamoDB on AWS).
 
 pub mod change;
+mod connect;
 mod dynamodb;
 mod embedded;
 mod host;
 mod layout;
 mod spec;
 
+pub(crate) use connect::{Connected, connect};
 pub use spec::CacheSpec;
 
 use std::time::Duration;

@@ -26,6 +26,11 @@ impl Secrets {
         }
     }
 
+    /// Secrets read through the SSM API of `sdk`'s configuration.
+    pub(crate) fn connect(sdk: &aws_config::SdkConfig, ttl: Duration) -> std::sync::Arc<Secrets> {
+        std::sync::Arc::new(Secrets::new(Client::new(sdk), ttl))
+    }
+
     /// The decrypted value of parameter `name`.
     pub async fn get(&self, name: &str) -> Result<String, BackendError> {
         if let Some((at, value)) = self.cache.lock().await.get(name)

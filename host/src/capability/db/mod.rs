@@ -3,6 +3,7 @@
 //! each backend (SQLite here, PostgreSQL on AWS) serves the same contract.
 
 mod authorizer;
+mod connect;
 mod guard;
 mod host;
 pub mod iam;
@@ -15,6 +16,7 @@ mod records_sql;
 mod spec;
 mod sqlite;
 
+pub(crate) use connect::connect;
 pub use spec::DbSpec;
 
 use std::collections::BTreeSet;

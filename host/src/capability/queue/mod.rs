@@ -1,10 +1,12 @@
 //! Durable named queues, for components (SQS on AWS).
 
+mod connect;
 mod embedded;
 mod host;
 mod spec;
 mod sqs;
 
+pub(crate) use connect::connect;
 pub use spec::QueueSpec;
 
 use async_trait::async_trait;
