@@ -17,9 +17,9 @@ use std::hint::black_box;
 mod common;
 use common::measure;
 
-use corral::core::app::{App, AppOptions};
-use corral::core::manifest::Manifest;
-use corral::core::request::Request;
+use corral::Manifest;
+use corral::Request;
+use corral::{App, AppOptions};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 use sqlx::types::Json;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::measure;
 
-use corral::core::app::{App, AppOptions};
-use corral::core::manifest::Manifest;
+use corral::Manifest;
+use corral::{App, AppOptions};
 use sqlx::Row;
 
 const WARMUP: usize = 200;
@@ -58,8 +58,8 @@ fn manifest_text(root: &std::path::Path, languages: &[(&str, &str)], reuse: bool
     text
 }
 
-fn request(method: &str, path: &str, body: &[u8]) -> corral::core::request::Request {
-    corral::core::request::Request {
+fn request(method: &str, path: &str, body: &[u8]) -> corral::Request {
+    corral::Request {
         method: method.into(),
         path: path.into(),
         headers: vec![("content-type".into(), "application/json".into())],
@@ -200,7 +200,7 @@ fn main() -> anyhow::Result<()> {
 /// (with a new store), the call, a second call into the same instance (what
 /// reusing it would cost), and drop; then, in runs of their own so that
 /// reading them does not skew the times, the mean minor page faults of each.
-async fn phases(app: &App, component: &corral::core::runtime::Loaded, path: &str, uid: &str) -> ([Duration; 4], [u64; 4]) {
+async fn phases(app: &App, component: &corral::bench::Loaded, path: &str, uid: &str) -> ([Duration; 4], [u64; 4]) {
     let mut times = [Duration::ZERO; 4];
     let mut faults = [0; 4];
     for _ in 0..PHASE_RUNS {
@@ -217,14 +217,8 @@ async fn phases(app: &App, component: &corral::core::runtime::Loaded, path: &str
 }
 
 /// One fresh-instance request, with `mark` read before and after each phase.
-async fn one_request_in_phases<M>(
-    app: &App,
-    component: &corral::core::runtime::Loaded,
-    path: &str,
-    uid: &str,
-    mark: impl Fn() -> M,
-) -> [M; 5] {
-    let request = corral::core::bindings::handler::Request {
+async fn one_request_in_phases<M>(app: &App, component: &corral::bench::Loaded, path: &str, uid: &str, mark: impl Fn() -> M) -> [M; 5] {
+    let request = corral::bench::handler::Request {
         method: "GET".into(),
         path: path.into(),
         mount: String::new(),

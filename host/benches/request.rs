@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::measure;
 
-use corral::core::app::{App, AppOptions};
-use corral::core::bindings::handler::{Request, Response};
-use corral::core::manifest::Manifest;
+use corral::Manifest;
+use corral::bench::handler::{Request, Response};
+use corral::{App, AppOptions};
 
 const WARMUP: usize = 2_000;
 const ITERATIONS: usize = 20_000;
@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             black_box(r);
         })
         .await;
-        let http_request = corral::core::request::Request {
+        let http_request = corral::Request {
             method: "GET".into(),
             path: "/testbed/ping".into(),
             ..Default::default()
@@ -146,7 +146,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Mean time of each phase of one fresh-instance call.
-async fn phases(app: &App, component: &corral::core::runtime::Loaded) -> [Duration; 5] {
+async fn phases(app: &App, component: &corral::bench::Loaded) -> [Duration; 5] {
     let runtime = app.runtime();
     let mut total = [Duration::ZERO; 5];
     for i in 0..WARMUP + ITERATIONS {

@@ -21,7 +21,7 @@ use std::time::Duration;
 mod common;
 use common::{Stats, measure};
 
-use corral::capability::db::{Database, Postgres, PostgresOptions, Sqlite, Value};
+use corral::bench::{Database, Postgres, PostgresOptions, Sqlite, Value};
 
 const WARMUP: usize = 200;
 const ITERATIONS: usize = 2_000;

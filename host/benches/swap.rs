@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use corral::core::manifest::Manifest;
-use corral::core::registry::{Registry, StoreLocation};
-use corral::core::runtime::{Runtime, RuntimeOptions};
+use corral::Manifest;
+use corral::bench::{Registry, Runtime, RuntimeOptions, StoreLocation};
 use corral::{App, AppOptions};
 use wasmtime::component::Component;
 
@@ -201,7 +200,7 @@ async fn swaps(root: &Path, data: &Path, store: &str, check_seconds: u64, testbe
     };
     let app = App::start(&manifest, &options).await?;
     let hot_swap = app.hot_swap().context("the component is followed")?.clone();
-    let ping = corral::core::request::Request {
+    let ping = corral::Request {
         method: "GET".into(),
         path: "/testbed/ping".into(),
         ..Default::default()

@@ -3,6 +3,8 @@
 //! calls within its grants.
 
 pub mod auth;
+#[cfg(test)]
+mod aws_backends_tests;
 pub mod backend;
 pub mod cache;
 pub mod config;

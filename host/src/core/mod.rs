@@ -13,6 +13,8 @@ pub mod instance;
 pub mod manifest;
 pub mod metrics;
 pub mod openapi;
+#[cfg(test)]
+mod properties_tests;
 pub mod publish;
 pub mod registry;
 pub mod request;

@@ -2,6 +2,8 @@
 //! identity, never the token.
 
 mod cognito;
+#[cfg(test)]
+mod cognito_tests;
 mod dev;
 mod host;
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 mod host;
 mod ssm;
+#[cfg(test)]
+mod ssm_tests;
 
 pub use ssm::{Secrets, setting_value};
 

@@ -11,6 +11,10 @@ pub mod limits;
 mod pg_grants;
 mod placeholders;
 mod postgres;
+#[cfg(test)]
+mod postgres_auth_tests;
+#[cfg(test)]
+mod postgres_grants_tests;
 pub mod records;
 mod records_sql;
 mod spec;

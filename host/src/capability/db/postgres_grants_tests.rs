@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral::capability::backend::BackendError;
-use corral::capability::db::{Database, Postgres, PostgresOptions, Stamp, StoredRecord, Value};
+use crate::capability::backend::BackendError;
+use crate::capability::db::{Database, Postgres, PostgresOptions, Stamp, StoredRecord, Value};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
 fn admin_url() -> String {
@@ -102,7 +102,7 @@ fn assert_refused<T: std::fmt::Debug>(sql: &str, result: Result<T, BackendError>
     }
 }
 
-fn ints(rows: &corral::capability::db::Rows) -> Vec<i64> {
+fn ints(rows: &crate::capability::db::Rows) -> Vec<i64> {
     rows.rows
         .iter()
         .map(|r| match &r[0] {
@@ -112,7 +112,7 @@ fn ints(rows: &corral::capability::db::Rows) -> Vec<i64> {
         .collect()
 }
 
-fn text(rows: &corral::capability::db::Rows) -> Vec<String> {
+fn text(rows: &crate::capability::db::Rows) -> Vec<String> {
     rows.rows
         .iter()
         .map(|r| match &r[0] {

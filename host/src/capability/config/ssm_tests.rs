@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use crate::capability::backend::BackendError;
+use crate::capability::config::Secrets;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_ssm::types::ParameterType;
-use corral::capability::backend::BackendError;
-use corral::capability::config::Secrets;
 
 async fn client() -> aws_sdk_ssm::Client {
     let url = std::env::var("CORRAL_TEST_MOTO_URL").expect("CORRAL_TEST_MOTO_URL is not set; start moto: scripts/test does it");

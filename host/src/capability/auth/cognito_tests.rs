@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use corral::capability::auth::{AuthError, CognitoVerifier, Verifier};
+use crate::capability::auth::{AuthError, CognitoVerifier, Verifier};
 use serde_json::Value;
 
 /// A user pool with an app client and a user in group "advisors"; its tokens.

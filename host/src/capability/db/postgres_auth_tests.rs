@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::capability::backend::BackendError;
+use crate::capability::db::iam::PasswordSource;
+use crate::capability::db::{Database, Postgres, PostgresOptions, Value};
 use async_trait::async_trait;
-use corral::capability::backend::BackendError;
-use corral::capability::db::iam::PasswordSource;
-use corral::capability::db::{Database, Postgres, PostgresOptions, Value};
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// A password source whose password the test rotates, like tokens expiring.

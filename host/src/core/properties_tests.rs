@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use corral::Manifest;
-use corral::capability::db::{SqlDialect, inspect};
-use corral::core::manifest::{Access, WasmSource};
-use corral::core::router::{Match, Route, Router, Template};
+use crate::Manifest;
+use crate::capability::db::{SqlDialect, inspect};
+use crate::core::manifest::{Access, WasmSource};
+use crate::core::router::{Match, Route, Router, Template};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
+use crate::capability::backend::{BackendError, NameMap};
+use crate::capability::cache::{Cache, DynamoCache};
+use crate::capability::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use corral::capability::backend::{BackendError, NameMap};
-use corral::capability::cache::{Cache, DynamoCache};
-use corral::capability::queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 
 async fn sdk_config() -> SdkConfig {
     let url = std::env::var("CORRAL_TEST_MOTO_URL")
