@@ -12,6 +12,7 @@
 //! the change log, `--watch`), `devtools` the developer's commands and
 //! [`cli`] the command line over all of it.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 // The Lambda handler future nests deeply (runtime, tower service, instrumented span).
 #![recursion_limit = "256"]
 

@@ -70,12 +70,12 @@ tokio::task_local! {
 
 /// Runs `work` with `deadline` as the time limit of every backend statement
 /// it issues, so a component's query cannot outlive its request.
-pub async fn with_deadline<F: Future>(deadline: std::time::Instant, work: F) -> F::Output {
+pub(crate) async fn with_deadline<F: Future>(deadline: std::time::Instant, work: F) -> F::Output {
     DEADLINE.scope(deadline, work).await
 }
 
 /// The deadline of the component call this task serves, if any.
-pub fn deadline() -> Option<std::time::Instant> {
+pub(crate) fn deadline() -> Option<std::time::Instant> {
     DEADLINE.try_with(|d| *d).ok()
 }
 
@@ -97,4 +97,4 @@ pub struct AwsNames {
 
 /// Resolves `${env:NAME}` in one value of a backend section, naming the
 /// value in its error.
-pub type Resolve<'a> = dyn FnMut(&str, &mut String) -> Result<(), String> + 'a;
+pub(crate) type Resolve<'a> = dyn FnMut(&str, &mut String) -> Result<(), String> + 'a;

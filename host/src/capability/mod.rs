@@ -2,14 +2,14 @@
 //! manifest section, its backends and the glue that serves a component's
 //! calls within its grants.
 
-pub mod auth;
+pub(crate) mod auth;
 #[cfg(test)]
 mod aws_backends_tests;
-pub mod backend;
-pub mod cache;
-pub mod config;
-pub mod db;
+pub(crate) mod backend;
+pub(crate) mod cache;
+pub(crate) mod config;
+pub(crate) mod db;
 pub(crate) mod embedded;
-pub mod log;
-pub mod outbound;
-pub mod queue;
+pub(crate) mod log;
+pub(crate) mod outbound;
+pub(crate) mod queue;

@@ -156,7 +156,7 @@ fn read_artifact(engine: &Engine, path: &Path) -> Option<Component> {
 
 /// Compiles `bytes` with `engine` (which may target another CPU) into an
 /// artifact file at `path`, in the form [`ArtifactCache`] reads.
-pub fn precompile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<()> {
+pub(crate) fn precompile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<()> {
     let code = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     write_with_trailer(path, code)
 }

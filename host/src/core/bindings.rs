@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::corral::host::types::Error as GuestError;
+pub(crate) use self::corral::host::types::Error as GuestError;
 pub use self::exports::corral::host::handler;
 
 use crate::capability::backend::BackendError;

@@ -22,7 +22,7 @@ use crate::serve::ChangeFeed;
 /// host delivers store changes itself, under `corral serve`), subscribers
 /// get the changes of their stores from the local change log or from the
 /// DynamoDB streams.
-pub async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<(Backends, Option<ChangeFeed>)> {
+pub(crate) async fn connect(manifest: &Manifest, data_dir: &Path, local_stream: bool) -> anyhow::Result<(Backends, Option<ChangeFeed>)> {
     let spec = &manifest.backends;
     let uses_secrets = manifest
         .components

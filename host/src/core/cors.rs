@@ -17,7 +17,7 @@ fn allowed_origin(spec: &CorsSpec, origin: &str) -> Option<String> {
 }
 
 /// The answer to a preflight from `origin` for a path that serves `methods`.
-pub fn preflight(spec: &CorsSpec, origin: &str, methods: &[String]) -> Response {
+pub(crate) fn preflight(spec: &CorsSpec, origin: &str, methods: &[String]) -> Response {
     let mut response = Response {
         status: 204,
         headers: Vec::new(),
@@ -40,7 +40,7 @@ pub fn preflight(spec: &CorsSpec, origin: &str, methods: &[String]) -> Response 
 }
 
 /// Adds the headers that let a browser script from `origin` read `response`.
-pub fn decorate(spec: &CorsSpec, origin: &str, response: &mut Response) {
+pub(crate) fn decorate(spec: &CorsSpec, origin: &str, response: &mut Response) {
     let Some(allowed) = allowed_origin(spec, origin) else {
         return;
     };
@@ -100,7 +100,7 @@ mod tests {
 /// answers preflight requests itself and adds the headers to every response.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CorsSpec {
+pub(crate) struct CorsSpec {
     /// Allowed origins (`https://app.example.com`), or `"*"` for any.
     pub allow_origins: Vec<String>,
     /// Request headers a browser may send (default: authorization, content-type).

@@ -5,7 +5,7 @@ use crate::core::request::Response;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// The HTTP status.
     pub status: u16,
     /// A stable snake_case code a client can branch on.
@@ -19,7 +19,7 @@ macro_rules! constructors {
         impl ApiError {
             $(
                 #[doc = concat!("A ", stringify!($status), " `", $code, "` error.")]
-                pub fn $name(message: impl Into<String>) -> ApiError {
+                pub(crate) fn $name(message: impl Into<String>) -> ApiError {
                     ApiError { status: $status, code: $code, message: message.into() }
                 }
             )*
@@ -42,7 +42,7 @@ constructors! {
 
 impl ApiError {
     /// The error as an HTTP response.
-    pub fn into_response(self, request_id: &str) -> Response {
+    pub(crate) fn into_response(self, request_id: &str) -> Response {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message, "request_id": request_id }
         });

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns the metric lines on.
-pub fn enable() {
+pub(crate) fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
 /// Records one request of `component`: its count, whether it failed (status
 /// 500 and above) and how long it took.
-pub fn record_request(component: &str, status: u16, duration_ms: f64) {
+pub(crate) fn record_request(component: &str, status: u16, duration_ms: f64) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }

@@ -1,22 +1,22 @@
 //! The core: the manifest, the component registry, the engine and the
 //! request path every edge shares.
 
-pub mod app;
-pub mod artifacts;
-pub mod bindings;
-pub mod connect;
-pub mod cors;
-pub mod error;
-pub mod hotswap;
-pub mod init_marks;
-pub mod instance;
-pub mod manifest;
-pub mod metrics;
-pub mod openapi;
+pub(crate) mod app;
+pub(crate) mod artifacts;
+pub(crate) mod bindings;
+pub(crate) mod connect;
+pub(crate) mod cors;
+pub(crate) mod error;
+pub(crate) mod hotswap;
+pub(crate) mod init_marks;
+pub(crate) mod instance;
+pub(crate) mod manifest;
+pub(crate) mod metrics;
+pub(crate) mod openapi;
 #[cfg(test)]
 mod properties_tests;
-pub mod publish;
-pub mod registry;
-pub mod request;
-pub mod router;
-pub mod runtime;
+pub(crate) mod publish;
+pub(crate) mod registry;
+pub(crate) mod request;
+pub(crate) mod router;
+pub(crate) mod runtime;

@@ -78,7 +78,7 @@ struct DeclaredRoute {
 /// The document for `manifest`, or why a component's schema file cannot be
 /// used (it is unreadable, malformed, or declares a route the component
 /// does not have).
-pub fn document(manifest: &Manifest) -> Result<Value, String> {
+pub(crate) fn document(manifest: &Manifest) -> Result<Value, String> {
     let spec = manifest.openapi.clone().unwrap_or_default();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut schemas = Map::new();
@@ -138,7 +138,7 @@ pub fn document(manifest: &Manifest) -> Result<Value, String> {
 }
 
 /// Where the host serves the document when `[openapi] serve = true`.
-pub const SERVED_AT: &str = "/openapi.json";
+pub(crate) const SERVED_AT: &str = "/openapi.json";
 
 fn declared(component: &ComponentSpec) -> Result<Declared, String> {
     let Some(path) = &component.schemas else {

@@ -12,7 +12,7 @@ use crate::core::manifest::Manifest;
 use crate::core::runtime::{Runtime, RuntimeOptions};
 
 /// Checks that `bytes` would be accepted as component `name`.
-pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     // A scratch host: embedded backends and an artifact cache that go away.
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let manifest = Manifest::parse("", scratch.path(), |_| None)?;
@@ -41,7 +41,7 @@ pub async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// `bytes` compiled for `target` (a target triple) with the engine
 /// configuration a host uses, serialized: the artifact to publish beside it.
-pub fn precompile_for(bytes: &[u8], target: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn precompile_for(bytes: &[u8], target: &str) -> anyhow::Result<Vec<u8>> {
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let manifest = Manifest::parse("", scratch.path(), |_| None)?;
     let engine = crate::core::runtime::engine(&manifest, 1, Some(target))?;

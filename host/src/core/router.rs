@@ -14,7 +14,7 @@ use percent_encoding::percent_decode_str;
 
 /// A parsed route template such as `/students/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub(crate) struct Template {
     text: String,
     segments: Vec<Segment>,
 }
@@ -30,7 +30,7 @@ enum Segment {
 impl Template {
     /// Parses a template: `/`-separated literal segments, `{name}` parameters,
     /// and a greedy `{name+}` as the last segment.
-    pub fn parse(text: &str) -> Result<Template, String> {
+    pub(crate) fn parse(text: &str) -> Result<Template, String> {
         if !text.starts_with('/') {
             return Err("must start with '/'".into());
         }
@@ -69,7 +69,7 @@ impl Template {
     }
 
     /// The template as written.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
@@ -123,7 +123,7 @@ fn split(path: &str) -> Vec<&str> {
 
 /// The raw (still percent-encoded) segments of a request path, or why the
 /// path is refused (see the module documentation).
-pub fn raw_segments(path: &str) -> Result<Vec<&str>, String> {
+pub(crate) fn raw_segments(path: &str) -> Result<Vec<&str>, String> {
     let rest = path.strip_prefix('/').ok_or("the path must start with '/'")?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() {
@@ -153,20 +153,20 @@ fn decode(segment: &str) -> Result<String, String> {
 }
 
 /// The decoded segments of a request path, or why it is refused.
-pub fn segments(path: &str) -> Result<Vec<String>, String> {
+pub(crate) fn segments(path: &str) -> Result<Vec<String>, String> {
     raw_segments(path)?.into_iter().map(decode).collect()
 }
 
 /// The path below the first `depth` segments, as the component gets it:
 /// the raw segments, a leading `/`, no trailing one.
-pub fn below(path: &str, depth: usize) -> String {
+pub(crate) fn below(path: &str, depth: usize) -> String {
     let raw = raw_segments(path).unwrap_or_default();
     format!("/{}", raw.get(depth..).unwrap_or_default().join("/"))
 }
 
 /// One routable entry: a full template (mount included) with its methods.
 #[derive(Debug, Clone)]
-pub struct Route<T> {
+pub(crate) struct Route<T> {
     /// The full template, mount included.
     pub template: Template,
     /// Upper-case methods it answers.
@@ -177,7 +177,7 @@ pub struct Route<T> {
 
 /// The result of matching a request.
 #[derive(Debug)]
-pub enum Match<'a, T> {
+pub(crate) enum Match<'a, T> {
     /// The route and the path parameters.
     Found(&'a Route<T>, Vec<(String, String)>),
     /// The path exists but not for this method; the methods it allows.
@@ -190,14 +190,14 @@ pub enum Match<'a, T> {
 
 /// All routes of all components.
 #[derive(Debug, Clone)]
-pub struct Router<T> {
+pub(crate) struct Router<T> {
     routes: Vec<Route<T>>,
 }
 
 impl<T> Router<T> {
     /// Builds a router; two routes with the same template and a shared method
     /// are an error, since one of them could never be reached.
-    pub fn new(mut routes: Vec<Route<T>>) -> Result<Router<T>, String> {
+    pub(crate) fn new(mut routes: Vec<Route<T>>) -> Result<Router<T>, String> {
         for (i, a) in routes.iter().enumerate() {
             for b in &routes[i + 1..] {
                 let same_shape = a.template.segments.len() == b.template.segments.len()
@@ -216,12 +216,12 @@ impl<T> Router<T> {
     }
 
     /// Every route, most specific first.
-    pub fn routes(&self) -> &[Route<T>] {
+    pub(crate) fn routes(&self) -> &[Route<T>] {
         &self.routes
     }
 
     /// Every method some route serves at `path`, sorted.
-    pub fn methods_at(&self, path: &str) -> Vec<String> {
+    pub(crate) fn methods_at(&self, path: &str) -> Vec<String> {
         let Ok(segments) = segments(path) else {
             return Vec::new();
         };
@@ -237,7 +237,7 @@ impl<T> Router<T> {
     }
 
     /// Finds the route for `method` and `path` (the path without its query).
-    pub fn find(&self, method: &str, path: &str) -> Match<'_, T> {
+    pub(crate) fn find(&self, method: &str, path: &str) -> Match<'_, T> {
         let segments = match segments(path) {
             Ok(segments) => segments,
             Err(why) => return Match::BadPath(why),

@@ -489,7 +489,7 @@ fn classify(e: wasmtime::Error, context: &ComponentContext) -> CallError {
 /// target triple) instead of this machine: its artifacts are what that host
 /// loads. An explicit target also leaves out the CPU features found on this
 /// machine, so the artifacts run on every CPU of that architecture.
-pub fn engine(manifest: &Manifest, concurrency: u32, target: Option<&str>) -> anyhow::Result<Engine> {
+pub(crate) fn engine(manifest: &Manifest, concurrency: u32, target: Option<&str>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
     // `CORRAL_PERFMAP=1` names compiled guest functions for `perf report`

@@ -15,7 +15,7 @@ use crate::core::manifest::{ComponentSpec, Manifest, WasmSource};
 
 /// The language of a component's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
+pub(crate) enum Language {
     /// A cdylib crate on the Rust SDK.
     Rust,
     /// An `app.py` on the Python SDK.
@@ -26,7 +26,7 @@ pub enum Language {
 
 impl Language {
     /// The language of the source in `dir`.
-    pub fn of(dir: &Path) -> anyhow::Result<Language> {
+    pub(crate) fn of(dir: &Path) -> anyhow::Result<Language> {
         if dir.join("Cargo.toml").is_file() {
             Ok(Language::Rust)
         } else if dir.join("app.py").is_file() {
@@ -41,7 +41,7 @@ impl Language {
 
 /// The corral checkout whose WIT and SDKs components build against:
 /// `CORRAL_HOME`, else the one this binary was built from.
-pub fn home() -> PathBuf {
+pub(crate) fn home() -> PathBuf {
     std::env::var_os("CORRAL_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
@@ -53,7 +53,7 @@ const JS_TOOLS: &str = "@bytecodealliance/componentize-js@0.23.0 rolldown@1.3.3"
 
 /// Builds the components named in `names` (all that have a `source`, when
 /// empty), printing progress to stderr.
-pub fn build(manifest: &Manifest, names: &[String]) -> anyhow::Result<()> {
+pub(crate) fn build(manifest: &Manifest, names: &[String]) -> anyhow::Result<()> {
     for name in names {
         let spec = manifest
             .components
@@ -78,7 +78,7 @@ pub fn build(manifest: &Manifest, names: &[String]) -> anyhow::Result<()> {
 }
 
 /// Builds one component into its `wasm` file.
-pub fn build_one(spec: &ComponentSpec) -> anyhow::Result<()> {
+pub(crate) fn build_one(spec: &ComponentSpec) -> anyhow::Result<()> {
     let name = &spec.name;
     let source = spec.source.as_ref().context("no source folder")?;
     let WasmSource::File(out) = &spec.wasm else {
@@ -116,7 +116,7 @@ pub fn build_one(spec: &ComponentSpec) -> anyhow::Result<()> {
 
 /// The newest modification time of the files under `dirs`, build output
 /// and caches left out.
-pub fn newest<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Option<std::time::SystemTime> {
+pub(crate) fn newest<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Option<std::time::SystemTime> {
     fn walk(dir: &Path, newest: &mut Option<std::time::SystemTime>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {

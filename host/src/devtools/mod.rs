@@ -2,5 +2,5 @@
 //! component, `corral build` builds components in any language into the
 //! files the manifest names.
 
-pub mod build;
-pub mod new;
+pub(crate) mod build;
+pub(crate) mod new;

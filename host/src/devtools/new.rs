@@ -12,7 +12,7 @@ use super::build::{Language, home};
 
 /// What to scaffold.
 #[derive(Debug, Clone)]
-pub struct NewComponent {
+pub(crate) struct NewComponent {
     /// Its language.
     pub language: Language,
     /// Its manifest name, and its folder under `components/`.
@@ -24,7 +24,7 @@ pub struct NewComponent {
 }
 
 /// Writes the component into `project`; returns the files written.
-pub fn scaffold(project: &Path, new: &NewComponent) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn scaffold(project: &Path, new: &NewComponent) -> anyhow::Result<Vec<PathBuf>> {
     let name = new.name.as_str();
     let plain = |e: crate::core::manifest::ManifestError| anyhow::anyhow!("{}", e.to_string().trim_start_matches("manifest: "));
     crate::core::manifest::check_name(name, "component").map_err(plain)?;

@@ -1,4 +1,4 @@
 //! The edges: where traffic enters the host and becomes one [`crate::Request`].
 
-pub mod lambda;
-pub mod server;
+pub(crate) mod lambda;
+pub(crate) mod server;

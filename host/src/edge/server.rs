@@ -12,7 +12,11 @@ use crate::core::error::ApiError;
 use crate::core::request::{Request, Response};
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in flight finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = axum::Router::new().fallback(handle).with_state(app);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -41,7 +41,7 @@ const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One committed change to a cache store.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Its position in the log: the event id a consumer reports back.
     pub seq: i64,
     /// `INSERT`, `MODIFY` or `REMOVE`, as a DynamoDB stream names them.
@@ -52,7 +52,7 @@ pub struct Change {
 
 /// The durable log of changes to the subscribed stores, and the cursors of
 /// their consumers.
-pub struct ChangeLog {
+pub(crate) struct ChangeLog {
     pool: SqlitePool,
     /// The stores some component subscribes to; writes to others are not logged.
     stores: BTreeSet<String>,
@@ -98,7 +98,7 @@ impl ChangeLog {
     /// `stores` (and only those) logged from now on, and drops changes past
     /// retention. `written` is the embedded cache's notice of writes to
     /// `stores` (`EmbeddedCache::watch`); the cache table must exist.
-    pub async fn open(pool: SqlitePool, stores: BTreeSet<String>, written: Arc<Notify>) -> Result<ChangeLog, sqlx::Error> {
+    pub(crate) async fn open(pool: SqlitePool, stores: BTreeSet<String>, written: Arc<Notify>) -> Result<ChangeLog, sqlx::Error> {
         let mut tx = pool.begin().await?;
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&mut *tx).await?;
@@ -117,12 +117,12 @@ impl ChangeLog {
     }
 
     /// Whether writes to `store` are logged.
-    pub fn streams(&self, store: &str) -> bool {
+    pub(crate) fn streams(&self, store: &str) -> bool {
         self.stores.contains(store)
     }
 
     /// Up to `limit` changes of `store` after position `after`, oldest first.
-    pub async fn read(&self, store: &str, after: i64, limit: u32) -> Result<Vec<Change>, BackendError> {
+    pub(crate) async fn read(&self, store: &str, after: i64, limit: u32) -> Result<Vec<Change>, BackendError> {
         let rows =
             sqlx::query("SELECT seq, kind, key, value, old_value FROM corral_changes WHERE store = ? AND seq > ? ORDER BY seq LIMIT ?")
                 .bind(store)
@@ -147,7 +147,7 @@ impl ChangeLog {
     }
 
     /// The last position `consumer` has handled (0 before its first change).
-    pub async fn cursor(&self, consumer: &str) -> Result<i64, BackendError> {
+    pub(crate) async fn cursor(&self, consumer: &str) -> Result<i64, BackendError> {
         let row = sqlx::query("SELECT seq FROM corral_change_cursors WHERE consumer = ?")
             .bind(consumer)
             .fetch_optional(&self.pool)
@@ -157,7 +157,7 @@ impl ChangeLog {
     }
 
     /// Records that `consumer` has handled everything up to `seq`.
-    pub async fn advance(&self, consumer: &str, seq: i64) -> Result<(), BackendError> {
+    pub(crate) async fn advance(&self, consumer: &str, seq: i64) -> Result<(), BackendError> {
         sqlx::query(
             "INSERT INTO corral_change_cursors (consumer, seq) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
         )
@@ -183,7 +183,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Starts one consumer per (component, subscribed store), and the pruning
 /// of changes past retention.
-pub fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
+pub(crate) fn spawn_consumers(runtime: Arc<Runtime>, log: Arc<ChangeLog>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
     let pruned = log.clone();
     tokio::spawn(async move {
         loop {

@@ -20,7 +20,7 @@ use crate::core::runtime::{Hosted, Loaded, Runtime};
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Starts one consumer task per queue a component consumes.
-pub fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
+pub(crate) fn spawn_consumers(runtime: Arc<Runtime>, consumers: Vec<(Arc<Hosted>, EventSpec)>) {
     for (component, spec) in consumers {
         match &spec.source {
             EventSourceSpec::Queue(queue) => {

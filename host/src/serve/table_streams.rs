@@ -32,9 +32,9 @@ use crate::core::manifest::{EventSourceSpec, EventSpec};
 use crate::core::runtime::{Hosted, Runtime};
 
 /// The lease table's name before the cache's prefix, unless `names` maps it.
-pub const LEASES: &str = "corral-leases";
+pub(crate) const LEASES: &str = "corral-leases";
 /// The lease table's partition key.
-pub const LEASE_KEY: &str = "lease";
+pub(crate) const LEASE_KEY: &str = "lease";
 /// How long a lease holds without renewal: how soon another host takes
 /// over the shards of a host that died.
 const LEASE: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The stream readers of one host.
-pub struct TableStreams {
+pub(crate) struct TableStreams {
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     leases: String,
@@ -63,7 +63,7 @@ pub struct TableStreams {
 
 /// What a subscriber needs to turn a stream record into its event.
 #[derive(Clone)]
-pub struct StoreShapes {
+pub(crate) struct StoreShapes {
     /// Every cache store: a record of one of their tables is a cache-store change.
     pub cache_stores: BTreeSet<String>,
     /// The cache stores kept in an item layout.
@@ -90,7 +90,7 @@ fn unavailable(what: &str, e: impl std::error::Error + 'static) -> BackendError 
 impl TableStreams {
     /// Readers for the stores' tables (`tables` maps a store to its table),
     /// with leases kept in table `leases`.
-    pub fn new(sdk: &aws_config::SdkConfig, tables: NameMap, leases: String) -> TableStreams {
+    pub(crate) fn new(sdk: &aws_config::SdkConfig, tables: NameMap, leases: String) -> TableStreams {
         TableStreams {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
@@ -103,7 +103,7 @@ impl TableStreams {
 
     /// Starts one reader per subscriber of a table; each takes the shards
     /// that no live host reads.
-    pub fn spawn(self: &Arc<Self>, runtime: Arc<Runtime>, consumers: &[(Arc<Hosted>, EventSpec)], shapes: StoreShapes) {
+    pub(crate) fn spawn(self: &Arc<Self>, runtime: Arc<Runtime>, consumers: &[(Arc<Hosted>, EventSpec)], shapes: StoreShapes) {
         let shapes = Arc::new(shapes);
         for (component, spec) in consumers {
             if let EventSourceSpec::Table(store) = &spec.source {
@@ -125,7 +125,7 @@ impl TableStreams {
 
     /// Gives up every lease this host holds, so that another host takes
     /// the shards over at once rather than after the lease runs out.
-    pub async fn release(&self) {
+    pub(crate) async fn release(&self) {
         let held: Vec<String> = self.held.lock().expect("lease set").drain().collect();
         for key in held {
             let released = self

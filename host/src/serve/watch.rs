@@ -33,7 +33,7 @@ fn stamp(path: &Path) -> Stamp {
 
 /// Starts watching the manifest at `manifest_path` and the component files
 /// it names (those not from the registry).
-pub fn spawn(runtime: Arc<Runtime>, manifest_path: PathBuf, manifest: &Manifest) {
+pub(crate) fn spawn(runtime: Arc<Runtime>, manifest_path: PathBuf, manifest: &Manifest) {
     let files: Vec<(Arc<Hosted>, PathBuf)> = manifest
         .components
         .values()

@@ -18,7 +18,7 @@ use super::{AuthError, Identity, Verifier};
 const MIN_REFRESH: Duration = Duration::from_secs(60);
 
 /// Verifies the tokens of one Cognito user pool.
-pub struct CognitoVerifier {
+pub(crate) struct CognitoVerifier {
     issuer: String,
     clients: Vec<String>,
     jwks_url: String,
@@ -31,7 +31,7 @@ impl CognitoVerifier {
     /// (`https://cognito-idp.REGION.amazonaws.com/POOL_ID`), accepting tokens
     /// of these app clients; the JWKS is `issuer/.well-known/jwks.json`
     /// unless `jwks_url` says otherwise.
-    pub fn new(issuer: String, clients: Vec<String>, jwks_url: Option<String>) -> CognitoVerifier {
+    pub(crate) fn new(issuer: String, clients: Vec<String>, jwks_url: Option<String>) -> CognitoVerifier {
         let jwks_url = jwks_url.unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -47,7 +47,7 @@ impl CognitoVerifier {
     }
 
     /// Fetches the pool's keys now (at start, so the first request does not wait).
-    pub async fn refresh(&self) -> Result<(), AuthError> {
+    pub(crate) async fn refresh(&self) -> Result<(), AuthError> {
         let set: JwkSet = self
             .http
             .get(&self.jwks_url)

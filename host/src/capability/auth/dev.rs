@@ -16,7 +16,7 @@ const ISSUER: &str = "corral-dev";
 const MIN_CONFIGURED_KEY: usize = 32;
 
 /// The development signing key.
-pub struct DevKeys {
+pub(crate) struct DevKeys {
     secret: Vec<u8>,
     validation: Validation,
 }
@@ -24,7 +24,7 @@ pub struct DevKeys {
 impl DevKeys {
     /// Loads the key from `dir/dev-signing-key`, creating it (readable by the
     /// owner only) on first use.
-    pub fn load_or_create(dir: &Path) -> std::io::Result<DevKeys> {
+    pub(crate) fn load_or_create(dir: &Path) -> std::io::Result<DevKeys> {
         let path = dir.join("dev-signing-key");
         let hex_key = match std::fs::read_to_string(&path) {
             Ok(text) => text.trim().to_owned(),
@@ -42,7 +42,7 @@ impl DevKeys {
     }
 
     /// Keys from a configured signing key: its text, at least 32 characters.
-    pub fn from_configured(text: &str) -> anyhow::Result<DevKeys> {
+    pub(crate) fn from_configured(text: &str) -> anyhow::Result<DevKeys> {
         let text = text.trim();
         anyhow::ensure!(
             text.len() >= MIN_CONFIGURED_KEY,
@@ -52,7 +52,7 @@ impl DevKeys {
     }
 
     /// Keys from a raw secret.
-    pub fn from_secret(secret: Vec<u8>) -> DevKeys {
+    pub(crate) fn from_secret(secret: Vec<u8>) -> DevKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
@@ -64,7 +64,7 @@ impl DevKeys {
     }
 
     /// Signs a token for `subject` with these groups, valid for `ttl_seconds`.
-    pub fn issue(&self, subject: &str, username: Option<&str>, groups: &[String], ttl_seconds: u64) -> String {
+    pub(crate) fn issue(&self, subject: &str, username: Option<&str>, groups: &[String], ttl_seconds: u64) -> String {
         let now = chrono::Utc::now().timestamp();
         let mut claims = json!({
             "sub": subject,

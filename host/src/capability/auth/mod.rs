@@ -10,10 +10,10 @@ mod host;
 mod matrix;
 mod spec;
 
-pub use spec::AuthSpec;
+pub(crate) use spec::AuthSpec;
 
-pub use cognito::CognitoVerifier;
-pub use dev::DevKeys;
+pub(crate) use cognito::CognitoVerifier;
+pub(crate) use dev::DevKeys;
 
 use serde_json::{Map, Value};
 
@@ -86,13 +86,13 @@ pub enum AuthError {
 
 /// Checks bearer tokens. One implementation per kind of issuer.
 #[async_trait::async_trait]
-pub trait Verifier: Send + Sync {
+pub(crate) trait Verifier: Send + Sync {
     /// The identity in `token`, if the token is valid now.
     async fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
 
 /// The bearer token of an `authorization` header value, if it is one.
-pub fn bearer(header: &str) -> Option<&str> {
+pub(crate) fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -8,7 +8,7 @@ use crate::capability::backend::Resolve;
 /// already checked are used as they are.)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum AuthSpec {
+pub(crate) enum AuthSpec {
     /// HS256 development tokens (`corral token`), signed with `signing_key`
     /// when it is set, so that every host given the same key accepts the
     /// same tokens; otherwise with a key kept in the host's data directory.

@@ -9,7 +9,7 @@ use base64::Engine as _;
 /// `old_value` are the stored bytes as UTF-8 text, or null when absent.
 /// Bytes that are not UTF-8 come as base64 in `value_base64` /
 /// `old_value_base64` instead (and the text field is null).
-pub fn body(store: &str, key: &str, value: Option<&[u8]>, old_value: Option<&[u8]>) -> String {
+pub(crate) fn body(store: &str, key: &str, value: Option<&[u8]>, old_value: Option<&[u8]>) -> String {
     let mut body = serde_json::Map::new();
     body.insert("store".into(), store.into());
     body.insert("key".into(), key.into());
@@ -37,7 +37,7 @@ pub fn body(store: &str, key: &str, value: Option<&[u8]>, old_value: Option<&[u8
 /// change stream gives: [`body`]. None when the
 /// record is not shaped like a cache item. An item of a store with a
 /// `layout` is its attributes as a JSON object, as a read gives it.
-pub fn from_stream_record(store: &str, layout: Option<&super::Layout>, raw: &str) -> Option<String> {
+pub(crate) fn from_stream_record(store: &str, layout: Option<&super::Layout>, raw: &str) -> Option<String> {
     let change: serde_json::Value = serde_json::from_str(raw).ok()?;
     let key = change.get("keys")?.get(layout.map_or("key", |l| l.key.as_str()))?.as_str()?;
     let value = |image: &str| -> Option<Option<Vec<u8>>> {

@@ -45,7 +45,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Cache stores in DynamoDB tables.
-pub struct DynamoCache {
+pub(crate) struct DynamoCache {
     client: Client,
     tables: NameMap,
     layouts: Layouts,
@@ -217,7 +217,7 @@ impl DynamoCache {
     /// A cache on the DynamoDB endpoint and credentials of `sdk_config`;
     /// `tables` names the table behind each store.
     /// `layouts` names the stores kept in an application's own item layout.
-    pub fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap, layouts: Layouts) -> DynamoCache {
+    pub(crate) fn new(sdk_config: &aws_config::SdkConfig, tables: NameMap, layouts: Layouts) -> DynamoCache {
         DynamoCache {
             client: Client::new(sdk_config),
             tables,
@@ -266,7 +266,7 @@ impl DynamoCache {
     /// `streamed` (those a component subscribes to) get a stream of new and
     /// old images, which feeds the host Lambda on AWS. Meant for local
     /// emulators and development; running it again changes nothing.
-    pub async fn create_missing_tables<'a>(
+    pub(crate) async fn create_missing_tables<'a>(
         &self,
         stores: impl IntoIterator<Item = &'a str>,
         streamed: &BTreeSet<&'a str>,
@@ -287,7 +287,7 @@ impl DynamoCache {
     /// Creates table `table` (on-demand, partition key `key`, a string, and
     /// with `stream` a stream of new and old images) unless it exists, and
     /// waits until it is active.
-    pub async fn create_missing_table(&self, table: &str, key: &str, stream: bool) -> Result<(), BackendError> {
+    pub(crate) async fn create_missing_table(&self, table: &str, key: &str, stream: bool) -> Result<(), BackendError> {
         let mut status = self.table_status(table).await?.map(|(s, _)| s);
         if status.is_none() {
             status = self.create_table(table, key, stream).await?;

@@ -14,7 +14,7 @@ use super::Cache;
 use crate::capability::backend::BackendError;
 
 /// Cache stores in SQLite.
-pub struct EmbeddedCache {
+pub(crate) struct EmbeddedCache {
     pool: SqlitePool,
     /// The stores whose writes the change log's consumers wait for.
     watched: BTreeSet<String>,
@@ -32,7 +32,7 @@ fn now_ms() -> i64 {
 
 impl EmbeddedCache {
     /// Creates the cache table if needed.
-    pub async fn open(pool: SqlitePool) -> Result<EmbeddedCache, sqlx::Error> {
+    pub(crate) async fn open(pool: SqlitePool) -> Result<EmbeddedCache, sqlx::Error> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS corral_cache (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
              expires_at INTEGER, PRIMARY KEY (store, key))",
@@ -47,7 +47,7 @@ impl EmbeddedCache {
     }
 
     /// What is notified after each write to one of `stores`, and to no other.
-    pub fn watch(&mut self, stores: &BTreeSet<String>) -> Arc<Notify> {
+    pub(crate) fn watch(&mut self, stores: &BTreeSet<String>) -> Arc<Notify> {
         self.watched = stores.clone();
         self.written.clone()
     }

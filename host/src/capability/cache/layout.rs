@@ -22,7 +22,7 @@ use crate::capability::backend::BackendError;
 /// Where a layout store keeps its key and expiry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// The attribute that holds the cache key (the table's hash key, S).
     pub key: String,
     /// The attribute that holds the expiry (N, unix seconds; the table's TTL attribute).
@@ -31,7 +31,7 @@ pub struct Layout {
 
 impl Layout {
     /// Why the layout of `store` cannot be used, if it cannot.
-    pub fn check(&self, store: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, store: &str) -> Result<(), String> {
         if store.is_empty() || self.key.is_empty() || self.ttl.is_empty() {
             return Err(format!(
                 "cache layout `{store}`: the store, `key` and `ttl` must be non-empty names"
@@ -45,10 +45,10 @@ impl Layout {
 }
 
 /// The layouts by store name.
-pub type Layouts = BTreeMap<String, Layout>;
+pub(crate) type Layouts = BTreeMap<String, Layout>;
 
 /// `value` as a JSON object, or why it is not one.
-pub fn object(store: &str, value: &[u8]) -> Result<Map<String, Value>, BackendError> {
+pub(super) fn object(store: &str, value: &[u8]) -> Result<Map<String, Value>, BackendError> {
     match serde_json::from_slice(value) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(BackendError::Invalid(format!(
@@ -60,7 +60,7 @@ pub fn object(store: &str, value: &[u8]) -> Result<Map<String, Value>, BackendEr
 /// The object stored for a write of `value` under `key`, and its expiry in
 /// unix seconds: `now + ttl` when the write gives one, else the value's own
 /// TTL attribute when it is a number, else none.
-pub fn prepare(
+pub(super) fn prepare(
     layout: &Layout,
     store: &str,
     key: &str,
@@ -86,12 +86,12 @@ pub fn prepare(
 }
 
 /// A JSON number as whole seconds.
-pub fn seconds(value: &Value) -> Option<i64> {
+pub(super) fn seconds(value: &Value) -> Option<i64> {
     value.as_i64().or_else(|| value.as_f64().map(|f| f as i64))
 }
 
 /// Whether every attribute of `expected` is in `current` with an equal value.
-pub fn matches(expected: &Map<String, Value>, current: &Map<String, Value>) -> bool {
+pub(super) fn matches(expected: &Map<String, Value>, current: &Map<String, Value>) -> bool {
     expected.iter().all(|(name, v)| current.get(name).is_some_and(|c| same(v, c)))
 }
 
@@ -109,7 +109,7 @@ fn same(a: &Value, b: &Value) -> bool {
 type Prepared = (Vec<u8>, Option<Duration>);
 
 /// Applies the layouts in front of a backend.
-pub struct LayoutCache {
+pub(crate) struct LayoutCache {
     inner: Arc<dyn Cache>,
     layouts: Layouts,
     /// The backend compares `expected` by attributes itself (DynamoDB); else
@@ -123,7 +123,7 @@ fn now_ms() -> i64 {
 
 impl LayoutCache {
     /// `inner` with `layouts` applied to its stores.
-    pub fn new(inner: Arc<dyn Cache>, layouts: Layouts, compares_attributes: bool) -> LayoutCache {
+    pub(crate) fn new(inner: Arc<dyn Cache>, layouts: Layouts, compares_attributes: bool) -> LayoutCache {
         LayoutCache {
             inner,
             layouts,

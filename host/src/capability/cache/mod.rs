@@ -1,6 +1,6 @@
 //! Named key-value stores with expiry, for components (DynamoDB on AWS).
 
-pub mod change;
+pub(crate) mod change;
 mod connect;
 mod dynamodb;
 mod embedded;
@@ -9,27 +9,27 @@ mod layout;
 mod spec;
 
 pub(crate) use connect::{Connected, connect};
-pub use spec::CacheSpec;
+pub(crate) use spec::CacheSpec;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use dynamodb::DynamoCache;
-pub use embedded::EmbeddedCache;
-pub use layout::{Layout, LayoutCache, Layouts};
+pub(crate) use dynamodb::DynamoCache;
+pub(crate) use embedded::EmbeddedCache;
+pub(crate) use layout::{Layout, LayoutCache, Layouts};
 
 use crate::capability::backend::BackendError;
 
 /// The most keys one `get-many` may ask for.
-pub const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// The most bytes of values one `get-many` may return.
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// The largest value a component may store: what fits one DynamoDB item
 /// (400 KB with its key and attributes), so both backends take the same values.
-pub const MAX_VALUE_BYTES: usize = 384 * 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 384 * 1024;
 
 /// A cache backend. Expired values are never returned, even where the
 /// backend deletes them late.

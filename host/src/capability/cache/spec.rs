@@ -11,7 +11,7 @@ use crate::capability::backend::{AwsNames, Resolve};
 /// application's item layout (see `cache::Layout`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum CacheSpec {
+pub(crate) enum CacheSpec {
     /// A table in the embedded SQLite database.
     Embedded {
         /// Stores kept in an application's item layout.
@@ -45,7 +45,7 @@ impl Default for CacheSpec {
 
 impl CacheSpec {
     /// The stores kept in an application's item layout.
-    pub fn layouts(&self) -> &Layouts {
+    pub(crate) fn layouts(&self) -> &Layouts {
         match self {
             CacheSpec::Embedded { layouts } | CacheSpec::Dynamodb { layouts, .. } => layouts,
         }
@@ -66,7 +66,7 @@ impl CacheSpec {
     }
 
     /// The DynamoDB table names, when the cache is DynamoDB.
-    pub fn dynamodb_names(&self) -> Option<AwsNames> {
+    pub(crate) fn dynamodb_names(&self) -> Option<AwsNames> {
         match self {
             CacheSpec::Dynamodb {
                 prefix,

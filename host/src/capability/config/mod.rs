@@ -8,9 +8,9 @@ mod ssm;
 #[cfg(test)]
 mod ssm_tests;
 
-pub use ssm::{Secrets, setting_value};
+pub(crate) use ssm::{Secrets, setting_value};
 
 /// The SSM parameter a config value refers to, if it is a reference.
-pub fn secret_name(value: &str) -> Option<&str> {
+pub(crate) fn secret_name(value: &str) -> Option<&str> {
     value.strip_prefix("${ssm:")?.strip_suffix('}').filter(|n| !n.is_empty())
 }

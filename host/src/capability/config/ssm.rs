@@ -66,7 +66,7 @@ impl Secrets {
 /// A deployment setting that may live in SSM: `ssm:PARAMETER` (a SecureString,
 /// read with decryption) is that parameter's value; anything else is the
 /// value itself. `what` names the setting in errors.
-pub async fn setting_value(value: &str, aws: Option<&aws_config::SdkConfig>, what: &str) -> anyhow::Result<String> {
+pub(crate) async fn setting_value(value: &str, aws: Option<&aws_config::SdkConfig>, what: &str) -> anyhow::Result<String> {
     let Some(parameter) = value.strip_prefix("ssm:") else {
         return Ok(value.to_owned());
     };

@@ -23,7 +23,7 @@ use super::records::AUDIT_FIELDS;
 
 /// What one component may reach.
 #[derive(Debug)]
-pub struct Scope {
+pub(super) struct Scope {
     /// The component's name, for messages.
     pub component: String,
     /// Its granted tables, lowercase (SQLite names are case-insensitive).
@@ -32,7 +32,7 @@ pub struct Scope {
 
 impl Scope {
     /// The scope of `component` granted `tables`.
-    pub fn new<'a>(component: &str, tables: impl IntoIterator<Item = &'a String>) -> Scope {
+    pub(super) fn new<'a>(component: &str, tables: impl IntoIterator<Item = &'a String>) -> Scope {
         Scope {
             component: component.to_owned(),
             tables: tables.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
@@ -46,7 +46,7 @@ impl Scope {
 
 /// One stretch of a component's statements on one connection.
 #[derive(Debug)]
-pub struct Session {
+pub(super) struct Session {
     scope: Arc<Scope>,
     /// What the database holds.
     catalog: Arc<Catalog>,
@@ -61,7 +61,7 @@ pub struct Session {
 
 impl Session {
     /// A session for `scope`.
-    pub fn new(scope: Arc<Scope>, catalog: Arc<Catalog>) -> Arc<Session> {
+    pub(super) fn new(scope: Arc<Scope>, catalog: Arc<Catalog>) -> Arc<Session> {
         Arc::new(Session {
             scope,
             catalog,
@@ -73,22 +73,22 @@ impl Session {
 
     /// Lets the host's COMMIT or ROLLBACK through (also when a dropped
     /// transaction rolls back).
-    pub fn end(&self) {
+    pub(super) fn end(&self) {
         self.ending.store(true, Ordering::Release);
     }
 
     /// A component's call starts: what an earlier statement allowed is over.
-    pub fn next_call(&self) {
+    pub(super) fn next_call(&self) {
         self.changing_schema.store(false, Ordering::Release);
     }
 
     /// Why the last statement was refused, once.
-    pub fn take_refusal(&self) -> Option<String> {
+    pub(super) fn take_refusal(&self) -> Option<String> {
         self.refusal.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Whether SQLite may go ahead with `action`; the reason when not.
-    pub fn decide(&self, action: c_int, arg1: Option<&str>, arg2: Option<&str>, database: Option<&str>) -> Result<(), String> {
+    pub(super) fn decide(&self, action: c_int, arg1: Option<&str>, arg2: Option<&str>, database: Option<&str>) -> Result<(), String> {
         let scope = &self.scope;
         let not_granted = |table: &str| format!("table \"{table}\" is not granted to component \"{}\"", scope.component);
         // A table of the main database that is granted.
@@ -200,7 +200,7 @@ impl Session {
 /// The tables of the main database, read by the host before a component's
 /// statement runs and again after each schema change.
 #[derive(Debug, Default)]
-pub struct Catalog {
+pub(super) struct Catalog {
     /// Every table and view, lowercase.
     pub tables: HashSet<String>,
     /// Tables with the records layout, lowercase: rows go in through the
@@ -252,7 +252,7 @@ fn installed() -> std::sync::MutexGuard<'static, HashMap<usize, Arc<Session>>> {
 }
 
 /// Puts `session`'s authorizer on the connection.
-pub fn install(handle: &mut LockedSqliteHandle<'_>, session: &Arc<Session>) {
+pub(super) fn install(handle: &mut LockedSqliteHandle<'_>, session: &Arc<Session>) {
     let db = handle.as_raw_handle().as_ptr();
     installed().insert(db as usize, session.clone());
     // SAFETY: the handle is locked out of the worker thread; the session
@@ -262,7 +262,7 @@ pub fn install(handle: &mut LockedSqliteHandle<'_>, session: &Arc<Session>) {
 
 /// Removes any authorizer from the connection: the host's statements run
 /// unrestricted.
-pub fn clear(handle: &mut LockedSqliteHandle<'_>) {
+pub(super) fn clear(handle: &mut LockedSqliteHandle<'_>) {
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: as in `install`; after this call SQLite holds no session pointer.
     unsafe { ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut()) };

@@ -13,7 +13,7 @@ use sqlparser::parser::Parser;
 
 /// Why a statement was refused before reaching the database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GuardError {
+pub(crate) enum GuardError {
     /// Not one statement the parser understands.
     #[error("cannot parse the SQL statement: {0}")]
     Syntax(String),
@@ -77,7 +77,7 @@ pub enum SqlDialect {
 
 /// What one statement reaches, for the grant check.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Touches {
+pub(crate) struct Touches {
     /// Tables it names, lower-cased. A name with a non-default schema comes
     /// back qualified (`other.t`), so it never matches a grant.
     pub tables: BTreeSet<String>,
@@ -88,7 +88,7 @@ pub struct Touches {
 }
 
 /// What `sql` reaches, if it is exactly one statement of an allowed kind.
-pub fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
+pub(crate) fn inspect(sql: &str, dialect: SqlDialect) -> Result<Touches, GuardError> {
     let d: &dyn Dialect = match dialect {
         SqlDialect::Sqlite => &SQLiteDialect {},
         SqlDialect::Postgres => &PostgreSqlDialect {},

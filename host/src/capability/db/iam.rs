@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use crate::capability::backend::BackendError;
 
 /// RDS accepts an auth token for at most 15 minutes after signing.
-pub const RDS_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+pub(crate) const RDS_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
 /// Where passwords for new connections come from.
 #[async_trait]
@@ -30,7 +30,7 @@ pub trait PasswordSource: Send + Sync {
 
 /// What an RDS auth token is for.
 #[derive(Debug, Clone)]
-pub struct RdsTarget {
+pub(crate) struct RdsTarget {
     /// The database host name.
     pub host: String,
     /// Its port.
@@ -42,7 +42,12 @@ pub struct RdsTarget {
 }
 
 /// Signs an RDS auth token with explicit credentials at `time`.
-pub fn rds_auth_token(target: &RdsTarget, credentials: Credentials, time: SystemTime, lifetime: Duration) -> Result<String, BackendError> {
+pub(crate) fn rds_auth_token(
+    target: &RdsTarget,
+    credentials: Credentials,
+    time: SystemTime,
+    lifetime: Duration,
+) -> Result<String, BackendError> {
     let identity: Identity = credentials.into();
     let mut settings = SigningSettings::default();
     settings.expires_in = Some(lifetime.min(RDS_TOKEN_LIFETIME));
@@ -75,7 +80,7 @@ pub fn rds_auth_token(target: &RdsTarget, credentials: Credentials, time: System
 }
 
 /// Fresh RDS auth tokens from the host's credential chain.
-pub struct RdsIamAuth {
+pub(crate) struct RdsIamAuth {
     target: RdsTarget,
     credentials: SharedCredentialsProvider,
     lifetime: Duration,
@@ -84,7 +89,7 @@ pub struct RdsIamAuth {
 impl RdsIamAuth {
     /// Tokens for `target`, signed with `credentials`, valid for `lifetime`
     /// (at most 15 minutes).
-    pub fn new(target: RdsTarget, credentials: SharedCredentialsProvider, lifetime: Duration) -> RdsIamAuth {
+    pub(crate) fn new(target: RdsTarget, credentials: SharedCredentialsProvider, lifetime: Duration) -> RdsIamAuth {
         RdsIamAuth {
             target,
             credentials,

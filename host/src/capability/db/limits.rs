@@ -16,7 +16,7 @@ use crate::core::manifest::Limits;
 
 /// The database limits of one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DbLimits {
+pub(crate) struct DbLimits {
     /// Longest a transaction, or a statement outside one, may hold the database.
     pub transaction: Duration,
     /// Most rows one query result may hold.
@@ -27,7 +27,7 @@ pub struct DbLimits {
 
 impl DbLimits {
     /// The database part of a component's limits.
-    pub fn of(limits: &Limits) -> DbLimits {
+    pub(crate) fn of(limits: &Limits) -> DbLimits {
         DbLimits {
             transaction: Duration::from_millis(limits.transaction_ms),
             max_rows: limits.max_result_rows,
@@ -37,7 +37,7 @@ impl DbLimits {
 
     /// When a statement or transaction starting now must end: the
     /// transaction limit, or the request's deadline if that comes first.
-    pub fn hold_deadline(&self) -> Instant {
+    pub(crate) fn hold_deadline(&self) -> Instant {
         let bound = Instant::now() + self.transaction;
         crate::capability::backend::deadline().map_or(bound, |d| d.min(bound))
     }
@@ -54,19 +54,19 @@ tokio::task_local! {
 }
 
 /// Runs `work` with `limits` as the limits of every database call it makes.
-pub async fn with_limits<F: Future>(limits: DbLimits, work: F) -> F::Output {
+pub(crate) async fn with_limits<F: Future>(limits: DbLimits, work: F) -> F::Output {
     LIMITS.scope(limits, work).await
 }
 
 /// The limits of the component call this task serves (the defaults outside one).
-pub fn current() -> DbLimits {
+pub(crate) fn current() -> DbLimits {
     LIMITS.try_with(|l| *l).unwrap_or_default()
 }
 
 /// Counts a result's rows and bytes as they arrive, and stops it at the cap,
 /// so the host never holds more than the cap of one result.
 #[derive(Debug)]
-pub struct ResultCap {
+pub(crate) struct ResultCap {
     limits: DbLimits,
     rows: usize,
     bytes: usize,
@@ -74,7 +74,7 @@ pub struct ResultCap {
 
 impl ResultCap {
     /// A cap from the current limits.
-    pub fn new() -> ResultCap {
+    pub(crate) fn new() -> ResultCap {
         ResultCap {
             limits: current(),
             rows: 0,
@@ -83,7 +83,7 @@ impl ResultCap {
     }
 
     /// Counts one row of values; an error once the result is over the cap.
-    pub fn add(&mut self, row: &[Value]) -> Result<(), BackendError> {
+    pub(crate) fn add(&mut self, row: &[Value]) -> Result<(), BackendError> {
         self.add_bytes(row.iter().map(value_size).sum::<usize>())?;
         self.rows += 1;
         if self.rows > self.limits.max_rows {
@@ -96,7 +96,7 @@ impl ResultCap {
     }
 
     /// Counts `bytes` more of a result; an error once over the byte cap.
-    pub fn add_bytes(&mut self, bytes: usize) -> Result<(), BackendError> {
+    pub(crate) fn add_bytes(&mut self, bytes: usize) -> Result<(), BackendError> {
         self.bytes = self.bytes.saturating_add(bytes);
         if self.bytes > self.limits.max_bytes {
             return Err(BackendError::Invalid(format!(
@@ -129,7 +129,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<Box<dyn Transaction>>>>;
 /// releasing its locks (on SQLite, the database's one write lock) whatever
 /// the component does meanwhile. Its next call then fails with a clear
 /// error.
-pub struct BoundedTransaction {
+pub(crate) struct BoundedTransaction {
     slot: Slot,
     limit: Duration,
     timer: tokio::task::JoinHandle<()>,
@@ -137,7 +137,7 @@ pub struct BoundedTransaction {
 
 impl BoundedTransaction {
     /// Bounds `tx` by `limit` from now; `component` names it in the log.
-    pub fn new(tx: Box<dyn Transaction>, limit: Duration, component: &str) -> BoundedTransaction {
+    pub(crate) fn new(tx: Box<dyn Transaction>, limit: Duration, component: &str) -> BoundedTransaction {
         let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(tx)));
         let held = slot.clone();
         let component = component.to_owned();

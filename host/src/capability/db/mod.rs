@@ -6,8 +6,8 @@ mod authorizer;
 mod connect;
 mod guard;
 mod host;
-pub mod iam;
-pub mod limits;
+pub(crate) mod iam;
+pub(crate) mod limits;
 mod pg_grants;
 mod placeholders;
 mod postgres;
@@ -15,24 +15,24 @@ mod postgres;
 mod postgres_auth_tests;
 #[cfg(test)]
 mod postgres_grants_tests;
-pub mod records;
+pub(crate) mod records;
 mod records_sql;
 mod spec;
 mod sqlite;
 
 pub(crate) use connect::connect;
-pub use spec::DbSpec;
+pub(crate) use spec::DbSpec;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use crate::capability::backend::BackendError;
-pub use guard::{GuardError, SqlDialect, Touches, inspect};
-pub use limits::{DbLimits, with_limits};
-pub use postgres::{Postgres, PostgresOptions, ScopedPostgres};
-pub use records::{Filter, Stamp, StoredRecord};
+pub(crate) use crate::capability::backend::BackendError;
+pub(crate) use guard::{SqlDialect, inspect};
+
+pub use postgres::{Postgres, PostgresOptions};
+pub(crate) use records::{Filter, Stamp, StoredRecord};
 pub use sqlite::Sqlite;
 
 /// One SQL value, as a statement's parameters and results carry it.

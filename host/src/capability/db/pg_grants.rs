@@ -24,7 +24,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use super::{BackendError, map_error};
 
 /// The advisory lock every role, grant and ownership change takes.
-pub const GRANTS_LOCK: i64 = 0x636f_7272_616c_6772; // "corralgr"
+pub(super) const GRANTS_LOCK: i64 = 0x636f_7272_616c_6772; // "corralgr"
 
 /// The columns of a table the records API made.
 const RECORDS_LAYOUT: [&str; 6] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid", "data"];
@@ -32,7 +32,7 @@ const RECORDS_LAYOUT: [&str; 6] = ["uid", "created_at", "last_updated_at", "crea
 /// The role holding exactly `tables` in `database`. Roles belong to the
 /// whole cluster, so the name covers the database too: deployments sharing
 /// one server never share (or race to create) a role.
-pub fn role_name(database: &str, tables: &BTreeSet<String>) -> String {
+pub(super) fn role_name(database: &str, tables: &BTreeSet<String>) -> String {
     let mut hash = Sha256::new();
     hash.update(database.as_bytes());
     hash.update([0]);
@@ -46,14 +46,14 @@ pub fn role_name(database: &str, tables: &BTreeSet<String>) -> String {
 /// The role's password: the same on every host that shares the database
 /// (so no host breaks another's logins), and known only to holders of the
 /// host's own secret.
-pub fn role_password(role: &str, host_secret: &str) -> String {
+pub(super) fn role_password(role: &str, host_secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(host_secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(role.as_bytes());
     format!("corral-{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A quoted identifier.
-pub fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -71,7 +71,7 @@ async fn run(conn: &mut PgConnection, sql: String) -> Result<(), BackendError> {
 /// schema and TEMP on the database (a temporary table could shadow a granted
 /// one). Where the host's role may not, PostgreSQL warns and nothing changes;
 /// that is logged.
-pub async fn revoke_from_public(conn: &mut PgConnection) -> Result<(), BackendError> {
+pub(super) async fn revoke_from_public(conn: &mut PgConnection) -> Result<(), BackendError> {
     let row = sqlx::query("SELECT current_schema()::text, current_database()::text")
         .fetch_one(&mut *conn)
         .await
@@ -94,7 +94,7 @@ pub async fn revoke_from_public(conn: &mut PgConnection) -> Result<(), BackendEr
 /// a member of, so the host can take back the tables it creates. No other
 /// component role stays a member of it (before PostgreSQL 16 a role may
 /// grant itself to others).
-pub async fn ensure_role(conn: &mut PgConnection, role: &str, password: Option<&str>, iam: bool) -> Result<(), BackendError> {
+pub(super) async fn ensure_role(conn: &mut PgConnection, role: &str, password: Option<&str>, iam: bool) -> Result<(), BackendError> {
     let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
         .bind(role)
         .fetch_optional(&mut *conn)
@@ -194,7 +194,7 @@ fn sorted(mut list: Vec<String>) -> Vec<String> {
 }
 
 /// What the catalog says of a role, read without a lock.
-pub enum RoleState {
+pub(super) enum RoleState {
     /// As [`ensure_role`], [`grant`] and [`revoke_from_public`] would leave
     /// it, with its privileges on these existing granted tables.
     InPlace(BTreeSet<String>),
@@ -205,7 +205,12 @@ pub enum RoleState {
 /// Compares the database with what [`ensure_role`], [`grant`] and
 /// [`revoke_from_public`] would make of it. The role's password cannot be
 /// read: a login refused for it is handled where the role logs in.
-pub async fn role_state(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, iam: bool) -> Result<RoleState, BackendError> {
+pub(super) async fn role_state(
+    conn: &mut PgConnection,
+    role: &str,
+    tables: &BTreeSet<String>,
+    iam: bool,
+) -> Result<RoleState, BackendError> {
     Ok(match difference(conn, role, tables, iam).await? {
         Ok(in_place) => RoleState::InPlace(in_place),
         Err(difference) => RoleState::Differs(difference),
@@ -330,7 +335,7 @@ async fn existing(conn: &mut PgConnection, tables: &BTreeSet<String>) -> Result<
 
 /// Gives `role` exactly its privileges on `tables` (those that exist) and on
 /// the schema, replacing what it had on them.
-pub async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>) -> Result<(), BackendError> {
+pub(super) async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>) -> Result<(), BackendError> {
     let r = ident(role);
     let schema: String = sqlx::query("SELECT current_schema()::text")
         .fetch_one(&mut *conn)
@@ -364,7 +369,12 @@ pub async fn grant(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String
 /// tables, so it can index, alter and drop them; of records tables only when
 /// the statement cannot alter their columns (an owner could rewrite the
 /// audit columns with `ALTER COLUMN ... USING`).
-pub async fn hand_over(conn: &mut PgConnection, role: &str, tables: &BTreeSet<String>, with_records: bool) -> Result<(), BackendError> {
+pub(super) async fn hand_over(
+    conn: &mut PgConnection,
+    role: &str,
+    tables: &BTreeSet<String>,
+    with_records: bool,
+) -> Result<(), BackendError> {
     let mut sql = String::new();
     let owned_by_host: Vec<String> = sqlx::query(
         "SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace \
@@ -390,7 +400,7 @@ pub async fn hand_over(conn: &mut PgConnection, role: &str, tables: &BTreeSet<St
 /// (triggers, rules, row security policies), drops every other object the
 /// role owns, and grants again: the role's own privileges and those of every
 /// role in `others` (grant sets that may include a table it just made).
-pub async fn reclaim(
+pub(super) async fn reclaim(
     conn: &mut PgConnection,
     role: &str,
     tables: &BTreeSet<String>,
@@ -455,7 +465,7 @@ pub async fn reclaim(
 }
 
 /// Takes [`GRANTS_LOCK`] for the rest of the transaction.
-pub async fn lock(conn: &mut PgConnection) -> Result<(), BackendError> {
+pub(super) async fn lock(conn: &mut PgConnection) -> Result<(), BackendError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(GRANTS_LOCK)
         .execute(&mut *conn)
@@ -466,7 +476,7 @@ pub async fn lock(conn: &mut PgConnection) -> Result<(), BackendError> {
 
 /// Whether a statement may create, alter or drop something: anything but a
 /// plain query (without INTO) or DML. Text that does not parse counts.
-pub fn may_change_schema(sql: &str) -> bool {
+pub(super) fn may_change_schema(sql: &str) -> bool {
     use sqlparser::ast::{SetExpr, Statement};
     let Ok(statements) = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql) else {
         return true;
@@ -480,7 +490,7 @@ pub fn may_change_schema(sql: &str) -> bool {
 
 /// Whether a statement may alter a table's columns: ALTER TABLE, or text
 /// that does not parse.
-pub fn may_alter_columns(sql: &str) -> bool {
+pub(super) fn may_alter_columns(sql: &str) -> bool {
     use sqlparser::ast::Statement;
     match sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql) {
         Ok(statements) => statements

@@ -4,7 +4,7 @@
 
 /// `sql` with each bare `?` numbered as `$n`. A statement that already uses
 /// `$n` is returned unchanged, so PostgreSQL's own `?` operators stay usable.
-pub fn number_placeholders(sql: &str) -> String {
+pub(super) fn number_placeholders(sql: &str) -> String {
     if has_dollar_placeholder(sql) {
         return sql.to_owned();
     }

@@ -713,7 +713,7 @@ impl Transaction for PgTransaction {
 /// its first statement took until the request ends, so the session reset
 /// runs once per request, when the connection goes back to the pool, and
 /// never while the request waits.
-pub struct ScopedPostgres {
+pub(crate) struct ScopedPostgres {
     host: Arc<Postgres>,
     component: String,
     role: Arc<GrantRole>,

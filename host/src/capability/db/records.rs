@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json};
 use super::{BackendError, Comparison};
 
 /// The fields the host owns on every record.
-pub const AUDIT_FIELDS: [&str; 5] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid"];
+pub(crate) const AUDIT_FIELDS: [&str; 5] = ["uid", "created_at", "last_updated_at", "creator_uid", "last_updater_uid"];
 
 /// A record as a backend keeps it: the audit columns and the other fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,7 @@ fn without_audit_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
 
 /// Parses a component's JSON object. A string holding the NUL character is
 /// refused: PostgreSQL cannot process it, and every backend must agree.
-pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
+pub(crate) fn parse_object(text: &str, what: &str) -> Result<Map<String, Json>, BackendError> {
     match serde_json::from_str(text) {
         Ok(Json::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => Err(BackendError::Invalid(format!(
             "{what} holds a string with the NUL character (\\u0000), which cannot be stored"
@@ -229,7 +229,7 @@ pub enum JsonKind {
 }
 
 /// Field names end up inside SQL, so they are held to a strict alphabet.
-pub fn check_field(field: &str) -> Result<(), BackendError> {
+pub(crate) fn check_field(field: &str) -> Result<(), BackendError> {
     let ok = !field.is_empty()
         && field.len() <= 64
         && !field.starts_with(|c: char| c.is_ascii_digit())
@@ -242,7 +242,7 @@ pub fn check_field(field: &str) -> Result<(), BackendError> {
 }
 
 /// Page sizes a component may ask for.
-pub fn check_limit(limit: u32) -> Result<u32, BackendError> {
+pub(crate) fn check_limit(limit: u32) -> Result<u32, BackendError> {
     if (1..=1000).contains(&limit) {
         Ok(limit)
     } else {
@@ -253,7 +253,7 @@ pub fn check_limit(limit: u32) -> Result<u32, BackendError> {
 /// The uid a page cursor names. A page's cursor is its last record's uid,
 /// which the OpenAPI document can describe exactly (a UUID); anything else
 /// is refused.
-pub fn decode_cursor(cursor: &str) -> Result<String, BackendError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, BackendError> {
     uuid::Uuid::parse_str(cursor)
         .map(|uid| uid.hyphenated().to_string())
         .map_err(|_| BackendError::Invalid("the page cursor is not valid".into()))

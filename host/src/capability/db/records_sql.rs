@@ -11,7 +11,7 @@ use super::records::{AUDIT_FIELDS, Condition, Filter, JsonKind, Stamp, StoredRec
 
 /// A statement and the values to bind to it, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sql {
+pub(super) struct Sql {
     /// The statement.
     pub text: String,
     /// One per placeholder, in the order of their numbers.
@@ -20,7 +20,7 @@ pub struct Sql {
 
 /// A value bound to a records statement.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Param {
+pub(super) enum Param {
     /// Text; none is a NULL of type text.
     Text(Option<String>),
     /// An integer.
@@ -83,7 +83,7 @@ impl Params {
 }
 
 /// Makes the records table `table` unless it exists.
-pub fn create_table(dialect: SqlDialect, table: &str) -> String {
+pub(super) fn create_table(dialect: SqlDialect, table: &str) -> String {
     let document = match dialect {
         SqlDialect::Sqlite => "TEXT",
         SqlDialect::Postgres => "JSON",
@@ -95,7 +95,7 @@ pub fn create_table(dialect: SqlDialect, table: &str) -> String {
 }
 
 /// Stores a new record.
-pub fn insert(dialect: SqlDialect, table: &str, r: &StoredRecord) -> Sql {
+pub(super) fn insert(dialect: SqlDialect, table: &str, r: &StoredRecord) -> Sql {
     let mut p = Params::new(dialect);
     let values = [
         p.text(&r.uid),
@@ -110,7 +110,7 @@ pub fn insert(dialect: SqlDialect, table: &str, r: &StoredRecord) -> Sql {
 }
 
 /// Reads the record with this uid.
-pub fn get(dialect: SqlDialect, table: &str, uid: &str) -> Sql {
+pub(super) fn get(dialect: SqlDialect, table: &str, uid: &str) -> Sql {
     let mut p = Params::new(dialect);
     let uid = p.text(uid);
     p.sql(format!("SELECT {} FROM \"{table}\" WHERE uid = {uid}", read_columns(dialect)))
@@ -124,7 +124,7 @@ pub fn get(dialect: SqlDialect, table: &str, uid: &str) -> Sql {
 /// merges into the stored document itself, so it reads the row it writes
 /// (under a concurrent update PostgreSQL evaluates it again on the newer
 /// row); it returns the record.
-pub fn update(dialect: SqlDialect, table: &str, uid: &str, stamp: &Stamp, data: &Map<String, Json>) -> Sql {
+pub(super) fn update(dialect: SqlDialect, table: &str, uid: &str, stamp: &Stamp, data: &Map<String, Json>) -> Sql {
     let mut p = Params::new(dialect);
     let now = p.text(&stamp.now);
     let caller = p.add(Param::Text(stamp.caller.clone()));
@@ -171,14 +171,14 @@ fn merged_data(changes: &str) -> String {
 }
 
 /// Deletes the record with this uid.
-pub fn delete(dialect: SqlDialect, table: &str, uid: &str) -> Sql {
+pub(super) fn delete(dialect: SqlDialect, table: &str, uid: &str) -> Sql {
     let mut p = Params::new(dialect);
     let uid = p.text(uid);
     p.sql(format!("DELETE FROM \"{table}\" WHERE uid = {uid}"))
 }
 
 /// Deletes the records matching every filter.
-pub fn delete_where(dialect: SqlDialect, table: &str, filters: &[Filter]) -> Sql {
+pub(super) fn delete_where(dialect: SqlDialect, table: &str, filters: &[Filter]) -> Sql {
     let mut p = Params::new(dialect);
     let condition = matching(&mut p, filters);
     p.sql(format!("DELETE FROM \"{table}\" WHERE {condition}"))
@@ -186,7 +186,7 @@ pub fn delete_where(dialect: SqlDialect, table: &str, filters: &[Filter]) -> Sql
 
 /// Reads up to `limit` records matching every filter, with a uid after
 /// `after`, by uid.
-pub fn list(dialect: SqlDialect, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Sql {
+pub(super) fn list(dialect: SqlDialect, table: &str, filters: &[Filter], limit: u32, after: Option<&str>) -> Sql {
     let mut p = Params::new(dialect);
     let mut condition = matching(&mut p, filters);
     if let Some(after) = after {

@@ -7,7 +7,7 @@ use crate::capability::backend::Resolve;
 /// The database backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DbSpec {
+pub(crate) enum DbSpec {
     /// SQLite in the data directory.
     #[default]
     Sqlite,

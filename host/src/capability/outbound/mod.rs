@@ -24,20 +24,20 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// How long a connection may take when the component sets no limit.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the response head may take when the component sets no limit.
-pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the body may stall between chunks when the component sets no limit.
-pub const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Fixed answers for host names, `name=ip,name=ip` (as curl's `--resolve`),
 /// used instead of the system resolver: for split-horizon set-ups and tests.
-pub const RESOLVE_ENV: &str = "CORRAL_RESOLVE";
+pub(crate) const RESOLVE_ENV: &str = "CORRAL_RESOLVE";
 
 mod grant;
 mod host;
 
-pub use grant::HostGrant;
+pub(crate) use grant::HostGrant;
 
 /// What a component may send: its `hosts` grants and its cap on requests
 /// in flight at once (`max_outbound`), shared by all its instances.
@@ -65,7 +65,7 @@ impl OutboundGrant {
 }
 
 /// The `wasi:http` hooks of one store: the grant check and the timeouts.
-pub struct Outbound {
+pub(crate) struct Outbound {
     grant: Arc<OutboundGrant>,
     request_id: String,
 }
@@ -75,7 +75,7 @@ type Sent = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Io), Error
 
 impl Outbound {
     /// Hooks for one call under `grant`.
-    pub fn new(grant: Arc<OutboundGrant>, request_id: String) -> Outbound {
+    pub(crate) fn new(grant: Arc<OutboundGrant>, request_id: String) -> Outbound {
         Outbound { grant, request_id }
     }
 
@@ -99,7 +99,7 @@ impl Outbound {
 
 /// Which grants may reach an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// None: link-local, cloud metadata, unspecified, multicast, broadcast.
     Never,
     /// Only a grant that names it literally: loopback and private ranges.
@@ -113,7 +113,7 @@ pub enum Reach {
 const METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
 /// Who may reach `ip`.
-pub fn reach(ip: IpAddr) -> Reach {
+pub(crate) fn reach(ip: IpAddr) -> Reach {
     match ip.to_canonical() {
         IpAddr::V4(v4) => reach_v4(v4),
         IpAddr::V6(v6) => {
@@ -142,7 +142,7 @@ fn reach_v4(ip: Ipv4Addr) -> Reach {
 }
 
 /// Whether `grant` may reach `ip`, which its host resolved to.
-pub fn may_reach(grant: &HostGrant, ip: IpAddr) -> bool {
+pub(crate) fn may_reach(grant: &HostGrant, ip: IpAddr) -> bool {
     match reach(ip) {
         Reach::Never => false,
         Reach::Public => true,
@@ -201,7 +201,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
 
 /// The component's timeouts, or the defaults, each cut to what is left of
 /// the call's deadline (when it runs under one).
-pub fn timeouts(asked: Option<RequestOptions>, deadline: Option<Instant>) -> RequestOptions {
+pub(crate) fn timeouts(asked: Option<RequestOptions>, deadline: Option<Instant>) -> RequestOptions {
     let asked = asked.unwrap_or_default();
     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let cap = |t: Option<Duration>, default: Duration| {

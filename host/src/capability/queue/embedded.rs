@@ -9,7 +9,7 @@ use super::{OutgoingMessage, Queue, ReceivedMessage};
 use crate::capability::backend::BackendError;
 
 /// Queues in SQLite.
-pub struct EmbeddedQueue {
+pub(crate) struct EmbeddedQueue {
     pool: SqlitePool,
 }
 
@@ -23,7 +23,7 @@ fn now_ms() -> i64 {
 
 impl EmbeddedQueue {
     /// Creates the queue table if needed.
-    pub async fn open(pool: SqlitePool) -> Result<EmbeddedQueue, sqlx::Error> {
+    pub(crate) async fn open(pool: SqlitePool) -> Result<EmbeddedQueue, sqlx::Error> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS corral_queue (id TEXT PRIMARY KEY, queue TEXT NOT NULL, body TEXT NOT NULL, \
              attributes TEXT NOT NULL, group_id TEXT, dedup_id TEXT, visible_at INTEGER NOT NULL, \

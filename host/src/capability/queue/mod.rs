@@ -7,12 +7,12 @@ mod spec;
 mod sqs;
 
 pub(crate) use connect::connect;
-pub use spec::QueueSpec;
+pub(crate) use spec::QueueSpec;
 
 use async_trait::async_trait;
 
-pub use embedded::EmbeddedQueue;
-pub use sqs::SqsQueue;
+pub(crate) use embedded::EmbeddedQueue;
+pub(crate) use sqs::SqsQueue;
 
 use crate::capability::backend::BackendError;
 

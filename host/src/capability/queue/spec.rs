@@ -7,7 +7,7 @@ use crate::capability::backend::{AwsNames, Resolve};
 /// The queue backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum QueueSpec {
+pub(crate) enum QueueSpec {
     /// A table in the embedded SQLite database.
     #[default]
     Embedded,

@@ -53,7 +53,7 @@ const INVALID_CODES: &[&str] = &[
 ];
 
 /// Queues in SQS.
-pub struct SqsQueue {
+pub(crate) struct SqsQueue {
     client: Client,
     names: NameMap,
     /// Queue URLs by the name components use, looked up once.
@@ -208,7 +208,7 @@ fn received_attributes(message: &aws_sdk_sqs::types::Message) -> Vec<(String, St
 impl SqsQueue {
     /// Queues on the SQS endpoint and credentials of `sdk_config`; `names`
     /// names the SQS queue behind each queue.
-    pub fn new(sdk_config: &aws_config::SdkConfig, names: NameMap) -> SqsQueue {
+    pub(crate) fn new(sdk_config: &aws_config::SdkConfig, names: NameMap) -> SqsQueue {
         SqsQueue {
             client: Client::new(sdk_config),
             names,
@@ -219,7 +219,7 @@ impl SqsQueue {
     /// Creates each queue that does not exist: FIFO, without content-based
     /// deduplication, when its SQS name ends in `.fifo`. Meant for local
     /// emulators and development; running it again changes nothing.
-    pub async fn create_missing_queues<'a>(&self, queues: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
+    pub(crate) async fn create_missing_queues<'a>(&self, queues: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
         for queue in queues {
             if let Some(url) = self.lookup(queue).await? {
                 self.urls.write().await.insert(queue.to_string(), url);

@@ -19,7 +19,7 @@ use crate::core::runtime::{CallError, Hosted, Loaded, Runtime};
 use crate::serve::ChangeFeed;
 
 /// What a route leads to.
-pub struct Target {
+pub(crate) struct Target {
     /// The component that serves it (whichever version is current).
     pub component: Arc<Hosted>,
     /// The component's mount point.
@@ -38,7 +38,7 @@ pub struct Target {
 
 /// An event source as an edge names it: the deployed queue or table name.
 #[derive(Debug, Clone, Copy)]
-pub enum DeployedSource<'a> {
+pub(crate) enum DeployedSource<'a> {
     /// An SQS queue (or embedded queue) name.
     Queue(&'a str),
     /// A DynamoDB table (or embedded store) name.
@@ -90,7 +90,7 @@ impl App {
     }
 
     /// Every route, for printing: methods, full path, component, access.
-    pub fn routes(&self) -> impl Iterator<Item = (String, &str, &str, Access)> {
+    pub(crate) fn routes(&self) -> impl Iterator<Item = (String, &str, &str, Access)> {
         self.router.routes().iter().map(|r| {
             (
                 r.methods.join(","),
@@ -102,7 +102,7 @@ impl App {
     }
 
     /// The largest body any route accepts; edges stop reading past it.
-    pub fn max_body_bytes(&self) -> usize {
+    pub(crate) fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
 
@@ -112,13 +112,13 @@ impl App {
     }
 
     /// The runtime, shared, for tasks that outlive a borrow (`--watch`).
-    pub fn runtime_handle(&self) -> Arc<Runtime> {
+    pub(crate) fn runtime_handle(&self) -> Arc<Runtime> {
         self.runtime.clone()
     }
 
     /// The components consuming `source`, given by its deployed name (an SQS
     /// queue or DynamoDB table name), with the logical name they know it by.
-    pub fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
+    pub(crate) fn consumers_of(&self, source: &DeployedSource<'_>) -> Vec<(Arc<Loaded>, EventSourceSpec)> {
         self.consumers
             .iter()
             .filter(|(component, spec)| {
@@ -135,19 +135,19 @@ impl App {
     }
 
     /// Whether `store` is a cache store of some component.
-    pub fn is_cache_store(&self, store: &str) -> bool {
+    pub(crate) fn is_cache_store(&self, store: &str) -> bool {
         self.cache_stores.contains(store)
     }
 
     /// The item layout of cache store `store`, when it has one.
-    pub fn cache_layout(&self, store: &str) -> Option<&crate::capability::cache::Layout> {
+    pub(crate) fn cache_layout(&self, store: &str) -> Option<&crate::capability::cache::Layout> {
         self.cache_layouts.get(store)
     }
 
     /// Starts delivering queue messages, and the changes of subscribed
     /// tables, to the components that consume them (the manifest's
     /// `events`). Needs a Tokio runtime.
-    pub fn start_event_consumers(&self) {
+    pub(crate) fn start_event_consumers(&self) {
         crate::serve::queue_consumers::spawn_consumers(self.runtime.clone(), self.consumers.clone());
         match &self.changes {
             Some(ChangeFeed::Local(log)) => {
@@ -166,7 +166,7 @@ impl App {
 
     /// Gives up what the event consumers hold across hosts (the stream
     /// leases), so that other hosts take it over at once.
-    pub async fn stop_event_consumers(&self) {
+    pub(crate) async fn stop_event_consumers(&self) {
         if let Some(ChangeFeed::Streams(streams)) = &self.changes {
             streams.release().await;
         }
@@ -211,7 +211,7 @@ impl App {
 
     /// Answers a request the edge refused before it could be handled (a body
     /// larger than any route accepts), with the same id and log line as any other.
-    pub fn refuse(&self, request: &Request, error: ApiError) -> Response {
+    pub(crate) fn refuse(&self, request: &Request, error: ApiError) -> Response {
         self.finish(request, &request_id(request), Instant::now(), None, Err(error))
     }
 
@@ -419,9 +419,9 @@ fn check_json(request: &Request) -> Result<(), ApiError> {
 }
 
 /// Most headers a component's response may carry.
-pub const MAX_RESPONSE_HEADERS: usize = 100;
+pub(crate) const MAX_RESPONSE_HEADERS: usize = 100;
 /// Most bytes (names and values) of a component's response headers.
-pub const MAX_RESPONSE_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 32 * 1024;
 
 /// Headers that describe the connection or the message framing rather than
 /// the resource: the edge sets them, a component's values never reach a client.

@@ -17,7 +17,7 @@ use crate::core::registry::RegistrySpec;
 /// manifest runs on the embedded backends locally and on AWS when deployed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BackendsSpec {
+pub(crate) struct BackendsSpec {
     /// The database.
     #[serde(default)]
     pub db: DbSpec,
@@ -44,7 +44,7 @@ fn default_secrets_ttl() -> u64 {
 
 impl BackendsSpec {
     /// Reads a backends file: a `[backends]` table written as in a manifest.
-    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
+    pub(crate) fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<BackendsSpec, ManifestError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct File {
@@ -63,7 +63,7 @@ impl BackendsSpec {
     }
 
     /// Whether any backend or secret needs an AWS configuration.
-    pub fn uses_aws(&self) -> bool {
+    pub(crate) fn uses_aws(&self) -> bool {
         self.registry.as_ref().is_some_and(|r| r.store.starts_with("s3://"))
             || matches!(self.db, DbSpec::Postgres { iam: true, .. })
             || matches!(self.cache, CacheSpec::Dynamodb { .. })

@@ -12,7 +12,7 @@ use crate::capability::outbound::HostGrant;
 
 /// One component as the manifest declares it.
 #[derive(Debug, Clone)]
-pub struct ComponentSpec {
+pub(crate) struct ComponentSpec {
     /// The component's name (its key in the manifest).
     pub name: String,
     /// Where the component's bytes come from.
@@ -39,7 +39,7 @@ pub struct ComponentSpec {
 
 /// Where a component's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WasmSource {
+pub(crate) enum WasmSource {
     /// A `.wasm` file, resolved against the manifest's folder.
     File(PathBuf),
     /// The registry (`wasm = "registry:NAME"`): the current version of `name`,
@@ -69,7 +69,7 @@ pub struct Grants {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Access {
+pub(crate) enum Access {
     /// Anyone; the caller identity is still passed on when a valid token is sent.
     Public,
     /// Only a verified caller (and, with `groups`, one in any of them).
@@ -79,7 +79,7 @@ pub enum Access {
 
 /// One route of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteSpec {
+pub(crate) struct RouteSpec {
     /// The template relative to the mount, e.g. `/students/{id}`.
     pub path: String,
     /// Upper-case HTTP methods.
@@ -92,7 +92,7 @@ pub struct RouteSpec {
 
 /// An event source a component consumes through `handle-events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSpec {
+pub(crate) struct EventSpec {
     /// Where the events come from.
     pub source: EventSourceSpec,
     /// Messages per batch for queues consumed locally (1 to 10, default 10),
@@ -112,7 +112,7 @@ pub struct EventSpec {
 
 /// The logical name of what a component consumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventSourceSpec {
+pub(crate) enum EventSourceSpec {
     /// Messages sent to this queue.
     Queue(String),
     /// Changes to this table (a DynamoDB stream on AWS).
@@ -381,7 +381,7 @@ fn wasm_source(component: &str, wasm: &str, version: Option<String>, base: &Path
 
 /// Names of components, tables, stores and queues: they end up in SQL,
 /// table names and logs, so keep them to a safe alphabet.
-pub fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
+pub(crate) fn check_name(name: &str, what: &str) -> Result<(), ManifestError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use backends::BackendsSpec;
-pub use component::{Access, ComponentSpec, EventSourceSpec, EventSpec, Grants, RouteSpec, WasmSource, check_name};
-pub use limits::Limits;
+pub(crate) use backends::BackendsSpec;
+pub(crate) use component::{Access, ComponentSpec, EventSourceSpec, EventSpec, Grants, RouteSpec, WasmSource, check_name};
+pub(crate) use limits::Limits;
 
 use component::RawComponent;
 use limits::RawLimits;
@@ -26,22 +26,22 @@ use crate::core::cors::CorsSpec;
 #[derive(Debug, Clone)]
 pub struct Manifest {
     /// Which backend serves each capability.
-    pub backends: BackendsSpec,
+    pub(crate) backends: BackendsSpec,
     /// Limits that apply where a component sets none.
-    pub defaults: Limits,
+    pub(crate) defaults: Limits,
     /// Cross-origin access for browsers, when set.
-    pub cors: Option<CorsSpec>,
+    pub(crate) cors: Option<CorsSpec>,
     /// The OpenAPI document of the hosted routes, when set.
-    pub openapi: Option<OpenApiSpec>,
+    pub(crate) openapi: Option<OpenApiSpec>,
     /// The components, by name.
-    pub components: BTreeMap<String, ComponentSpec>,
+    pub(crate) components: BTreeMap<String, ComponentSpec>,
 }
 
 /// `[openapi]`: the document `corral openapi` prints, and whether the host
 /// serves it at `GET /openapi.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OpenApiSpec {
+pub(crate) struct OpenApiSpec {
     /// Serve the document at `GET /openapi.json`, to anyone.
     #[serde(default)]
     pub serve: bool,
@@ -139,12 +139,12 @@ impl Manifest {
     }
 
     /// Whether any component comes from the registry.
-    pub fn uses_registry(&self) -> bool {
+    pub(crate) fn uses_registry(&self) -> bool {
         self.components.values().any(|c| matches!(c.wasm, WasmSource::Registry { .. }))
     }
 
     /// The largest memory cap of any component, in bytes.
-    pub fn max_memory_bytes(&self) -> usize {
+    pub(crate) fn max_memory_bytes(&self) -> usize {
         let mb = self
             .components
             .values()
@@ -155,7 +155,7 @@ impl Manifest {
     }
 
     /// The largest request body any component accepts.
-    pub fn max_body_bytes(&self) -> usize {
+    pub(crate) fn max_body_bytes(&self) -> usize {
         self.components
             .values()
             .map(|c| c.limits.max_body_bytes)

@@ -73,17 +73,17 @@ impl ArtifactKey {
 
 /// The artifact key that configuration names: `ssm:PARAMETER` (a
 /// SecureString, read with decryption), or the key itself.
-pub async fn resolve_key(value: &str, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<ArtifactKey> {
+pub(crate) async fn resolve_key(value: &str, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<ArtifactKey> {
     ArtifactKey::new(&crate::capability::config::setting_value(value, aws, "the artifact key").await?)
 }
 
 /// The target triple this host runs on, as artifacts are named.
-pub fn host_target() -> String {
+pub(crate) fn host_target() -> String {
     target_lexicon::HOST.to_string()
 }
 
 /// The object name of the artifact of version `sha256` for `target`.
-pub fn file_name(sha256: &str, target: &str) -> String {
+pub(crate) fn file_name(sha256: &str, target: &str) -> String {
     format!("{sha256}.{target}.cwasm")
 }
 

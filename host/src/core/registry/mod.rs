@@ -9,11 +9,11 @@
 //! - `NAME/<sha256>.<target>.cwasm`: optionally, a version precompiled for a
 //!   target, with a MAC (see [`artifact`]).
 
-pub mod artifact;
+pub(crate) mod artifact;
 mod spec;
-pub mod store;
+pub(crate) mod store;
 
-pub use spec::RegistrySpec;
+pub(crate) use spec::RegistrySpec;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,8 +22,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use artifact::ArtifactKey;
-pub use store::{Condition, DirStore, ObjectStore, PutError, S3Store};
+pub(crate) use artifact::ArtifactKey;
+pub(crate) use store::{Condition, DirStore, ObjectStore, PutError, S3Store};
 
 /// How many times a publisher retries after another one wrote first.
 const MAX_ATTEMPTS: usize = 20;
@@ -108,7 +108,7 @@ impl std::fmt::Display for StoreLocation {
 }
 
 /// Whether `text` is a sha256 digest as the registry writes them: 64 lower-case hex digits.
-pub fn is_digest(text: &str) -> bool {
+pub(crate) fn is_digest(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

@@ -10,7 +10,7 @@ use crate::capability::backend::Resolve;
 /// The component registry (`[backends.registry]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RegistrySpec {
+pub(crate) struct RegistrySpec {
     /// `s3://BUCKET/PREFIX` or `dir:PATH` (relative to the file that names it).
     pub store: String,
     /// How often the host checks for a new current version, in seconds
@@ -30,10 +30,10 @@ fn default_check_seconds() -> u64 {
 
 impl RegistrySpec {
     /// How often the registry is checked unless configured.
-    pub const DEFAULT_CHECK_SECONDS: u64 = 5;
+    pub(crate) const DEFAULT_CHECK_SECONDS: u64 = 5;
 
     /// The store location (stored absolute once the manifest is read).
-    pub fn location(&self) -> anyhow::Result<StoreLocation> {
+    pub(crate) fn location(&self) -> anyhow::Result<StoreLocation> {
         StoreLocation::parse(&self.store, Path::new(".")).map_err(|m| anyhow::anyhow!("backends: registry store {m}"))
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 /// An object's bytes and its entity tag.
-pub struct Object {
+pub(crate) struct Object {
     /// The content.
     pub bytes: Vec<u8>,
     /// Changes whenever the content changes.
@@ -17,7 +17,7 @@ pub struct Object {
 
 /// When a write may happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     /// Always.
     Always,
     /// Only if the object does not exist yet.
@@ -28,7 +28,7 @@ pub enum Condition {
 
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum PutError {
+pub(crate) enum PutError {
     /// The condition did not hold: someone else wrote first.
     #[error("the object changed since it was read")]
     Conflict,
@@ -39,7 +39,7 @@ pub enum PutError {
 
 /// A flat key-value store of objects with entity tags.
 #[async_trait::async_trait]
-pub trait ObjectStore: Send + Sync {
+pub(crate) trait ObjectStore: Send + Sync {
     /// The object at `key`, if any.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Object>>;
     /// The entity tag of the object at `key`, if any (without its bytes).
@@ -52,13 +52,13 @@ pub trait ObjectStore: Send + Sync {
 /// content hashes, and conditional writes hold an exclusive file lock, so
 /// several publishers on one machine (or one shared file system with
 /// working locks) cannot lose each other's update.
-pub struct DirStore {
+pub(crate) struct DirStore {
     root: PathBuf,
 }
 
 impl DirStore {
     /// A store rooted at `root` (created on first write).
-    pub fn new(root: PathBuf) -> DirStore {
+    pub(crate) fn new(root: PathBuf) -> DirStore {
         DirStore { root }
     }
 
@@ -136,7 +136,7 @@ impl ObjectStore for DirStore {
 /// An S3 bucket as an object store. Conditional writes use S3's own
 /// `If-Match` / `If-None-Match` on PutObject, so no bucket versioning or
 /// lock table is needed.
-pub struct S3Store {
+pub(crate) struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
 }
@@ -144,7 +144,7 @@ pub struct S3Store {
 impl S3Store {
     /// A store on `bucket`. With an endpoint override (an emulator), paths
     /// are addressed path-style, since virtual hosts do not resolve there.
-    pub fn new(sdk: &aws_config::SdkConfig, bucket: String) -> S3Store {
+    pub(crate) fn new(sdk: &aws_config::SdkConfig, bucket: String) -> S3Store {
         let mut config = aws_sdk_s3::config::Builder::from(sdk);
         if sdk.endpoint_url().is_some() {
             config = config.force_path_style(true);

@@ -12,7 +12,7 @@ use crate::core::error::ApiError;
 use crate::core::request::{Request, Response};
 
 /// Answers one API Gateway or function URL event.
-pub async fn handle(app: &App, event: &Value, lambda_request_id: &str, v2: bool) -> Value {
+pub(super) async fn handle(app: &App, event: &Value, lambda_request_id: &str, v2: bool) -> Value {
     let parsed = if v2 { from_v2(event) } else { from_v1(event) };
     let response = match parsed {
         Ok(mut request) => {

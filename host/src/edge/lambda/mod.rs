@@ -57,7 +57,7 @@ fn classify(event: &Value) -> Kind {
 }
 
 /// Serves Lambda invocations until the runtime stops the process.
-pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
+pub(crate) async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
     crate::core::metrics::enable();
     let cold = Arc::new(AtomicBool::new(true));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -108,7 +108,7 @@ async fn deliver(app: &App, groups: BTreeMap<Deployed, Vec<Event>>) -> BTreeSet<
 }
 
 /// An SQS batch: `batchItemFailures` lists the message ids to redeliver.
-pub async fn sqs(app: &App, event: &Value) -> Value {
+pub(crate) async fn sqs(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
     for record in records(event) {
         let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -135,7 +135,7 @@ pub async fn sqs(app: &App, event: &Value) -> Value {
 /// A DynamoDB stream batch: each record goes to every component subscribed
 /// to its table; `batchItemFailures` names the first failed sequence number,
 /// from which the stream is read again.
-pub async fn dynamodb(app: &App, event: &Value) -> Value {
+pub(crate) async fn dynamodb(app: &App, event: &Value) -> Value {
     let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
     let mut order = Vec::new();
     for record in records(event) {
@@ -171,7 +171,7 @@ pub async fn dynamodb(app: &App, event: &Value) -> Value {
 /// object event fails (or no component takes it), the invocation fails, so
 /// Lambda retries it and then hands it to the function's failure
 /// destination rather than losing it.
-pub async fn s3(app: &App, event: &Value) -> Result<Value, String> {
+pub(crate) async fn s3(app: &App, event: &Value) -> Result<Value, String> {
     let registry_bucket = app.hot_swap().and_then(|h| h.location().bucket().map(str::to_owned));
     let mut changed = BTreeSet::new();
     let mut groups: BTreeMap<Deployed, Vec<Event>> = BTreeMap::new();
