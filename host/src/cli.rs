@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::capability::auth::DevKeys;
-use crate::core::manifest::{Access, BackendsSpec};
+use crate::core::backends::BackendsSpec;
+use crate::core::manifest::Access;
 use crate::core::registry::RegistrySpec;
 use crate::core::registry::{Registry, RollbackTo, StoreLocation};
 use crate::{App, AppOptions, Manifest};

@@ -24,7 +24,7 @@ mod edge;
 mod serve;
 
 pub use crate::core::app::{App, AppOptions};
-pub use crate::core::manifest::Manifest;
+pub use crate::core::manifest::{Manifest, ManifestError};
 pub use crate::core::request::{Request, Response};
 
 /// What the benchmarks measure beneath the request path: the phases of one

@@ -6,6 +6,7 @@ pub(crate) mod auth;
 #[cfg(test)]
 mod aws_backends_tests;
 pub(crate) mod backend;
+mod base;
 pub(crate) mod cache;
 pub(crate) mod config;
 pub(crate) mod db;

@@ -6,36 +6,15 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capability::auth::Identity;
-use crate::capability::cache::Cache;
-use crate::capability::db::{Database, SqlDialect};
+use crate::capability::db::Database;
 use crate::capability::outbound::{Outbound, OutboundGrant};
-use crate::capability::queue::Queue;
+use crate::core::backends::Backends;
 use crate::core::bindings::GuestError;
 use crate::core::manifest::{Grants, Limits};
-
-/// The backends behind the host interfaces, shared by every component.
-pub struct Backends {
-    /// The database.
-    pub db: Arc<dyn Database>,
-    /// The SQL dialect the database speaks, for the SQL grant check.
-    pub dialect: SqlDialect,
-    /// The cache stores.
-    pub cache: Arc<dyn Cache>,
-    /// The queues.
-    pub queue: Arc<dyn Queue>,
-    /// SSM secrets, when the host has an AWS configuration.
-    pub secrets: Option<Arc<crate::capability::config::Secrets>>,
-    /// How queue names become deployed queue names (SQS); identity when embedded.
-    pub queue_names: crate::capability::backend::NameMap,
-    /// How cache store names become deployed table names (DynamoDB); identity when embedded.
-    pub table_names: crate::capability::backend::NameMap,
-    /// The AWS configuration, when anything needed it (the S3 registry too).
-    pub aws: Option<aws_config::SdkConfig>,
-}
 
 /// Everything about a component that does not change between requests.
 pub struct ComponentContext {
@@ -98,7 +77,7 @@ pub struct HostState {
     pub log_dropped: u64,
     /// When the call must have ended (its `timeout_ms`).
     pub deadline: std::time::Instant,
-    wasi: WasiCtx,
+    pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) http: WasiHttpCtx,
     /// The `wasi:http` grant check, made on the first outbound request.
@@ -206,15 +185,3 @@ impl Drop for HostState {
         self.report_dropped_lines();
     }
 }
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The shared `types` interface has no functions.
-impl crate::core::bindings::corral::host::types::Host for HostState {}

@@ -3,8 +3,8 @@
 
 pub(crate) mod app;
 pub(crate) mod artifacts;
+pub(crate) mod backends;
 pub(crate) mod bindings;
-pub(crate) mod connect;
 pub(crate) mod cors;
 pub(crate) mod error;
 pub(crate) mod hotswap;

@@ -16,7 +16,14 @@ pub(crate) async fn check(name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     // A scratch host: embedded backends and an artifact cache that go away.
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let manifest = Manifest::parse("", scratch.path(), |_| None)?;
-    let (backends, _) = crate::core::connect::connect(&manifest, scratch.path(), false).await?;
+    let (backends, _) = crate::core::backends::connect(
+        &manifest.backends,
+        &manifest.components,
+        manifest.statement_timeout(),
+        scratch.path(),
+        false,
+    )
+    .await?;
     let backends = Arc::new(backends);
     let runtime = Runtime::new(
         &manifest,

@@ -12,9 +12,10 @@ use super::{App, AppOptions, Target};
 use crate::capability::auth::AuthSpec;
 use crate::capability::auth::{CognitoVerifier, DevKeys, Verifier};
 use crate::core::artifacts::Origin;
+use crate::core::backends::Backends;
 use crate::core::hotswap::HotSwap;
 use crate::core::init_marks::InitMarks;
-use crate::core::instance::{Backends, ComponentContext};
+use crate::core::instance::ComponentContext;
 use crate::core::manifest::{ComponentSpec, EventSourceSpec, Manifest};
 use crate::core::registry::Registry;
 use crate::core::router::{Route, Router, Template};
@@ -38,7 +39,14 @@ impl App {
             })
         };
         let started = Instant::now();
-        let (backends, changes) = crate::core::connect::connect(manifest, &options.data_dir, options.local_stream).await?;
+        let (backends, changes) = crate::core::backends::connect(
+            &manifest.backends,
+            &manifest.components,
+            manifest.statement_timeout(),
+            &options.data_dir,
+            options.local_stream,
+        )
+        .await?;
         let verifier: Arc<dyn Verifier> = match manifest.backends.auth.as_ref().unwrap_or(&AuthSpec::Dev { signing_key: None }) {
             AuthSpec::Dev { signing_key: None } => Arc::new(DevKeys::load_or_create(&options.data_dir)?),
             AuthSpec::Dev { signing_key: Some(value) } => {

@@ -4,8 +4,8 @@
 //! Pure data and validation: loading a manifest touches no engine and no
 //! backend, so every mistake in it is reported before anything starts.
 
-mod backends;
-mod component;
+pub(crate) mod component;
+pub(crate) mod error;
 mod limits;
 
 use std::collections::BTreeMap;
@@ -13,13 +13,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub(crate) use backends::BackendsSpec;
 pub(crate) use component::{Access, ComponentSpec, EventSourceSpec, EventSpec, Grants, RouteSpec, WasmSource, check_name};
 pub(crate) use limits::Limits;
 
 use component::RawComponent;
 use limits::RawLimits;
 
+pub use error::ManifestError;
+use error::{invalid, resolve_env};
+
+use crate::core::backends::BackendsSpec;
 use crate::core::cors::CorsSpec;
 
 /// A manifest that parsed and passed validation.
@@ -49,30 +52,6 @@ pub(crate) struct OpenApiSpec {
     pub title: Option<String>,
     /// The API's version (default "1").
     pub version: Option<String>,
-}
-
-/// A manifest that cannot be used, with the reason.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read manifest {path}: {source}")]
-    Read {
-        /// The manifest's path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has unknown or mistyped keys.
-    #[error("manifest {path}: {message}")]
-    Syntax {
-        /// The manifest's path.
-        path: PathBuf,
-        /// The parser's message, with the line.
-        message: String,
-    },
-    /// A value is not acceptable.
-    #[error("manifest: {0}")]
-    Invalid(String),
 }
 
 #[derive(Deserialize)]
@@ -143,6 +122,18 @@ impl Manifest {
         self.components.values().any(|c| matches!(c.wasm, WasmSource::Registry { .. }))
     }
 
+    /// The longest a database statement may run: the longest timeout of
+    /// any component.
+    pub(crate) fn statement_timeout(&self) -> std::time::Duration {
+        let ms = self
+            .components
+            .values()
+            .map(|c| c.limits.timeout_ms)
+            .max()
+            .unwrap_or(self.defaults.timeout_ms);
+        std::time::Duration::from_millis(ms)
+    }
+
     /// The largest memory cap of any component, in bytes.
     pub(crate) fn max_memory_bytes(&self) -> usize {
         let mb = self
@@ -162,31 +153,6 @@ impl Manifest {
             .max()
             .unwrap_or(self.defaults.max_body_bytes)
     }
-}
-
-fn invalid(message: String) -> ManifestError {
-    ManifestError::Invalid(message)
-}
-
-/// Replaces each `${env:NAME}` with that environment variable, and each
-/// `${env:NAME:-default}` with it or, when it is unset, the default.
-fn resolve_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${env:") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 6..];
-        let end = after.find('}').ok_or("unclosed \"${env:\"")?;
-        let (name, default) = match after[..end].split_once(":-") {
-            Some((name, default)) => (name, Some(default)),
-            None => (&after[..end], None),
-        };
-        let value = env(name).or_else(|| default.map(str::to_owned));
-        out.push_str(&value.ok_or_else(|| format!("environment variable {name} is not set"))?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
