@@ -9,6 +9,9 @@
 //! endpoints are never reachable; loopback and private ranges only through
 //! a grant that names them literally (an IP literal, or `localhost`).
 
+mod grant;
+mod host;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -23,6 +26,8 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+pub(crate) use grant::HostGrant;
+
 /// How long a connection may take when the component sets no limit.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the response head may take when the component sets no limit.
@@ -33,11 +38,6 @@ pub(crate) const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 /// Fixed answers for host names, `name=ip,name=ip` (as curl's `--resolve`),
 /// used instead of the system resolver: for split-horizon set-ups and tests.
 pub(crate) const RESOLVE_ENV: &str = "CORRAL_RESOLVE";
-
-mod grant;
-mod host;
-
-pub(crate) use grant::HostGrant;
 
 /// What a component may send: its `hosts` grants and its cap on requests
 /// in flight at once (`max_outbound`), shared by all its instances.
