@@ -5,7 +5,7 @@
 //! lacking the route's group gets 403; no refused token reaches the
 //! component, which would answer 200.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,10 +14,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const POOL_KEY: &[u8] = include_bytes!("../fixtures/jwt/pool-key.der");
-const POOL_PUBLIC_KEY: &str = include_str!("../fixtures/jwt/pool-public.pem");
-const OTHER_KEY: &[u8] = include_bytes!("../fixtures/jwt/other-key.der");
-const POOL_JWKS: &str = include_str!("../fixtures/jwt/pool-jwks.json");
+const POOL_KEY: &[u8] = include_bytes!("../../fixtures/jwt/pool-key.der");
+const POOL_PUBLIC_KEY: &str = include_str!("../../fixtures/jwt/pool-public.pem");
+const OTHER_KEY: &[u8] = include_bytes!("../../fixtures/jwt/other-key.der");
+const POOL_JWKS: &str = include_str!("../../fixtures/jwt/pool-jwks.json");
 const POOL_KID: &str = "pool-key-1";
 const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_matrix";
 const CLIENT: &str = "matrix-client";

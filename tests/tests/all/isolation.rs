@@ -6,7 +6,7 @@
 //! SQS). Where a backend differs by design (its catalog, its statements, the
 //! documented SQS differences) each side is asserted explicitly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

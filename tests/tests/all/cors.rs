@@ -1,7 +1,7 @@
 //! Browser access from the manifest's `[cors]` table, and greedy `{name+}`
 //! routes, through the real binary over HTTP.
 
-mod common;
+use crate::common;
 
 use common::Host;
 use reqwest::Method;

@@ -8,7 +8,7 @@
 //! both backend sets; the path, registry and Lambda checks do not depend
 //! on the backends.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

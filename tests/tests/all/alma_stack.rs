@@ -5,7 +5,7 @@
 //! through the events queue to the refresh component, and `/alma` answers
 //! what they changed.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

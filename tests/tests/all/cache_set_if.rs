@@ -1,7 +1,7 @@
 //! The cache's conditional write (`set-if`) and the SDK's lost-update-free
 //! edit built on it, through a component, on both backend sets.
 
-mod common;
+use crate::common;
 
 use common::{Backends, Host, on_both_backends};
 use reqwest::Method;

@@ -3,7 +3,7 @@
 //! Every test runs on both backend sets (`<test>::embedded`, `<test>::aws`),
 //! and one compares the two answer for answer.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 //! 1..n under concurrent enqueues and dequeues. Every test runs on both
 //! backend sets.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

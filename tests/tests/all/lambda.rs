@@ -5,7 +5,7 @@
 //! (from the aws_lambda_events crate), adapted to this file's manifest; see
 //! tests/fixtures/lambda/README.md.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

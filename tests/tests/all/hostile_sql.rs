@@ -8,7 +8,7 @@
 //! records table `vnotes`; the healthy tenant, at `/healthy`, writes and
 //! reads `ledger` throughout.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

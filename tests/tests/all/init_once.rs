@@ -4,7 +4,7 @@
 //! its `init_log` config names each time it runs, so the count of records
 //! is how often it ran.
 
-mod common;
+use crate::common;
 
 use common::registry::with_custom_section;
 use common::{Backends, Host, WASM_PLACEHOLDER, on_both_backends, wasm};

@@ -5,7 +5,7 @@
 //! HTTP request), and refuses the same bad input alike. Every test runs for
 //! every language on both backend sets.
 
-mod common;
+use crate::common;
 
 use common::lambda::free_port;
 use common::webhook::Webhook;

@@ -7,7 +7,7 @@
 //! hex digits of the serving version's sha256). v2 is the testbed with a
 //! custom section appended, so it behaves the same with another digest.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

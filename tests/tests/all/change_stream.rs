@@ -5,7 +5,7 @@
 //! fails is delivered again, with backoff, and the subscriber's position
 //! survives a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! granted the same stores and queue, writes cache entries and reads the
 //! queue. Every test runs on both backend sets.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

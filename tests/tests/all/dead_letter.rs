@@ -6,7 +6,7 @@
 //! delivered again to another, and a handler's idempotent effect is
 //! applied once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! with `corral publish --artifact-target`, sealed with the artifact key.
 //! The arm64 package under qemu is `scripts/test-package`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! DynamoDB stream invokes the host (the last tests send such events
 //! through the Lambda edge).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! attributes) read through a component, items a component writes read as
 //! the original's, expiry by the TTL attribute, and `set-if` by attributes.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

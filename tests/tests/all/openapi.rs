@@ -3,7 +3,7 @@
 //! with `[openapi] serve = true` answers it at `GET /openapi.json`; a schema
 //! file that names a route the component lacks stops the start.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! handler under `corral serve --watch`, seen in the answers with no failed
 //! request while the new versions swap in.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -13,7 +13,7 @@
 //! The Alma resolver of the example is left out: it reaches the Alma API
 //! over the network, which tests do not have.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

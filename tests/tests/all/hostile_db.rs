@@ -4,7 +4,7 @@
 //! traffic sees no error at all, and the victim's rows are unchanged byte
 //! for byte.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
