@@ -8,14 +8,15 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Backends, Host, Reply, enc, on_both_backends};
+use common::text::enc;
+use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The advising component's entry of the example manifest (`corral.toml`)
 /// as shipped, serving the built component; it loads example data.
 fn example_manifest() -> String {
-    let advising = common::example_manifest()["components"]["advising"].clone();
+    let advising = common::manifests::example_manifest()["components"]["advising"].clone();
     assert_eq!(
         advising["config"]["example_data"].as_str(),
         Some("true"),
@@ -766,7 +767,7 @@ async fn three_hosts_on_one_database_keep_positions_1_to_n() {
         Host::start_with_cache_settings(Backends::Aws, &example_manifest(), &[], &[], &auth);
     let second = first.peer();
     let third = first.peer();
-    let token = common::issue_token_with_key(SHARED_KEY, "advisor", &[]);
+    let token = common::tokens::issue_token_with_key(SHARED_KEY, "advisor", &[]);
     for host in [&first, &second, &third] {
         let faqs = get(host, "/faqs").await.expect(200);
         assert_eq!(faqs["faqs"].as_array().unwrap().len(), 3, "{faqs}");

@@ -78,53 +78,15 @@ fn manifest_with_queue(
     users_queue: &str,
     extra_config: &str,
 ) -> String {
-    format!(
-        r#"
-[components.alma]
-wasm = "{{WASM}}/alma.wasm"
-mount = "/alma"
-timeout_ms = 5000
-caches = ["users", "loans", "requests", "fees"]
-queues = ["users"]
-hosts = ["{host}"]
-
-[components.alma.config]
-alma_base_url = "{base_url}"
-alma_api_key = "{API_KEY}"
-user_store = "users"
-loan_store = "loans"
-request_store = "requests"
-fee_store = "fees"
-users_queue = "{users_queue}"
-upstream_budget_ms = "1500"
-{extra_config}
-
-[[components.alma.routes]]
-path = "/users/{{user_id}}"
-methods = ["GET"]
-auth = "public"
-
-[[components.alma.routes]]
-path = "/users/{{user_id}}/{{items}}"
-methods = ["GET"]
-auth = "public"
-
-[[components.alma.routes]]
-path = "/users/{{user_id}}/{{items}}/{{item_id}}"
-methods = ["GET"]
-auth = "public"
-
-[components.testbed]
-wasm = "{{WASM}}/testbed.wasm"
-mount = "/testbed"
-caches = ["users", "loans", "requests", "fees"]
-queues = ["users"]
-
-[[components.testbed.routes]]
-path = "/{{action}}"
-methods = ["POST"]
-auth = "public"
-"#
+    common::manifests::manifest_with(
+        "alma",
+        &[
+            ("BASE_URL", base_url),
+            ("HOST", host),
+            ("API_KEY", API_KEY),
+            ("USERS_QUEUE", users_queue),
+            ("EXTRA_CONFIG", extra_config),
+        ],
     )
 }
 

@@ -30,105 +30,28 @@ const SECRET: &str = "webhook-secret";
 /// (so list edits race), and a testbed granted the stores and queues.
 fn manifest(alma: &FakeAlma) -> String {
     let base_url = alma.base_url();
-    let host = alma.addr;
-    let shared = format!(
-        r#"alma_base_url = "{base_url}"
-alma_api_key = "{API_KEY}"
-user_store = "users"
-loan_store = "loans"
-request_store = "requests"
-fee_store = "fees"
-page_size = "2"
-upstream_budget_ms = "5000""#
-    );
+    let host = alma.addr.to_string();
+    let values = [
+        ("BASE_URL", base_url.as_str()),
+        ("HOST", host.as_str()),
+        ("API_KEY", API_KEY),
+    ];
     let refresh = |name: &str| {
-        format!(
-            r#"
-[components.{name}]
-wasm = "{{WASM}}/alma_refresh.wasm"
-mount = "/{name}"
-timeout_ms = 20000
-caches = ["users", "loans", "requests", "fees"]
-queues = ["users"]
-hosts = ["{host}"]
-
-[components.{name}.config]
-{shared}
-events_queue = "alma-events"
-users_queue = "users"
-
-[[components.{name}.events]]
-queue = "alma-events"
-batch_size = 1
-visibility_seconds = 1
-max_receives = 3
-dead_letter = "alma-events-dlq"
-
-[[components.{name}.events]]
-queue = "users"
-batch_size = 10
-visibility_seconds = 5
-"#
-        )
+        let mut values = values.to_vec();
+        values.push(("NAME", name));
+        common::manifests::manifest_with("alma_stack_refresh", &values)
     };
-    format!(
-        r#"
-[components.alma]
-wasm = "{{WASM}}/alma.wasm"
-mount = "/alma"
-timeout_ms = 10000
-caches = ["users", "loans", "requests", "fees"]
-queues = ["users"]
-hosts = ["{host}"]
-
-[components.alma.config]
-{shared}
-users_queue = "users"
-
-[[components.alma.routes]]
-path = "/users/{{user_id}}"
-methods = ["GET"]
-auth = "public"
-
-[[components.alma.routes]]
-path = "/users/{{user_id}}/{{items}}"
-methods = ["GET"]
-auth = "public"
-
-[components.alma-webhook]
-wasm = "{{WASM}}/alma_webhook.wasm"
-mount = "/alma-webhook"
-queues = ["alma-events"]
-
-[components.alma-webhook.config]
-webhook_secret = "{SECRET}"
-events_queue = "alma-events"
-
-[[components.alma-webhook.routes]]
-path = "/"
-methods = ["GET", "POST"]
-auth = "public"
-{}
-[components.testbed]
-wasm = "{{WASM}}/testbed.wasm"
-mount = "/testbed"
-caches = ["users", "loans", "requests", "fees"]
-queues = ["users", "alma-events", "alma-events-dlq"]
-
-[[components.testbed.routes]]
-path = "/{{action}}"
-methods = ["POST"]
-auth = "public"
-"#,
-        [
+    let mut values = values.to_vec();
+    values.push(("SECRET", SECRET));
+    common::manifests::manifest_with("alma_stack", &values)
+        + &[
             "alma-refresh",
             "alma-refresh-b",
             "alma-refresh-c",
-            "alma-refresh-d"
+            "alma-refresh-d",
         ]
         .map(refresh)
-        .concat(),
-    )
+        .concat()
 }
 
 /// An event time `seconds` from now, as Alma writes it: events describe

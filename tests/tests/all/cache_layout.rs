@@ -9,37 +9,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as A, KeyType};
+use common::manifests::manifest;
 use common::{Backends, Host, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-timeout_ms = 20000
-caches = ["alma-users", "alma-loans", "alma-requests", "alma-fees"]
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["POST"]
-auth = "public"
-"#;
-
-const LAYOUTS: &str = r#"
-[backends.cache.layouts.alma-users]
-key = "primary_id"
-ttl = "expiry_date"
-[backends.cache.layouts.alma-loans]
-key = "loan_id"
-ttl = "expiry_date"
-[backends.cache.layouts.alma-requests]
-key = "request_id"
-ttl = "record_expiry_date"
-[backends.cache.layouts.alma-fees]
-key = "id"
-ttl = "expiry_date"
-"#;
 
 on_both_backends! {
     layout_values_are_objects_with_key_and_expiry,
@@ -47,7 +20,13 @@ on_both_backends! {
 }
 
 fn start(backends: Backends) -> Host {
-    Host::start_with_cache_settings(backends, MANIFEST, &[], &[], LAYOUTS)
+    Host::start_with_cache_settings(
+        backends,
+        &manifest("cache_layout"),
+        &[],
+        &[],
+        &manifest("cache_layout_backends"),
+    )
 }
 
 fn now() -> i64 {

@@ -3,22 +3,10 @@
 
 use crate::common;
 
+use common::manifests::manifest;
 use common::{Backends, Host, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-timeout_ms = 20000
-caches = ["lists"]
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["POST"]
-auth = "public"
-"#;
 
 on_both_backends! {
     set_if_stores_only_over_the_expected_value,
@@ -32,7 +20,7 @@ async fn cache(host: &Host, body: Value) -> Value {
 }
 
 async fn set_if_stores_only_over_the_expected_value(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("cache_set_if"));
     let set_if = |value: &str, expected: Option<&str>| json!({ "op": "set-if", "store": "lists", "key": "k", "value": value, "expected": expected });
     assert_eq!(
         cache(&host, set_if("v1", Some("v0"))).await,
@@ -87,7 +75,7 @@ async fn set_if_stores_only_over_the_expected_value(backends: Backends) {
 }
 
 async fn concurrent_edits_through_update_all_land(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("cache_set_if"));
     let appends = (0..12).map(|i| {
         let body =
             json!({ "op": "append", "store": "lists", "key": "user", "value": format!("id{i}") });

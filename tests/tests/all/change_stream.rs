@@ -9,38 +9,9 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use common::manifests::manifest;
 use common::{Backends, Host, on_both_backends};
 use serde_json::{Value, json};
-
-/// `writer` writes to the cache stores `notes` and `other`; `watcher`
-/// subscribes to `notes` and records each change in its table `notes_log`.
-const MANIFEST: &str = r#"
-[components.writer]
-wasm = "{WASM}/testbed.wasm"
-mount = "/writer"
-caches = ["notes", "other"]
-
-[[components.writer.routes]]
-path = "/testbed/{action}"
-methods = ["POST"]
-auth = "public"
-
-[components.watcher]
-wasm = "{WASM}/testbed.wasm"
-mount = "/watcher"
-tables = ["notes_log"]
-
-[components.watcher.config]
-events_table = "notes_log"
-
-[[components.watcher.events]]
-table = "notes"
-
-[[components.watcher.routes]]
-path = "/testbed/{action}"
-methods = ["POST"]
-auth = "public"
-"#;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -108,7 +79,7 @@ on_both_backends!(
 );
 
 async fn changes_arrive_in_commit_order_in_one_shape(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("change_stream"));
     recorded(&host).await; // creates the log table
 
     cache(
@@ -181,7 +152,7 @@ async fn changes_arrive_in_commit_order_in_one_shape(backends: Backends) {
 }
 
 async fn a_failed_change_is_delivered_again_until_it_succeeds(backends: Backends) {
-    let mut host = Host::start_on(backends, MANIFEST);
+    let mut host = Host::start_on(backends, &manifest("change_stream"));
     recorded(&host).await;
     cache(
         &host,

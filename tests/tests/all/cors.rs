@@ -4,29 +4,12 @@
 use crate::common;
 
 use common::Host;
+use common::manifests::manifest;
 use reqwest::Method;
-
-const MANIFEST: &str = r#"
-[cors]
-allow_origins = ["https://app.example"]
-
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-
-[[components.testbed.routes]]
-path = "/testbed/{action}"
-methods = ["GET", "POST"]
-auth = "caller"
-
-[[components.testbed.routes]]
-path = "/deep/{action+}"
-methods = ["GET"]
-auth = "public"
-"#;
 
 #[tokio::test]
 async fn preflights_are_answered_by_the_host_without_a_token() {
-    let host = Host::start(MANIFEST);
+    let host = Host::start(&manifest("cors"));
     let reply = host
         .send(
             host.client()
@@ -77,7 +60,7 @@ async fn preflights_are_answered_by_the_host_without_a_token() {
 
 #[tokio::test]
 async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
-    let host = Host::start(MANIFEST);
+    let host = Host::start(&manifest("cors"));
     let token = host.token("alice", &[]);
     let reply = host
         .send(
@@ -123,7 +106,7 @@ async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
 
 #[tokio::test]
 async fn a_greedy_route_passes_the_rest_of_the_path() {
-    let host = Host::start(MANIFEST);
+    let host = Host::start(&manifest("cors"));
     let reply = host.send(host.client().get(host.url("/deep/echo"))).await;
     assert_eq!(reply.status, 200, "{reply}");
     assert_eq!(reply.json()["params"]["action"], "echo");

@@ -10,29 +10,11 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use common::manifests::manifest;
 use common::{Backends, Host, on_both_backends};
 use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-queues = ["jobs", "jobs-dlq"]
-
-[[components.testbed.events]]
-queue = "jobs"
-batch_size = 10
-visibility_seconds = 1
-max_receives = 3
-dead_letter = "jobs-dlq"
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["POST"]
-auth = "public"
-"#;
 
 on_both_backends! {
     a_message_that_always_fails_ends_in_the_dead_letter_queue,
@@ -58,7 +40,7 @@ fn deliveries(host: &Host, body: &str) -> usize {
 }
 
 async fn a_message_that_always_fails_ends_in_the_dead_letter_queue(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("dead_letter"));
     let sent = queue(
         &host,
         json!({ "op": "send-batch", "queue": "jobs", "bodies": ["first", "fail", "second"] }),
@@ -119,7 +101,8 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_queue(backends: Bac
 /// again to the other once its visibility timeout passes.
 #[tokio::test]
 async fn a_message_held_by_a_host_that_dies_is_delivered_to_another() {
-    let manifest = MANIFEST.replace("visibility_seconds = 1", "visibility_seconds = 4");
+    let manifest =
+        manifest("dead_letter").replace("visibility_seconds = 1", "visibility_seconds = 4");
     let mut first = Host::start_on(Backends::Aws, &manifest);
     let mut second = first.peer();
     let bodies: Vec<String> = (1..=20).map(|n| format!("m{n}")).collect();
@@ -190,28 +173,6 @@ async fn a_message_held_by_a_host_that_dies_is_delivered_to_another() {
     }
 }
 
-/// The testbed applying each message once to `jobs_applied`, its effect.
-const APPLYING: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-queues = ["jobs"]
-tables = ["jobs_applied"]
-
-[components.testbed.config]
-applied_table = "jobs_applied"
-
-[[components.testbed.events]]
-queue = "jobs"
-batch_size = 10
-visibility_seconds = 4
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["POST"]
-auth = "public"
-"#;
-
 async fn sql(host: &Host, sql: &str, query: bool) -> Value {
     host.json(
         Method::POST,
@@ -255,7 +216,7 @@ async fn wait_applied(host: &Host, count: i64) -> i64 {
 /// applied once, although the killed host's messages come again.
 #[tokio::test]
 async fn a_thousand_messages_through_three_hosts_are_applied_once_when_one_dies() {
-    let first = Host::start_on(Backends::Aws, APPLYING);
+    let first = Host::start_on(Backends::Aws, &manifest("dead_letter_applying"));
     sql(
         &first,
         "CREATE TABLE jobs_applied (event_id TEXT PRIMARY KEY, body TEXT NOT NULL)",

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::lambda::{Lambda, http_json};
+use common::manifests::manifest_with;
 use common::{Backends, Host, Reply, on_both_backends};
 use serde_json::{Value, json};
 
@@ -30,52 +31,11 @@ const PROJECTION_WAIT: Duration = Duration::from_secs(30);
 /// `projections` (name, rules), all on the one events store.
 fn manifest(projections: &[(&str, &str)]) -> String {
     let names: Vec<&str> = projections.iter().map(|(name, _)| *name).collect();
-    let mut text = format!(
-        r#"
-[components.es]
-wasm = "{{WASM}}/events.wasm"
-mount = "/es"
-caches = ["events"]
-tables = ["es_projections", "es_applied"]
-
-[components.es.config]
-store = "events"
-key = "customer"
-projections = "{}"
-page_secret = "a-test-page-secret-of-some-length"
-
-[[components.es.routes]]
-path = "/"
-methods = ["GET", "POST"]
-auth = "public"
-
-[[components.es.routes]]
-path = "/{{name}}"
-methods = ["GET"]
-auth = "public"
-
-[[components.es.routes]]
-path = "/{{projection}}/{{id}}"
-methods = ["GET"]
-auth = "public"
-"#,
-        names.join(",")
-    );
+    let mut text = manifest_with("event_sourcing", &[("PROJECTIONS", &names.join(","))]);
     for (name, rules) in projections {
-        text.push_str(&format!(
-            r#"
-[components.es-{name}]
-wasm = "{{WASM}}/projection.wasm"
-tables = ["es_projections", "es_applied"]
-
-[components.es-{name}.config]
-name = "{name}"
-key = "customer"
-handlers = '{rules}'
-
-[[components.es-{name}.events]]
-table = "events"
-"#
+        text.push_str(&manifest_with(
+            "event_sourcing_projection",
+            &[("NAME", name), ("RULES", rules)],
         ));
     }
     text
@@ -155,7 +115,7 @@ async fn get_after(host: &Host, path: &str, key: &str) -> Reply {
 }
 
 fn is_uuid_v7(id: &str) -> bool {
-    common::is_uuid(id) && id.as_bytes()[14] == b'7'
+    common::text::is_uuid(id) && id.as_bytes()[14] == b'7'
 }
 
 on_both_backends!(
@@ -834,7 +794,7 @@ fn base64(bytes: &[u8]) -> String {
 /// (tests/fixtures/dynamodb_stream_records.py) and sent to the function.
 #[test]
 fn real_dynamodb_stream_records_through_the_lambda_edge_update_the_projections() {
-    let aws = common::AwsResources::create();
+    let aws = common::aws::AwsResources::create();
     let mut lambda = Lambda::start_on(&manifest(&[DEFAULT, ACTIVITY]), Some(&aws));
 
     let create = json!({"customer": "c1", "type": "create", "name": "Ada", "eventId": "evt-1"});
@@ -857,7 +817,7 @@ fn real_dynamodb_stream_records_through_the_lambda_edge_update_the_projections()
 
     let table = format!("{}events", aws.prefix);
     let output = std::process::Command::new("python3")
-        .arg(common::workspace_root().join("tests/fixtures/dynamodb_stream_records.py"))
+        .arg(common::paths::workspace_root().join("tests/fixtures/dynamodb_stream_records.py"))
         .args([&aws.moto_url, &table])
         .output()
         .expect("running python3");

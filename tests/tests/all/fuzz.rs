@@ -45,7 +45,7 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// resolver calls out to Alma; the webhook answers the original's error
 /// bodies, not corral's), serving the built components.
 fn example_manifest() -> String {
-    let mut manifest = common::example_manifest();
+    let mut manifest = common::manifests::example_manifest();
     let components = manifest["components"].as_table_mut().unwrap();
     components.retain(|name, _| !name.starts_with("alma"));
     toml::to_string(&manifest).unwrap()

@@ -22,57 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The manifest: `victim` (the testbed, with data to protect) and
 /// `hostile`, granted a cache store of its own, the metadata addresses, a
 /// loopback upstream by its literal address and the same upstream by a
-/// name (`PORT` is the upstream's port).
+/// name (`port` is the upstream's port).
 fn manifest(port: u16, hostile_limits: &str) -> String {
-    format!(
-        r#"
-[components.victim]
-wasm = "{{WASM}}/testbed.wasm"
-mount = "/victim"
-timeout_ms = 10000
-tables = ["notes"]
-caches = ["sessions"]
-queues = ["jobs"]
-config = {{ greeting = "hello" }}
-
-[[components.victim.routes]]
-path = "/{{action}}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.hostile]
-wasm = "{{WASM}}/hostile.wasm"
-mount = "/hostile"
-memory_mb = 32
-max_response_bytes = 1048576
-max_log_bytes = 16384
-max_outbound = 4
-caches = ["junk"]
-hosts = [
-    "http://169.254.169.254",
-    "http://[fd00:ec2::254]",
-    "http://metadata-by-name",
-    "http://127.0.0.1:{port}",
-    "http://loopback-by-name:{port}",
-]
-{hostile_limits}
-
-[[components.hostile.routes]]
-path = "/{{attack}}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[[components.hostile.routes]]
-path = "/admin/{{id}}"
-methods = ["GET"]
-auth = "caller"
-groups = ["admin"]
-
-[[components.hostile.routes]]
-path = "/{{kind}}/{{id}}/{{field}}"
-methods = ["GET"]
-auth = "public"
-"#
+    common::manifests::manifest_with(
+        "hostile",
+        &[("PORT", &port.to_string()), ("LIMITS", hostile_limits)],
     )
 }
 
@@ -446,7 +400,7 @@ async fn outbound_reaches_only_what_the_grants_name_literally(backends: Backends
         "http://metadata-by-name/latest/meta-data/".to_owned(),
         format!("http://loopback-by-name:{}/", upstream.port),
     ] {
-        let reply = attack(&host, &format!("fetch?url={}", common::enc(&url))).await;
+        let reply = attack(&host, &format!("fetch?url={}", common::text::enc(&url))).await;
         let message = reply.expect_error(500, "not_granted");
         assert!(message.contains("may not reach"), "{url}: {message}");
         let line = log_for(
@@ -653,19 +607,9 @@ async fn a_registry_version_that_is_not_a_digest_is_refused_and_the_current_one_
     let work = tempfile::tempdir().unwrap();
     let registry = work.path().join("registry");
     let store = format!("dir:{}", registry.display());
-    let v1 = common::registry::publish(&common::wasm("testbed"), "tb", &store, &[], &[]);
-    let manifest = r#"
-[components.tb]
-wasm = "registry:tb"
-mount = "/tb"
-
-[[components.tb.routes]]
-path = "/{action}"
-methods = ["GET"]
-auth = "public"
-"#;
+    let v1 = common::registry::publish(&common::paths::wasm("testbed"), "tb", &store, &[], &[]);
     let host = Host::start_with(
-        manifest,
+        &common::manifests::manifest("registry_tb"),
         &["--store", &store, "--registry-check-seconds", "3600"],
     );
     let pointer = registry.join("tb/versions.json");
@@ -692,7 +636,7 @@ auth = "public"
                 > i
         })
         .await;
-        let ping = host.get("/tb/ping").await;
+        let ping = host.get("/tb/testbed/ping").await;
         assert_eq!((ping.status, ping.text().as_str()), (200, "pong"), "{ping}");
         assert_eq!(ping.header("x-corral-version"), Some(&v1[..12]));
     }
@@ -716,14 +660,14 @@ fn the_lambda_host_refuses_to_start_without_an_explicit_token_verifier() {
     let manifest = dir.path().join("corral.toml");
     let text = format!(
         "[components.tb]\nwasm = \"{}\"\n\n[[components.tb.routes]]\npath = \"/{{action}}\"\nmethods = [\"GET\"]\nauth = \"public\"\n",
-        common::wasm("testbed").display()
+        common::paths::wasm("testbed").display()
     );
     std::fs::write(&manifest, text).unwrap();
-    let output = std::process::Command::new(common::corral_bin())
+    let output = std::process::Command::new(common::paths::corral_bin())
         .arg("lambda")
         .env("CORRAL_MANIFEST", &manifest)
         .env("CORRAL_DATA_DIR", dir.path().join("data"))
-        .env("CORRAL_ARTIFACT_DIR", common::artifact_dir())
+        .env("CORRAL_ARTIFACT_DIR", common::paths::artifact_dir())
         .env_remove("CORRAL_BACKENDS")
         // Nothing listens here: the host must stop before it asks.
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")

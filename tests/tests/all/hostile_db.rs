@@ -9,45 +9,10 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::manifests::manifest;
 use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.victim]
-wasm = "{WASM}/testbed.wasm"
-mount = "/victim"
-tables = ["accounts", "people", "ledger"]
-
-[[components.victim.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.mallory]
-wasm = "{WASM}/testbed.wasm"
-mount = "/mallory"
-timeout_ms = 5000
-tables = ["scratch", "mine"]
-transaction_ms = 500
-max_result_rows = 1000
-max_result_bytes = 1048576
-
-[[components.mallory.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.nobody]
-wasm = "{WASM}/testbed.wasm"
-mount = "/nobody"
-timeout_ms = 5000
-
-[[components.nobody.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
 
 on_both_backends! {
     a_transaction_held_open_is_rolled_back_at_its_bound,
@@ -197,7 +162,7 @@ impl Traffic {
 
 /// A host with the victim's data and its traffic running.
 async fn under_attack(backends: Backends) -> (Arc<Host>, (String, String), Traffic) {
-    let host = Arc::new(Host::start_on(backends, MANIFEST));
+    let host = Arc::new(Host::start_on(backends, &manifest("hostile_db")));
     victim_data(&host).await;
     let before = victim_snapshot(&host).await;
     let traffic = Traffic::start(host.clone());

@@ -13,44 +13,10 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::manifests::manifest;
 use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.attacker]
-wasm = "{WASM}/testbed.wasm"
-mount = "/attacker"
-timeout_ms = 2000
-tables = ["mine", "notes"]
-
-[[components.attacker.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.victim]
-wasm = "{WASM}/testbed.wasm"
-mount = "/victim"
-timeout_ms = 2000
-tables = ["vault", "vnotes"]
-
-[[components.victim.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.healthy]
-wasm = "{WASM}/testbed.wasm"
-mount = "/healthy"
-timeout_ms = 5000
-tables = ["ledger"]
-
-[[components.healthy.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
 
 on_both_backends! {
     hostile_sql_is_refused_while_a_healthy_tenant_runs,
@@ -307,7 +273,7 @@ async fn healthy_traffic(host: Arc<Host>, stop: Arc<AtomicBool>) -> (usize, Vec<
 }
 
 async fn hostile_sql_is_refused_while_a_healthy_tenant_runs(backends: Backends) {
-    let manifest = MANIFEST.replace(
+    let manifest = manifest("hostile_sql").replace(
         r#"tables = ["ledger"]"#,
         r#"tables = ["ledger", "ledger_records"]"#,
     );

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::manifests::{WASM_PLACEHOLDER, manifest, manifest_with};
 use common::registry::{corral, corral_ok, create_bucket, publish, with_custom_section};
-use common::{Backends, Host, WASM_PLACEHOLDER};
+use common::{Backends, Host};
 
 /// Client tasks hammering the host while versions change.
 const LOAD_TASKS: usize = 4;
@@ -33,22 +34,6 @@ fn sha256_of(path: &Path) -> String {
         .output()
         .expect("running sha256sum");
     String::from_utf8(out.stdout).expect("text")[..64].to_owned()
-}
-
-/// A manifest serving the registry component `tb` at `/tb/testbed/{action}`.
-fn manifest(extra: &str) -> String {
-    format!(
-        r#"
-[components.tb]
-wasm = "registry:tb"
-mount = "/tb"
-
-[[components.tb.routes]]
-path = "/testbed/{{action}}"
-methods = ["GET"]
-auth = "public"
-{extra}"#
-    )
 }
 
 /// What the load saw: every answer's status and version, per task, in order.
@@ -150,12 +135,12 @@ async fn wait_for_version(host: &Host, version: &str, within: Duration) -> Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollback_goes_back() {
-    let moto = common::moto_url();
-    let env = common::moto_env(&moto);
+    let moto = common::aws::moto_url();
+    let env = common::aws::moto_env(&moto);
     let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/components");
     let work = tempfile::tempdir().unwrap();
-    let v1_file = common::wasm("testbed");
+    let v1_file = common::paths::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
     std::fs::write(
         &v2_file,
@@ -174,7 +159,7 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
     let check_seconds = 2;
     let host = Host::start_on_with(
         Backends::Aws,
-        &manifest(""),
+        &manifest("registry_tb"),
         &[
             "--store",
             &store,
@@ -270,12 +255,12 @@ async fn s3_published_versions_swap_under_load_broken_ones_are_refused_and_rollb
 /// every one of them within the check interval, with no failed request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_published_version_reaches_every_host_under_load() {
-    let moto = common::moto_url();
-    let env = common::moto_env(&moto);
+    let moto = common::aws::moto_url();
+    let env = common::aws::moto_env(&moto);
     let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/components");
     let work = tempfile::tempdir().unwrap();
-    let v1_file = common::wasm("testbed");
+    let v1_file = common::paths::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
     std::fs::write(
         &v2_file,
@@ -286,7 +271,7 @@ async fn a_published_version_reaches_every_host_under_load() {
     let check_seconds = 2;
     let first = Host::start_on_with(
         Backends::Aws,
-        &manifest(""),
+        &manifest("registry_tb"),
         &[
             "--store",
             &store,
@@ -320,12 +305,12 @@ async fn a_published_version_reaches_every_host_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() {
-    let moto = common::moto_url();
-    let env = common::moto_env(&moto);
+    let moto = common::aws::moto_url();
+    let env = common::aws::moto_env(&moto);
     let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}");
     let work = tempfile::tempdir().unwrap();
-    let v1_file = common::wasm("testbed");
+    let v1_file = common::paths::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
     std::fs::write(
         &v2_file,
@@ -336,7 +321,7 @@ async fn a_reload_signal_swaps_at_once_without_waiting_for_the_check_interval() 
     // An hour between checks: only the signal can explain a swap.
     let host = Host::start_on_with(
         Backends::Aws,
-        &manifest(""),
+        &manifest("registry_tb"),
         &["--store", &store, "--registry-check-seconds", "3600"],
     );
     assert_eq!(
@@ -366,7 +351,7 @@ async fn a_directory_store_swaps_followed_components_and_keeps_pinned_ones() {
     let work = tempfile::tempdir().unwrap();
     let registry = work.path().join("registry");
     let store = format!("dir:{}", registry.display());
-    let v1_file = common::wasm("testbed");
+    let v1_file = common::paths::wasm("testbed");
     let v2_file = work.path().join("v2.wasm");
     std::fs::write(
         &v2_file,
@@ -375,26 +360,12 @@ async fn a_directory_store_swaps_followed_components_and_keeps_pinned_ones() {
     .unwrap();
     let v1 = publish(&v1_file, "tb", &store, &[], &[]);
 
-    let pinned = format!(
-        r#"
-[components.pinned]
-wasm = "registry:tb"
-version = "{}"
-mount = "/pinned"
-
-[[components.pinned.routes]]
-path = "/testbed/{{action}}"
-methods = ["GET"]
-auth = "public"
-
-[backends.registry]
-store = "{store}"
-check_seconds = 1
-"#,
-        &v1[..8]
+    let pinned = manifest_with(
+        "hot_swap_pinned",
+        &[("VERSION", &v1[..8]), ("STORE", &store)],
     );
     assert!(!pinned.contains(WASM_PLACEHOLDER));
-    let host = Host::start(&manifest(&pinned));
+    let host = Host::start(&(manifest("registry_tb") + &pinned));
     assert_eq!(
         host.get("/tb/testbed/ping")
             .await
@@ -428,12 +399,12 @@ check_seconds = 1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_publishers_to_s3_lose_no_version() {
-    let moto = common::moto_url();
-    let env = common::moto_env(&moto);
+    let moto = common::aws::moto_url();
+    let env = common::aws::moto_env(&moto);
     let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/c");
     let work = tempfile::tempdir().unwrap();
-    let testbed = std::fs::read(common::wasm("testbed")).unwrap();
+    let testbed = std::fs::read(common::paths::wasm("testbed")).unwrap();
     let files: Vec<_> = (0..6)
         .map(|i| {
             let path = work.path().join(format!("v{i}.wasm"));
@@ -474,7 +445,7 @@ async fn concurrent_publishers_to_s3_lose_no_version() {
 async fn watch_swaps_a_rewritten_component_file_under_load() {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("tb.wasm");
-    let v1_bytes = std::fs::read(common::wasm("testbed")).unwrap();
+    let v1_bytes = std::fs::read(common::paths::wasm("testbed")).unwrap();
     let v2_bytes = with_custom_section(&v1_bytes, "watch");
     std::fs::write(&file, &v1_bytes).unwrap();
     let (v1, v2) = (sha256_of(&file), {
@@ -483,7 +454,7 @@ async fn watch_swaps_a_rewritten_component_file_under_load() {
         sha256_of(&v2_file)
     });
     let mut host = Host::start_with(
-        &manifest("").replace("registry:tb", &file.display().to_string()),
+        &manifest("registry_tb").replace("registry:tb", &file.display().to_string()),
         &["--watch"],
     );
     assert_eq!(

@@ -6,26 +6,16 @@
 
 use crate::common;
 
+use common::manifests::WASM_PLACEHOLDER;
+use common::paths::wasm;
 use common::registry::with_custom_section;
-use common::{Backends, Host, WASM_PLACEHOLDER, on_both_backends, wasm};
+use common::{Backends, Host, on_both_backends};
 
+/// The testbed as `boot` from the component file `wasm`, with more config.
 fn manifest(wasm: &str, extra_config: &str) -> String {
-    format!(
-        r#"
-[components.boot]
-wasm = "{wasm}"
-mount = "/boot"
-tables = ["boots"]
-
-[components.boot.config]
-init_log = "boots"
-{extra_config}
-
-[[components.boot.routes]]
-path = "/{{action}}"
-methods = ["GET"]
-auth = "public"
-"#
+    common::manifests::manifest_with(
+        "init_once",
+        &[("COMPONENT_FILE", wasm), ("EXTRA_CONFIG", extra_config)],
     )
 }
 

@@ -12,26 +12,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backends, Host, Reply, is_uuid, on_both_backends};
+use common::manifests::manifest;
+use common::text::is_uuid;
+use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const MANIFEST: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-timeout_ms = 1000
-memory_mb = 32
-tables = ["notes"]
-caches = ["sessions"]
-queues = ["jobs"]
-config = { greeting = "hello" }
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
 
 on_both_backends! {
     a_failing_component_fails_only_its_request,
@@ -105,7 +90,7 @@ async fn log_for(host: &Host, message: &str, reply: &Reply) -> Value {
 }
 
 async fn a_failing_component_fails_only_its_request(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     assert_pong(&host).await;
 
     let trap = host.get("/testbed/trap").await;
@@ -152,7 +137,7 @@ async fn a_failing_component_fails_only_its_request(backends: Backends) {
 }
 
 async fn hostile_requests_do_not_disturb_concurrent_ones(backends: Backends) {
-    let host = Arc::new(Host::start_on(backends, MANIFEST));
+    let host = Arc::new(Host::start_on(backends, &manifest("isolation")));
     let mut tasks = tokio::task::JoinSet::new();
     let actions = std::iter::repeat_n("loop", 4)
         .chain(std::iter::repeat_n("trap", 4))
@@ -210,7 +195,7 @@ async fn hostile_requests_do_not_disturb_concurrent_ones(backends: Backends) {
 /// instance's first, the data segment as built, and grown pages of zeros,
 /// and then dirties all three for whoever comes next.
 async fn no_instance_serves_two_requests(backends: Backends) {
-    let host = Arc::new(Host::start_on(backends, MANIFEST));
+    let host = Arc::new(Host::start_on(backends, &manifest("isolation")));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let host = host.clone();
@@ -237,30 +222,16 @@ async fn no_instance_serves_two_requests(backends: Backends) {
     assert_eq!(answered, 200);
 }
 
-/// The testbed again at `/reused`, opted in to serving up to four requests
-/// per instance.
-const REUSED: &str = r#"
-[components.reused]
-wasm = "{WASM}/testbed.wasm"
-mount = "/reused"
-timeout_ms = 1000
-memory_mb = 32
-requests_per_instance = 4
-tables = ["notes"]
-
-[[components.reused.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
-
 /// `requests_per_instance` lets one instance serve up to that many requests
 /// of its own component, and nothing more: a component without it still gets
 /// a fresh instance each time; each request on a reused instance sees its own
 /// caller; and an instance whose call trapped, ran out of time or left a
 /// transaction open never serves again.
 async fn a_reused_instance_serves_one_component_and_never_after_a_failure(backends: Backends) {
-    let host = Host::start_on(backends, &format!("{MANIFEST}{REUSED}"));
+    let host = Host::start_on(
+        backends,
+        &(manifest("isolation") + &manifest("isolation_reused")),
+    );
     let mut most_calls = 0;
     for _ in 0..40 {
         let reused = host.get("/reused/residue").await.expect(200);
@@ -317,7 +288,7 @@ async fn a_reused_instance_serves_one_component_and_never_after_a_failure(backen
 async fn a_request_in_flight_is_answered_before_the_host_stops(backends: Backends) {
     let mut host = Host::start_on(
         backends,
-        &MANIFEST.replace("timeout_ms = 1000", "timeout_ms = 3000"),
+        &manifest("isolation").replace("timeout_ms = 1000", "timeout_ms = 3000"),
     );
     let in_flight = tokio::spawn(host.client().get(host.url("/testbed/loop")).send());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -342,7 +313,7 @@ async fn a_request_in_flight_is_answered_before_the_host_stops(backends: Backend
 }
 
 async fn calls_outside_the_grants_are_refused(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
 
     let reply = post(
         &host,
@@ -514,34 +485,6 @@ async fn calls_outside_the_grants_are_refused(backends: Backends) {
     );
 }
 
-/// Two components on one database: `testbed` is granted `notes`, `other`
-/// (the same code) is granted `secrets` and the cache store `vault`.
-const TWO_COMPONENTS: &str = r#"
-[components.testbed]
-wasm = "{WASM}/testbed.wasm"
-mount = "/testbed"
-timeout_ms = 1000
-tables = ["notes"]
-caches = ["sessions"]
-
-[[components.testbed.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.other]
-wasm = "{WASM}/testbed.wasm"
-mount = "/other"
-timeout_ms = 1000
-tables = ["secrets"]
-caches = ["vault"]
-
-[[components.other.routes]]
-path = "/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
-
 /// Whether the host refused a statement (not granted, or not allowed); an
 /// error of any other kind fails the test at once.
 fn refused(reply: &Reply, sql: &str) -> bool {
@@ -562,7 +505,7 @@ fn refused(reply: &Reply, sql: &str) -> bool {
 }
 
 async fn sql_cannot_reach_another_components_tables(backends: Backends) {
-    let host = Host::start_on(backends, TWO_COMPONENTS);
+    let host = Host::start_on(backends, &manifest("isolation_two_components"));
     let other = async |sql: &str, params: Value, rows: bool| {
         host.json(
             Method::POST,
@@ -680,7 +623,7 @@ async fn sql_cannot_reach_another_components_tables(backends: Backends) {
 /// settings of a pooled connection. Each must fail, and nothing of the
 /// other component's may come back.
 async fn sql_functions_cannot_reach_beyond_the_grants(backends: Backends) {
-    let host = Host::start_on(backends, TWO_COMPONENTS);
+    let host = Host::start_on(backends, &manifest("isolation_two_components"));
     for sql in [
         "CREATE TABLE secrets (pw TEXT)",
         "INSERT INTO secrets (pw) VALUES ('hunter2')",
@@ -752,7 +695,7 @@ async fn sql_functions_cannot_reach_beyond_the_grants(backends: Backends) {
 }
 
 async fn a_timed_out_transaction_releases_the_database(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     execute(
         &host,
         "CREATE TABLE notes (id INTEGER PRIMARY KEY)",
@@ -803,7 +746,7 @@ async fn a_timed_out_transaction_releases_the_database(backends: Backends) {
 }
 
 async fn sql_statements_and_transactions(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     let tricky = "O'Brien said \"hi\"; DROP TABLE notes; -- \u{e9}\u{1F600}";
 
     // Types both databases take: BIGINT holds 2^53 + 1, DOUBLE PRECISION
@@ -971,7 +914,7 @@ async fn sql_statements_and_transactions(backends: Backends) {
 }
 
 async fn records_api(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     let alice = host.token("alice", &[]);
     let insert_as = async |token: Option<&str>, fields: Value| -> Value {
         let body = json!({ "op": "insert", "table": "notes", "fields": fields });
@@ -1196,7 +1139,7 @@ async fn records_api(backends: Backends) {
 async fn concurrent_updates_lose_no_field(backends: Backends) {
     // The updates wait on one another's row lock: a time limit that a
     // loaded machine cannot reach, since this test is about lost fields.
-    let manifest = MANIFEST.replace("timeout_ms = 1000", "timeout_ms = 20000");
+    let manifest = manifest("isolation").replace("timeout_ms = 1000", "timeout_ms = 20000");
     let host = Arc::new(Host::start_on(backends, &manifest));
     let created = records(
         &host,
@@ -1229,7 +1172,7 @@ async fn concurrent_updates_lose_no_field(backends: Backends) {
 }
 
 async fn records_tables_come_back_after_a_drop(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     records(
         &host,
         json!({ "op": "insert", "table": "notes", "fields": { "n": 1 } }),
@@ -1251,7 +1194,7 @@ async fn records_tables_come_back_after_a_drop(backends: Backends) {
 }
 
 async fn cache_values_expire(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     let ok = json!({ "ok": true });
 
     assert_eq!(
@@ -1475,7 +1418,7 @@ fn strings(values: &[&str]) -> Vec<String> {
 }
 
 async fn queue_messages_are_redelivered_until_deleted(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     let mut sent = Vec::new();
     for body in ["one", "two", "three"] {
         let id = queue(
@@ -1641,7 +1584,7 @@ async fn queue_messages_are_redelivered_until_deleted(backends: Backends) {
 }
 
 async fn queue_and_cache_survive_a_restart(backends: Backends) {
-    let mut host = Host::start_on(backends, MANIFEST);
+    let mut host = Host::start_on(backends, &manifest("isolation"));
     let id = queue(
         &host,
         json!({ "op": "send", "queue": "jobs", "body": "durable" }),
@@ -1673,7 +1616,7 @@ async fn queue_and_cache_survive_a_restart(backends: Backends) {
 }
 
 async fn identity_and_the_request_as_the_component_sees_it(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("isolation"));
     let alice = host.token("alice", &["advisors", "staff"]);
     let bob = host.token("bob", &[]);
 
@@ -1777,7 +1720,7 @@ async fn identity_and_the_request_as_the_component_sees_it(backends: Backends) {
 /// reason names the component and carries its message.
 #[test]
 fn a_component_whose_init_fails_is_refused() {
-    let manifest = MANIFEST.replace(
+    let manifest = manifest("isolation").replace(
         r#"config = { greeting = "hello" }"#,
         r#"config = { init_error = "the schema is missing" }"#,
     );

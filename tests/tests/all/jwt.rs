@@ -9,6 +9,7 @@ use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::manifests::manifest;
 use common::{Backends, Host};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -21,29 +22,6 @@ const POOL_JWKS: &str = include_str!("../../fixtures/jwt/pool-jwks.json");
 const POOL_KID: &str = "pool-key-1";
 const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_matrix";
 const CLIENT: &str = "matrix-client";
-
-/// The testbed behind three kinds of route: public, any caller, and
-/// callers in the group `staff`.
-const ROUTES: &str = r#"
-[components.bed]
-wasm = "{WASM}/testbed.wasm"
-
-[[components.bed.routes]]
-path = "/open/{action}"
-methods = ["GET"]
-auth = "public"
-
-[[components.bed.routes]]
-path = "/members/{action}"
-methods = ["GET"]
-auth = "caller"
-
-[[components.bed.routes]]
-path = "/staff/{action}"
-methods = ["GET"]
-auth = "caller"
-groups = ["staff"]
-"#;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -228,7 +206,7 @@ fn assert_no_component_failures(host: &Host) {
 
 #[tokio::test]
 async fn dev_tokens_in_every_wrong_form_are_refused() {
-    let host = Host::start(ROUTES);
+    let host = Host::start(&manifest("jwt"));
     let hex_key = std::fs::read_to_string(host.data_dir().join("dev-signing-key")).unwrap();
     let secret = hex::decode(hex_key.trim()).unwrap();
     let claims = |sub: &str, groups: &[&str]| json!({"sub": sub, "iss": "corral-dev", "iat": now(), "exp": now() + 600, "groups": groups});
@@ -266,7 +244,10 @@ async fn dev_tokens_in_every_wrong_form_are_refused() {
             ),
         ),
         ("wrong key", hs256(b"not-the-hosts-key", None, &good)),
-        ("a token of another host", common::foreign_token("u-staff")),
+        (
+            "a token of another host",
+            common::tokens::foreign_token("u-staff"),
+        ),
         ("alg none", unsigned(&good, None)),
         (
             "RS256 instead of HS256",
@@ -325,7 +306,8 @@ fn serve_jwks() -> String {
 #[tokio::test]
 async fn cognito_tokens_in_every_wrong_form_are_refused() {
     let manifest = format!(
-        "{ROUTES}\n[backends.auth]\nkind = \"cognito\"\nissuer = \"{ISSUER}\"\nclients = [\"{CLIENT}\"]\njwks_url = \"{}\"\n",
+        "{}\n[backends.auth]\nkind = \"cognito\"\nissuer = \"{ISSUER}\"\nclients = [\"{CLIENT}\"]\njwks_url = \"{}\"\n",
+        manifest("jwt"),
         serve_jwks()
     );
     let host = Host::start(&manifest);
@@ -406,14 +388,15 @@ async fn cognito_tokens_in_every_wrong_form_are_refused() {
 async fn hosts_given_one_signing_key_accept_the_same_tokens() {
     const KEY: &str = "a shared development signing key, 48 characters";
     let shared = format!(
-        "{ROUTES}\n[backends.auth]\nkind = \"dev\"\nsigning_key = \"${{env:CORRAL_TEST_SIGNING_KEY}}\"\n"
+        "{}\n[backends.auth]\nkind = \"dev\"\nsigning_key = \"${{env:CORRAL_TEST_SIGNING_KEY}}\"\n",
+        manifest("jwt")
     );
     let env = [("CORRAL_TEST_SIGNING_KEY", KEY)];
     let first = Host::start_on_with_env(Backends::Embedded, &shared, &[], &env);
     let second = Host::start_on_with_env(Backends::Embedded, &shared, &[], &env);
-    let separate = Host::start(ROUTES);
+    let separate = Host::start(&manifest("jwt"));
 
-    let token = common::issue_token_with_key(KEY, "alice", &["staff"]);
+    let token = common::tokens::issue_token_with_key(KEY, "alice", &["staff"]);
     for host in [&first, &second] {
         let me = host.get_as("/staff/whoami", &token).await.expect(200);
         assert_eq!(
@@ -432,7 +415,7 @@ async fn hosts_given_one_signing_key_accept_the_same_tokens() {
         .await
         .expect_error(401, "unauthorized");
 
-    let short = std::process::Command::new(common::corral_bin())
+    let short = std::process::Command::new(common::paths::corral_bin())
         .args(["token", "--sub", "alice", "--signing-key", "too short"])
         .output()
         .expect("running corral token");
@@ -446,17 +429,17 @@ async fn hosts_given_one_signing_key_accept_the_same_tokens() {
     let manifest = dir.path().join("corral.toml");
     std::fs::write(
         &manifest,
-        shared.replace("{WASM}", &common::wasm_dir().display().to_string()),
+        shared.replace("{WASM}", &common::paths::wasm_dir().display().to_string()),
     )
     .unwrap();
-    let refused = std::process::Command::new(common::corral_bin())
+    let refused = std::process::Command::new(common::paths::corral_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--manifest")
         .arg(&manifest)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--artifact-dir")
-        .arg(common::artifact_dir())
+        .arg(common::paths::artifact_dir())
         .env("CORRAL_TEST_SIGNING_KEY", "too short")
         .env_remove("CORRAL_BACKENDS")
         .stdin(std::process::Stdio::null())

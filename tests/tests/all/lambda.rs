@@ -2,7 +2,7 @@
 //! emulator (`cargo lambda watch --only-lambda-apis`) runs the runtime API,
 //! the `corral` binary serves it as a Lambda function would, and events are
 //! sent with `cargo lambda invoke`. The events are AWS's published samples
-//! (from the aws_lambda_events crate), adapted to this file's manifest; see
+//! (from the aws_lambda_events crate), adapted to the manifests they meet; see
 //! tests/fixtures/lambda/README.md.
 
 use crate::common;
@@ -15,79 +15,15 @@ use common::lambda::{
 use common::registry::{create_bucket, publish, with_custom_section};
 use serde_json::{Value, json};
 
-/// The students resource of the example manifest, and two testbed
-/// components that consume events: `jobs` the SQS queue `jobs`, `changes`
-/// the DynamoDB stream of table `events`. Each records what it handled in
-/// its own table and serves the testbed actions under its mount.
-const MANIFEST: &str = r#"
-[defaults]
-memory_mb = 64
-timeout_ms = 10000
-
-# A deployed function checks Cognito tokens; these tests sign their own.
-[backends.auth]
-kind = "dev"
-
-[components.students]
-wasm = "{WASM}/crud.wasm"
-tables = ["students"]
-
-[components.students.config]
-table = "students"
-required = "name,email"
-optional = "major,year"
-
-[[components.students.routes]]
-path = "/students"
-methods = ["GET"]
-auth = "public"
-
-[[components.students.routes]]
-path = "/students"
-methods = ["POST"]
-auth = "caller"
-
-[[components.students.routes]]
-path = "/students/{id}"
-methods = ["GET"]
-auth = "public"
-
-[components.jobs]
-wasm = "{WASM}/testbed.wasm"
-mount = "/jobs"
-tables = ["jobs_log"]
-
-[components.jobs.config]
-events_table = "jobs_log"
-
-[[components.jobs.events]]
-queue = "jobs"
-
-[[components.jobs.routes]]
-path = "/testbed/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-
-[components.changes]
-wasm = "{WASM}/testbed.wasm"
-mount = "/changes"
-tables = ["changes_log"]
-
-[components.changes.config]
-events_table = "changes_log"
-
-[[components.changes.events]]
-table = "events"
-
-[[components.changes.routes]]
-path = "/testbed/{action}"
-methods = ["GET", "POST"]
-auth = "public"
-"#;
+/// The students resource (tests/manifests/students.toml), and two testbed
+/// components that consume events (tests/manifests/lambda.toml).
+fn manifest() -> String {
+    common::manifests::manifest("students") + &common::manifests::manifest("lambda")
+}
 
 #[test]
 fn rest_api_requests_with_cognito_claims_act_as_the_claims_subject() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     let answer = lambda.invoke_fixture("apigw-v1-post-students-cognito.json");
     // Payload 1.0 answers carry multi-value headers only.
@@ -115,7 +51,7 @@ fn rest_api_requests_with_cognito_claims_act_as_the_claims_subject() {
         "{created}"
     );
     let uid = created["uid"].as_str().expect("a uid");
-    assert!(common::is_uuid(uid), "{created}");
+    assert!(common::text::is_uuid(uid), "{created}");
     assert_eq!(v1_header(&answer, "content-type"), "application/json");
     assert_eq!(v1_header(&answer, "location"), format!("/students/{uid}"));
     assert!(!v1_header(&answer, "x-request-id").is_empty());
@@ -151,7 +87,7 @@ fn rest_api_requests_with_cognito_claims_act_as_the_claims_subject() {
 
 #[test]
 fn http_api_requests_with_a_jwt_authorizer_act_as_the_token_subject() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     let answer = lambda.invoke_fixture("apigw-v2-post-students-jwt.json");
     assert_eq!(
@@ -196,7 +132,7 @@ fn http_api_requests_with_a_jwt_authorizer_act_as_the_token_subject() {
 
 #[test]
 fn http_api_requests_without_a_caller_get_401_on_caller_routes() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     let answer = lambda.invoke_fixture("apigw-v2-post-students-anonymous.json");
     assert_eq!(answer["statusCode"], 401, "{answer}");
@@ -222,7 +158,7 @@ fn http_api_requests_without_a_caller_get_401_on_caller_routes() {
 
 #[test]
 fn http_api_paths_lose_a_named_stage_and_bodies_arrive_decoded() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     // rawPath "/prod/jobs/testbed/echo" in stage "prod", a base64 body,
     // a repeated query parameter and two cookies.
@@ -248,7 +184,7 @@ fn http_api_paths_lose_a_named_stage_and_bodies_arrive_decoded() {
 
 #[test]
 fn sqs_batches_report_exactly_the_failed_messages() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     // Three messages for queue "jobs"; the consumer fails the one whose body is "fail".
     let answer = lambda.invoke_fixture("sqs-jobs-batch.json");
@@ -286,7 +222,7 @@ fn sqs_batches_report_exactly_the_failed_messages() {
 
 #[test]
 fn dynamodb_stream_batches_report_the_first_failed_sequence_number() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     // The consumer keeps one record per item: a unique index on the item's
     // keys makes a second change to the same item fail.
@@ -339,7 +275,7 @@ fn dynamodb_stream_batches_report_the_first_failed_sequence_number() {
 
 #[test]
 fn dynamodb_stream_batches_that_succeed_report_no_failure() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     // Without the unique index every change is recorded.
     let answer = lambda.invoke_fixture("dynamodb-events-stream.json");
@@ -375,7 +311,7 @@ fn dynamodb_stream_batches_that_succeed_report_no_failure() {
 
 #[test]
 fn warm_up_pings_run_no_component() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     assert_eq!(
         lambda.invoke_fixture("warmup-serverless-plugin.json"),
@@ -421,25 +357,7 @@ fn warm_up_pings_run_no_component() {
 
 #[test]
 fn s3_object_notifications_reach_the_component_of_their_bucket() {
-    let manifest = format!(
-        r#"{MANIFEST}
-[components.uploads]
-wasm = "{{WASM}}/testbed.wasm"
-mount = "/uploads"
-tables = ["uploads_log"]
-
-[components.uploads.config]
-events_table = "uploads_log"
-
-[[components.uploads.events]]
-bucket = "uploads-bucket"
-
-[[components.uploads.routes]]
-path = "/testbed/{{action}}"
-methods = ["GET", "POST"]
-auth = "public"
-"#
-    );
+    let manifest = manifest() + &common::manifests::manifest("lambda_uploads");
     let mut lambda = Lambda::start(&manifest);
 
     // A notification of the subscribed bucket: the component gets what
@@ -505,7 +423,7 @@ auth = "public"
 
 #[test]
 fn http_invocations_write_metric_lines_and_json_logs_with_the_lambda_request_id() {
-    let mut lambda = Lambda::start(MANIFEST);
+    let mut lambda = Lambda::start(&manifest());
 
     // The first invocation of the process is the cold start.
     assert_eq!(
@@ -608,30 +526,22 @@ fn http_invocations_write_metric_lines_and_json_logs_with_the_lambda_request_id(
 /// reloads it within that invocation, long before the hourly check.
 #[test]
 fn s3_notices_about_a_published_component_swap_it_at_once() {
-    let moto = common::moto_url();
-    let env = common::moto_env(&moto);
+    let moto = common::aws::moto_url();
+    let env = common::aws::moto_env(&moto);
     let bucket = create_bucket(&moto);
     let store = format!("s3://{bucket}/components");
     let publish = |file: &Path| publish(file, "tb", &store, &env, &[]);
-    let v1 = publish(&common::wasm("testbed"));
+    let v1 = publish(&common::paths::wasm("testbed"));
     let manifest = format!(
-        r#"
+        r#"{}
 [backends.registry]
 store = "{store}"
 check_seconds = 3600
 
 [backends.auth]
 kind = "dev"
-
-[components.tb]
-wasm = "registry:tb"
-mount = "/tb"
-
-[[components.tb.routes]]
-path = "/testbed/{{action}}"
-methods = ["GET"]
-auth = "public"
-"#
+"#,
+        common::manifests::manifest("registry_tb")
     );
     let mut lambda = Lambda::start_with_env(&manifest, &env);
     let answer = lambda.http("GET", "/tb/testbed/ping", None);
@@ -639,7 +549,7 @@ auth = "public"
     assert_eq!(v2_header(&answer, "x-corral-version"), &v1[..12]);
 
     // v2: the testbed with a custom section appended (another digest).
-    let bytes = std::fs::read(common::wasm("testbed")).unwrap();
+    let bytes = std::fs::read(common::paths::wasm("testbed")).unwrap();
     let v2_file = lambda.dir.path().join("v2.wasm");
     std::fs::write(&v2_file, with_custom_section(&bytes, "v2")).unwrap();
     let v2 = publish(&v2_file);

@@ -88,52 +88,7 @@ in_every_language!(
 /// The component in `language` at `/notes-api`, with its own table, cache
 /// store and queue, and a testbed granted the same queue to read it.
 fn manifest(language: Language) -> String {
-    let wasm = language.wasm();
-    let mut text = format!(
-        r#"
-[defaults]
-memory_mb = 128
-timeout_ms = 20000
-
-[components.notes]
-wasm = "{{WASM}}/{wasm}.wasm"
-mount = "/notes-api"
-tables = ["notes"]
-caches = ["notes-summaries"]
-queues = ["notes-shared"]
-
-[components.notes.config]
-table = "notes"
-cache = "notes-summaries"
-queue = "notes-shared"
-editors_group = "editors"
-
-[components.inbox]
-wasm = "{{WASM}}/testbed.wasm"
-caches = ["notes-summaries"]
-queues = ["notes-shared"]
-
-[[components.inbox.routes]]
-path = "/testbed/{{action}}"
-methods = ["POST"]
-auth = "public"
-"#
-    );
-    for (path, methods, auth) in [
-        ("/notes", r#"["GET"]"#, "public"),
-        ("/notes", r#"["POST"]"#, "caller"),
-        ("/notes/{id}", r#"["GET"]"#, "public"),
-        ("/notes/{id}", r#"["PATCH", "DELETE"]"#, "caller"),
-        ("/notes/{id}/summary", r#"["GET"]"#, "public"),
-        ("/notes/{id}/share", r#"["POST"]"#, "caller"),
-        ("/notes/{id}/publish", r#"["POST"]"#, "caller"),
-        ("/stats", r#"["GET"]"#, "public"),
-    ] {
-        text.push_str(&format!(
-            "\n[[components.notes.routes]]\npath = \"{path}\"\nmethods = {methods}\nauth = \"{auth}\"\n"
-        ));
-    }
-    text
+    common::manifests::manifest_with("notes", &[("COMPONENT", language.wasm())])
 }
 
 fn start(backends: Backends, language: Language) -> Host {

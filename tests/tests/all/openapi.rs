@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// `corral openapi --manifest MANIFEST`, parsed.
 fn printed(manifest: &std::path::Path) -> Value {
-    let out = Command::new(common::corral_bin())
+    let out = Command::new(common::paths::corral_bin())
         .args(["openapi", "--manifest"])
         .arg(manifest)
         .output()
@@ -45,7 +45,7 @@ fn validate(document: &Value) {
 
 #[test]
 fn the_example_manifests_document_validates_and_covers_every_route() {
-    let manifest_path = common::workspace_root().join("corral.toml");
+    let manifest_path = common::paths::workspace_root().join("corral.toml");
     let document = printed(&manifest_path);
     validate(&document);
 
@@ -151,33 +151,8 @@ async fn a_host_serves_the_document_when_the_manifest_asks() {
             "routes": {"POST /notes": {"request": {"type": "object"}, "responses": {"201": {"$ref": "Note"}}}}}"#,
     )
     .unwrap();
-    let manifest = format!(
-        r#"
-[openapi]
-serve = true
-title = "Notes"
-version = "2026-12"
-
-[components.notes]
-wasm = "{{WASM}}/notes.wasm"
-mount = "/n"
-schemas = "{}"
-tables = ["notes_oa"]
-
-[components.notes.config]
-table = "notes_oa"
-
-[[components.notes.routes]]
-path = "/notes"
-methods = ["GET"]
-auth = "public"
-
-[[components.notes.routes]]
-path = "/notes"
-methods = ["POST"]
-"#,
-        schemas.display()
-    );
+    let manifest =
+        common::manifests::manifest_with("openapi", &[("SCHEMAS", &schemas.display().to_string())]);
     let host = Host::start(&manifest);
     let served = host.get("/openapi.json").await.expect(200);
     validate(&served);
@@ -283,7 +258,7 @@ fn schemathesis_finds_nothing_against_the_example_server() {
 /// The example manifest with Alma and the notes' webhook pointed at the
 /// stand-ins.
 fn example_with_stand_ins(alma: &common::alma::FakeAlma, webhook_port: u16) -> String {
-    let mut manifest = common::example_manifest();
+    let mut manifest = common::manifests::example_manifest();
     let alma_host = format!("http://{}", alma.addr);
     let webhook = format!("http://127.0.0.1:{webhook_port}");
     for (name, entry) in manifest["components"].as_table_mut().unwrap() {

@@ -24,40 +24,12 @@ fn target() -> String {
 
 /// The crud component as `students` from a file and as `courses` from the registry.
 fn manifest(dir: &Path, registry: &Path) -> std::path::PathBuf {
-    let crud = common::wasm("crud");
-    let text = format!(
-        r#"
-[components.students]
-wasm = "{crud}"
-tables = ["students"]
-[components.students.config]
-table = "students"
-required = "name"
-[[components.students.routes]]
-path = "/students"
-methods = ["GET"]
-auth = "public"
-
-[components.courses]
-wasm = "registry:courses"
-tables = ["courses"]
-[components.courses.config]
-table = "courses"
-required = "title"
-[[components.courses.routes]]
-path = "/courses"
-methods = ["GET"]
-auth = "public"
-
-[backends.registry]
-store = "dir:{registry}"
-artifact_key = "${{env:CORRAL_ARTIFACT_KEY}}"
-"#,
-        crud = crud.display(),
-        registry = registry.display()
+    let text = common::manifests::manifest_with(
+        "precompiled",
+        &[("REGISTRY", &registry.display().to_string())],
     );
     let path = dir.join("corral.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, common::manifests::resolve_wasm(&text)).unwrap();
     path
 }
 
@@ -70,7 +42,7 @@ struct Fresh {
 
 impl Fresh {
     fn start(manifest: &Path, data: &Path, packaged: &Path, key: &str) -> Fresh {
-        let mut child = Command::new(common::corral_bin())
+        let mut child = Command::new(common::paths::corral_bin())
             .args([
                 "serve",
                 "--listen",
@@ -194,7 +166,10 @@ fn a_fresh_host_compiles_nothing_with_packaged_and_published_artifacts_and_refus
     let courses = dir.path().join("courses.wasm");
     std::fs::write(
         &courses,
-        with_custom_section(&std::fs::read(common::wasm("crud")).unwrap(), "courses"),
+        with_custom_section(
+            &std::fs::read(common::paths::wasm("crud")).unwrap(),
+            "courses",
+        ),
     )
     .unwrap();
     let store = format!("dir:{}", registry.display());
@@ -283,7 +258,7 @@ fn publishing_an_artifact_without_the_key_is_refused_and_publishes_nothing() {
     let out = common::registry::corral(
         &[
             "publish",
-            common::wasm("crud").to_str().unwrap(),
+            common::paths::wasm("crud").to_str().unwrap(),
             "--component",
             "courses",
             "--store",

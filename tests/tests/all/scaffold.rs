@@ -20,11 +20,11 @@ const LANGUAGES: [(&str, &str, &str); 3] = [
 
 /// `corral ARGS` in `project`; its status and output.
 fn corral(project: &Path, args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(common::corral_bin());
+    let mut command = Command::new(common::paths::corral_bin());
     command.args(args).current_dir(project);
-    common::without_test_cargo_env(&mut command);
+    common::paths::without_test_cargo_env(&mut command);
     // Rust components reuse the workspace's compiled dependencies.
-    command.env("CARGO_TARGET_DIR", common::target_dir());
+    command.env("CARGO_TARGET_DIR", common::paths::target_dir());
     command.output().expect("running corral")
 }
 
@@ -60,9 +60,9 @@ async fn new_components_build_serve_and_change_under_watch() {
         let mut test = Command::new("bash");
         test.arg(format!("tests/{name}.sh"))
             .current_dir(project)
-            .env("CORRAL", common::corral_bin())
-            .env("CARGO_TARGET_DIR", common::target_dir());
-        common::without_test_cargo_env(&mut test);
+            .env("CORRAL", common::paths::corral_bin())
+            .env("CARGO_TARGET_DIR", common::paths::target_dir());
+        common::paths::without_test_cargo_env(&mut test);
         let out = test.output().expect("running the generated test");
         assert!(
             out.status.success(),
@@ -97,7 +97,7 @@ async fn new_components_build_serve_and_change_under_watch() {
 
     // Under --watch: each handler edited to require `title` instead of `name`.
     let data = project.join("data");
-    let mut serve = Command::new(common::corral_bin());
+    let mut serve = Command::new(common::paths::corral_bin());
     serve
         .args([
             "serve",
@@ -109,10 +109,10 @@ async fn new_components_build_serve_and_change_under_watch() {
         ])
         .arg(&data)
         .current_dir(project)
-        .env("CARGO_TARGET_DIR", common::target_dir())
+        .env("CARGO_TARGET_DIR", common::paths::target_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    common::without_test_cargo_env(&mut serve);
+    common::paths::without_test_cargo_env(&mut serve);
     let mut child = serve.spawn().expect("starting corral serve --watch");
     let stdout = child.stdout.take().unwrap();
     let _serving = Serving(child);

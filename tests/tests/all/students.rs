@@ -7,53 +7,12 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{Backends, Host, Reply, enc, foreign_token, is_timestamp, is_uuid, on_both_backends};
+use common::manifests::manifest;
+use common::text::{enc, is_timestamp, is_uuid};
+use common::tokens::foreign_token;
+use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// The students section of the example manifest (`corral.toml`), with a
-/// small body limit and the bulk delete restricted to advisors.
-const MANIFEST: &str = r#"
-[defaults]
-memory_mb = 64
-timeout_ms = 10000
-
-[components.students]
-wasm = "{WASM}/crud.wasm"
-tables = ["students"]
-max_body_bytes = 1024
-
-[components.students.config]
-table = "students"
-required = "name,email"
-optional = "major,year"
-
-[[components.students.routes]]
-path = "/students"
-methods = ["GET"]
-auth = "public"
-
-[[components.students.routes]]
-path = "/students"
-methods = ["POST"]
-auth = "caller"
-
-[[components.students.routes]]
-path = "/students"
-methods = ["DELETE"]
-auth = "caller"
-groups = ["advisors"]
-
-[[components.students.routes]]
-path = "/students/{id}"
-methods = ["GET"]
-auth = "public"
-
-[[components.students.routes]]
-path = "/students/{id}"
-methods = ["PATCH", "DELETE"]
-auth = "caller"
-"#;
 
 const AUDIT: [&str; 5] = [
     "uid",
@@ -126,7 +85,7 @@ on_both_backends! {
 }
 
 async fn lifecycle_create_read_list_patch_delete(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let bob = host.token("bob", &[]);
 
@@ -270,7 +229,7 @@ async fn lifecycle_create_read_list_patch_delete(backends: Backends) {
 }
 
 async fn audit_fields_cannot_be_forged(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let bob = host.token("bob", &[]);
     let forged_uid = "01890000-0000-7000-8000-000000000001";
@@ -333,7 +292,7 @@ async fn audit_fields_cannot_be_forged(backends: Backends) {
 }
 
 async fn bad_bodies_are_refused(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let post = |body: &'static str, content_type: &'static str| {
         host.client()
@@ -448,7 +407,7 @@ async fn bad_bodies_are_refused(backends: Backends) {
 }
 
 async fn body_limit_is_enforced_at_the_boundary(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let frame = r#"{"name":"","email":"a@example.org"}"#;
     let body_of = |len: usize| {
@@ -488,7 +447,7 @@ async fn body_limit_is_enforced_at_the_boundary(backends: Backends) {
 }
 
 async fn an_oversized_body_is_answered_like_any_other_request(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let reply = host
         .send(
@@ -534,7 +493,7 @@ async fn an_oversized_body_is_answered_like_any_other_request(backends: Backends
 }
 
 async fn routing_errors(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
 
     let message = host.get("/nope").await.expect_error(404, "not_found");
@@ -573,7 +532,7 @@ async fn routing_errors(backends: Backends) {
 }
 
 async fn callers_are_authenticated_and_grouped(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let body = student(1, "math");
 
     let message = host
@@ -649,7 +608,7 @@ async fn callers_are_authenticated_and_grouped(backends: Backends) {
 }
 
 async fn list_filters_cursors_and_bulk_delete(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let bob = host.token("bob", &[]);
     let advisor = host.token("carol", &["advisors"]);
@@ -762,7 +721,7 @@ async fn list_filters_cursors_and_bulk_delete(backends: Backends) {
 }
 
 async fn errors_carry_the_request_id(backends: Backends) {
-    let host = Host::start_on(backends, MANIFEST);
+    let host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
 
     // Errors from the router, the auth check, the host's JSON check and the component.
@@ -847,7 +806,7 @@ async fn errors_carry_the_request_id(backends: Backends) {
 }
 
 async fn records_survive_a_restart(backends: Backends) {
-    let mut host = Host::start_on(backends, MANIFEST);
+    let mut host = Host::start_on(backends, &manifest("students"));
     let alice = host.token("alice", &[]);
     let created = create(&host, &alice, &student(1, "math")).await;
     let id = uid(&created).to_owned();
@@ -919,7 +878,7 @@ fn sorted_fields(value: &Value) -> Value {
 impl Transcript {
     fn new(backends: Backends) -> Transcript {
         Transcript {
-            host: Host::start_on(backends, MANIFEST),
+            host: Host::start_on(backends, &manifest("students")),
             uids: Vec::new(),
             cursors: Vec::new(),
             steps: Vec::new(),
@@ -1254,7 +1213,7 @@ async fn records_are_the_same_on_both_backends() {
 /// With `shapes = "pyverless"`, create answers the new uid as a JSON string
 /// and list a bare array paged by `offset` and `limit`, as Pyverless did.
 async fn pyverless_shapes_keep_its_clients_working(backends: Backends) {
-    let manifest = MANIFEST.replace(
+    let manifest = manifest("students").replace(
         "optional = \"major,year\"\n",
         "optional = \"major,year\"\nshapes = \"pyverless\"\n",
     );

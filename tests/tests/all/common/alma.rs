@@ -155,11 +155,6 @@ impl FakeAlma {
         self.data.lock().unwrap().delay = delay;
     }
 
-    /// Replaces (or adds) a user's records.
-    pub fn set_user(&self, id: &str, user: AlmaUser) {
-        self.data.lock().unwrap().users.insert(id.to_owned(), user);
-    }
-
     /// Forgets the calls so far.
     pub fn clear_hits(&self) {
         self.data.lock().unwrap().hits.clear();

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::aws::AwsResources;
+use super::manifests::resolve_wasm;
+use super::paths::{artifact_dir, corral_bin, workspace_root};
+
 /// How long the emulator may take to listen.
 pub const EMULATOR_START: Duration = Duration::from_secs(60);
 /// How long one invocation may take, the function's start included.
@@ -41,9 +45,7 @@ pub fn cargo_lambda() -> &'static str {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    let path = super::workspace_root()
-        .join("tests/fixtures/lambda")
-        .join(name);
+    let path = workspace_root().join("tests/fixtures/lambda").join(name);
     assert!(path.is_file(), "missing fixture {}", path.display());
     path
 }
@@ -123,7 +125,7 @@ impl Lambda {
 
     /// The function on the embedded backends, or on PostgreSQL, DynamoDB
     /// and SQS in the emulator when `aws` is given.
-    pub fn start_on(manifest_toml: &str, aws: Option<&super::AwsResources>) -> Lambda {
+    pub fn start_on(manifest_toml: &str, aws: Option<&AwsResources>) -> Lambda {
         Lambda::launch(manifest_toml, aws, &[])
     }
 
@@ -133,25 +135,15 @@ impl Lambda {
         Lambda::launch(manifest_toml, None, env)
     }
 
-    fn launch(
-        manifest_toml: &str,
-        aws: Option<&super::AwsResources>,
-        env: &[(String, String)],
-    ) -> Lambda {
+    fn launch(manifest_toml: &str, aws: Option<&AwsResources>, env: &[(String, String)]) -> Lambda {
         let tool = cargo_lambda();
-        let bin = super::corral_bin();
-        for name in super::component_names(manifest_toml) {
-            super::wasm(&name);
-        }
+        let bin = corral_bin();
+        let mut text = resolve_wasm(manifest_toml);
         let dir = tempfile::Builder::new()
             .prefix("corral-lambda-")
             .tempdir()
             .expect("creating a temporary directory");
         let manifest = dir.path().join("corral.toml");
-        let mut text = manifest_toml.replace(
-            super::WASM_PLACEHOLDER,
-            &super::wasm_dir().display().to_string(),
-        );
         // The Lambda host starts only with an explicit verifier; the tests
         // sign development tokens.
         if !text.contains("[backends.auth]") {
@@ -164,7 +156,7 @@ impl Lambda {
             .args(["lambda", "watch", "--only-lambda-apis"])
             .args(["--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &port.to_string()])
-            .current_dir(super::workspace_root())
+            .current_dir(workspace_root())
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -210,7 +202,7 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("CORRAL_MANIFEST", &manifest)
             .env("CORRAL_DATA_DIR", dir.path().join("data"))
-            .env("CORRAL_ARTIFACT_DIR", super::artifact_dir())
+            .env("CORRAL_ARTIFACT_DIR", artifact_dir())
             .env_remove("CORRAL_LOG")
             .process_group(0)
             .stdin(Stdio::null())

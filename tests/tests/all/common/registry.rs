@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use super::paths::corral_bin;
+use super::run_async;
+
 /// `bytes` with a custom section appended: the same component, another sha256.
 pub fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
     let name = b"corral-test";
@@ -21,7 +24,7 @@ pub fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
 
 /// Runs the `corral` command line with `env`.
 pub fn corral(args: &[&str], env: &[(String, String)]) -> Output {
-    let mut command = Command::new(super::corral_bin());
+    let mut command = Command::new(corral_bin());
     command
         .args(args)
         .env_remove("CORRAL_STORE")
@@ -80,7 +83,7 @@ pub fn create_bucket(moto: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let url = format!("{moto}/{bucket}");
-    let response = super::run_async(async move { reqwest::Client::new().put(url).send().await })
+    let response = run_async(async move { reqwest::Client::new().put(url).send().await })
         .unwrap_or_else(|e| panic!("moto at {moto} does not answer: {e}"));
     assert!(
         response.status().is_success(),
