@@ -1,26 +1,27 @@
 //! Browser access from the manifest's `[cors]` table, and greedy `{name+}`
-//! routes, through the real binary over HTTP.
+//! routes, through the app in process.
 
 use crate::common;
 
-use common::Host;
+use common::in_process::{InProcess, request};
 use common::manifests::manifest;
-use reqwest::Method;
 
 #[tokio::test]
 async fn preflights_are_answered_by_the_host_without_a_token() {
-    let host = Host::start(&manifest("cors"));
+    let host = InProcess::start(&manifest("cors")).await;
     let reply = host
-        .send(
-            host.client()
-                .request(Method::OPTIONS, host.url("/testbed/echo"))
-                .header("origin", "https://app.example")
-                .header("access-control-request-method", "POST")
-                .header(
+        .send(request(
+            "OPTIONS",
+            "/testbed/echo",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "POST"),
+                (
                     "access-control-request-headers",
                     "authorization, content-type",
                 ),
-        )
+            ],
+        ))
         .await;
     assert_eq!(reply.status, 204, "{reply}");
     assert_eq!(
@@ -39,36 +40,43 @@ async fn preflights_are_answered_by_the_host_without_a_token() {
 
     // Another origin gets no grant; an unknown path is a 404.
     let other = host
-        .send(
-            host.client()
-                .request(Method::OPTIONS, host.url("/testbed/echo"))
-                .header("origin", "https://evil.example")
-                .header("access-control-request-method", "POST"),
-        )
+        .send(request(
+            "OPTIONS",
+            "/testbed/echo",
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+        ))
         .await;
     assert_eq!(other.header("access-control-allow-origin"), None);
     let missing = host
-        .send(
-            host.client()
-                .request(Method::OPTIONS, host.url("/nope"))
-                .header("origin", "https://app.example")
-                .header("access-control-request-method", "GET"),
-        )
+        .send(request(
+            "OPTIONS",
+            "/nope",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "GET"),
+            ],
+        ))
         .await;
     missing.expect_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
-    let host = Host::start(&manifest("cors"));
+    let host = InProcess::start(&manifest("cors")).await;
     let token = host.token("alice", &[]);
+    let bearer = format!("Bearer {token}");
     let reply = host
-        .send(
-            host.client()
-                .get(host.url("/testbed/whoami"))
-                .bearer_auth(&token)
-                .header("origin", "https://app.example"),
-        )
+        .send(request(
+            "GET",
+            "/testbed/whoami",
+            &[
+                ("authorization", &bearer),
+                ("origin", "https://app.example"),
+            ],
+        ))
         .await;
     assert_eq!(reply.status, 200, "{reply}");
     assert_eq!(
@@ -82,11 +90,11 @@ async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
     assert_eq!(reply.header("vary"), Some("origin"));
     // Errors too, so a browser script can read them.
     let denied = host
-        .send(
-            host.client()
-                .get(host.url("/testbed/whoami"))
-                .header("origin", "https://app.example"),
-        )
+        .send(request(
+            "GET",
+            "/testbed/whoami",
+            &[("origin", "https://app.example")],
+        ))
         .await;
     denied.expect_error(401, "unauthorized");
     assert_eq!(
@@ -95,26 +103,24 @@ async fn responses_to_an_allowed_origin_carry_the_cors_headers() {
     );
     // No origin, no CORS headers.
     let plain = host
-        .send(
-            host.client()
-                .get(host.url("/testbed/whoami"))
-                .bearer_auth(&token),
-        )
+        .send(request(
+            "GET",
+            "/testbed/whoami",
+            &[("authorization", &bearer)],
+        ))
         .await;
     assert_eq!(plain.header("access-control-allow-origin"), None);
 }
 
 #[tokio::test]
 async fn a_greedy_route_passes_the_rest_of_the_path() {
-    let host = Host::start(&manifest("cors"));
-    let reply = host.send(host.client().get(host.url("/deep/echo"))).await;
+    let host = InProcess::start(&manifest("cors")).await;
+    let reply = host.get("/deep/echo").await;
     assert_eq!(reply.status, 200, "{reply}");
     assert_eq!(reply.json()["params"]["action"], "echo");
     assert_eq!(reply.json()["route"], "/deep/{action+}");
     // Several segments, decoded, land in one parameter.
-    let deeper = host
-        .send(host.client().get(host.url("/deep/a/b%20c/d")))
-        .await;
+    let deeper = host.get("/deep/a/b%20c/d").await;
     let message = deeper.expect_error(404, "not_found");
     assert!(message.contains("a/b c/d"), "{message}");
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::in_process::InProcess;
 use common::{Backends, Host, Reply, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -692,9 +693,9 @@ fn the_lambda_host_refuses_to_start_without_an_explicit_token_verifier() {
 
 /// The registry bucket's notifications announce new component versions; a
 /// component that asks for them as its object events is refused at start.
-#[test]
-fn a_component_cannot_take_the_registry_buckets_notifications() {
-    let stderr = Host::refused(
+#[tokio::test]
+async fn a_component_cannot_take_the_registry_buckets_notifications() {
+    let refusal = InProcess::refused(
         r#"
 [backends.registry]
 store = "s3://corral-components/prod"
@@ -705,12 +706,13 @@ wasm = "{WASM}/testbed.wasm"
 [[components.spy.events]]
 bucket = "corral-components"
 "#,
-    );
+    )
+    .await;
     assert!(
-        stderr.contains(
+        refusal.contains(
             "component \"spy\": events: bucket \"corral-components\" holds the component registry"
         ),
-        "{stderr}"
+        "{refusal}"
     );
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::in_process::InProcess;
 use common::manifests::manifest;
 use common::text::is_uuid;
 use common::{Backends, Host, Reply, on_both_backends};
@@ -1718,16 +1719,16 @@ async fn identity_and_the_request_as_the_component_sees_it(backends: Backends) {
 
 /// A component whose `init` fails keeps the host from starting, and the
 /// reason names the component and carries its message.
-#[test]
-fn a_component_whose_init_fails_is_refused() {
+#[tokio::test]
+async fn a_component_whose_init_fails_is_refused() {
     let manifest = manifest("isolation").replace(
         r#"config = { greeting = "hello" }"#,
         r#"config = { init_error = "the schema is missing" }"#,
     );
-    let stderr = Host::refused(&manifest);
+    let refusal = InProcess::refused(&manifest).await;
     assert!(
-        stderr.contains(r#"component \"testbed\" refused to start: the schema is missing"#)
-            || stderr.contains(r#"component "testbed" refused to start: the schema is missing"#),
-        "{stderr}"
+        refusal.contains(r#"component \"testbed\" refused to start: the schema is missing"#)
+            || refusal.contains(r#"component "testbed" refused to start: the schema is missing"#),
+        "{refusal}"
     );
 }

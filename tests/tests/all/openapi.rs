@@ -8,6 +8,7 @@ use crate::common;
 use std::process::Command;
 
 use common::Host;
+use common::in_process::InProcess;
 use serde_json::Value;
 
 /// `corral openapi --manifest MANIFEST`, parsed.
@@ -153,7 +154,7 @@ async fn a_host_serves_the_document_when_the_manifest_asks() {
     .unwrap();
     let manifest =
         common::manifests::manifest_with("openapi", &[("SCHEMAS", &schemas.display().to_string())]);
-    let host = Host::start(&manifest);
+    let host = InProcess::start(&manifest).await;
     let served = host.get("/openapi.json").await.expect(200);
     validate(&served);
     assert_eq!(served["info"]["title"], "Notes");
@@ -167,19 +168,19 @@ async fn a_host_serves_the_document_when_the_manifest_asks() {
             ["$ref"],
         "#/components/schemas/notes.Note"
     );
-    let printed = printed(host.manifest_path());
+    let printed = printed(&host.manifest_path());
     assert_eq!(served, printed);
 
     // Without `serve`, the path is just a path no component serves.
-    let quiet = Host::start(&manifest.replace("serve = true", "serve = false"));
+    let quiet = InProcess::start(&manifest.replace("serve = true", "serve = false")).await;
     quiet
         .get("/openapi.json")
         .await
         .expect_error(404, "not_found");
 }
 
-#[test]
-fn a_schema_for_a_route_the_component_lacks_stops_the_start() {
+#[tokio::test]
+async fn a_schema_for_a_route_the_component_lacks_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let schemas = dir.path().join("api.json");
     std::fs::write(
@@ -187,7 +188,7 @@ fn a_schema_for_a_route_the_component_lacks_stops_the_start() {
         r#"{"routes": {"DELETE /notes": {"responses": {"204": null}}}}"#,
     )
     .unwrap();
-    let stderr = Host::refused(&format!(
+    let refusal = InProcess::refused(&format!(
         r#"
 [components.notes]
 wasm = "{{WASM}}/notes.wasm"
@@ -198,10 +199,11 @@ path = "/notes"
 methods = ["GET"]
 "#,
         schemas.display()
-    ));
+    ))
+    .await;
     assert!(
-        stderr.contains("declares \"DELETE /notes\", which is not one of its routes"),
-        "{stderr}"
+        refusal.contains("declares \"DELETE /notes\", which is not one of its routes"),
+        "{refusal}"
     );
 }
 

@@ -1,11 +1,13 @@
 //! Shared by the end-to-end tests, by concern: where things are (`paths`),
 //! the manifests (`manifests`), the `corral serve` subprocess (`host`) and
-//! its AWS side (`aws`), tokens, the HTTP reply, and the fakes some areas
-//! need (Alma, a webhook, the Lambda emulator, the registry).
+//! its AWS side (`aws`), the app in process (`in_process`), tokens, the
+//! HTTP reply, and the fakes some areas need (Alma, a webhook, the Lambda
+//! emulator, the registry).
 
 pub mod alma;
 pub mod aws;
 pub mod host;
+pub mod in_process;
 pub mod lambda;
 pub mod manifests;
 pub mod paths;

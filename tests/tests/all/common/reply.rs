@@ -1,7 +1,7 @@
 //! An HTTP response as a test reads it, and the assertions every answer
 //! must pass.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 /// An HTTP response, read whole.
@@ -22,6 +22,26 @@ impl Reply {
             status,
             headers,
             body,
+        }
+        .checked()
+    }
+
+    /// An in-process app's answer, with the headers the local server would
+    /// pass on.
+    pub fn from_app(response: corral::Response) -> Reply {
+        let mut headers = HeaderMap::new();
+        for (name, value) in response.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        Reply {
+            status: response.status,
+            headers,
+            body: response.body,
         }
         .checked()
     }
