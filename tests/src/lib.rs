@@ -1,1 +1,1 @@
-//! End-to-end tests live in tests/.
+//! The end-to-end tests live in tests/all/.

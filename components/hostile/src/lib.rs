@@ -1,5 +1,5 @@
 //! A component that attacks its host, one route per attack, in the style of
-//! wasmtime's test programs. The host's tests (`tests/tests/hostile.rs`)
+//! wasmtime's test programs. The host's tests (`tests/tests/all/hostile.rs`)
 //! run it next to a healthy tenant and check that each attack gets its
 //! clear failure and hurts no one else.
 //!
