@@ -119,10 +119,13 @@ impl AwsResources {
 
     /// Drops the database. The emulator's tables and queues stay: their
     /// names are unique, and the emulator lives only as long as the run.
+    /// Runs in `Host`'s `Drop`, also while a failed test unwinds, so it
+    /// warns instead of panicking: a panic there would abort every test.
     pub fn remove(&self) {
         let (url, name) = (self.admin_url.clone(), self.database.clone());
         let dropped = run_async(async move {
-            let mut admin = admin_connection(&url).await;
+            use sqlx::Connection as _;
+            let mut admin = sqlx::PgConnection::connect(&url).await?;
             sqlx::Executor::execute(
                 &mut admin,
                 sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")),
