@@ -179,10 +179,7 @@ impl BackendsSpec {
 
     /// Whether any backend or secret needs an AWS configuration.
     pub(crate) fn uses_aws(&self) -> bool {
-        self.registry.as_ref().is_some_and(|r| r.store.starts_with("s3://"))
-            || matches!(self.db, DbSpec::Postgres { iam: true, .. })
-            || matches!(self.cache, CacheSpec::Dynamodb { .. })
-            || matches!(self.queue, QueueSpec::Sqs(_))
+        self.registry.as_ref().is_some_and(RegistrySpec::uses_aws) || self.db.uses_aws() || self.cache.uses_aws() || self.queue.uses_aws()
     }
 
     /// Resolves `${env:NAME}` in the values that may hold deployment

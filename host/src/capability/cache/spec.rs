@@ -44,6 +44,11 @@ impl Default for CacheSpec {
 }
 
 impl CacheSpec {
+    /// Whether the cache needs the AWS configuration.
+    pub(crate) fn uses_aws(&self) -> bool {
+        matches!(self, CacheSpec::Dynamodb { .. })
+    }
+
     /// The stores kept in an application's item layout.
     pub(crate) fn layouts(&self) -> &Layouts {
         match self {

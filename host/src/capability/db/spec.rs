@@ -31,6 +31,11 @@ fn default_max_connections() -> u32 {
 }
 
 impl DbSpec {
+    /// Whether the database needs the AWS configuration (for IAM tokens).
+    pub(crate) fn uses_aws(&self) -> bool {
+        matches!(self, DbSpec::Postgres { iam: true, .. })
+    }
+
     /// Resolves `${env:NAME}` in the URL and region.
     pub(crate) fn resolve(&mut self, fix: &mut Resolve<'_>) -> Result<(), String> {
         if let DbSpec::Postgres {

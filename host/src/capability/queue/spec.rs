@@ -16,6 +16,11 @@ pub(crate) enum QueueSpec {
 }
 
 impl QueueSpec {
+    /// Whether the queues need the AWS configuration.
+    pub(crate) fn uses_aws(&self) -> bool {
+        matches!(self, QueueSpec::Sqs(_))
+    }
+
     /// Resolves `${env:NAME}` in the queue names.
     pub(crate) fn resolve(&mut self, fix: &mut Resolve<'_>) -> Result<(), String> {
         if let QueueSpec::Sqs(names) = self {

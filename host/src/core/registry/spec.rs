@@ -32,6 +32,11 @@ impl RegistrySpec {
     /// How often the registry is checked unless configured.
     pub(crate) const DEFAULT_CHECK_SECONDS: u64 = 5;
 
+    /// Whether the store needs the AWS configuration.
+    pub(crate) fn uses_aws(&self) -> bool {
+        self.store.starts_with("s3://")
+    }
+
     /// The store location (stored absolute once the manifest is read).
     pub(crate) fn location(&self) -> anyhow::Result<StoreLocation> {
         StoreLocation::parse(&self.store, Path::new(".")).map_err(|m| anyhow::anyhow!("backends: registry store {m}"))
