@@ -85,7 +85,7 @@ pub trait Database: Send + Sync {
     async fn insert(&self, table: &str, record: &StoredRecord) -> Result<(), BackendError>;
     /// The record with this uid.
     async fn get(&self, table: &str, uid: &str) -> Result<Option<StoredRecord>, BackendError>;
-    /// Applies `changes` (see [`records::merge`]) and the stamp atomically.
+    /// Applies `changes` (see `StoredRecord::apply`) and the stamp atomically.
     async fn update(
         &self,
         table: &str,

@@ -70,7 +70,7 @@ impl LoginPool {
 
 /// PostgreSQL behind the [`Database`] trait, as the host uses it: the
 /// records API and the role and grant upkeep. Components reach it through
-/// [`ScopedPostgres`].
+/// `ScopedPostgres`, which logs in as their own role.
 pub struct Postgres {
     host: LoginPool,
     ensured: std::sync::Mutex<HashSet<String>>,
