@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::core::app::versions::{registry_version, within};
 use crate::core::init_marks::InitMarks;
 use crate::core::registry::{Registry, StoreLocation};
 use crate::core::runtime::{Hosted, Loaded, Runtime};
@@ -127,12 +128,12 @@ impl HotSwap {
         let name = &followed.published_as;
         let mut seen = followed.seen.lock().await;
         if !force {
-            let tag = crate::core::app::versions::within(self.registry.pointer_tag(name)).await?;
+            let tag = within(self.registry.pointer_tag(name)).await?;
             if tag == *seen {
                 return Ok(Outcome::Unchanged);
             }
         }
-        let (doc, tag) = crate::core::app::versions::within(self.registry.versions(name)).await?;
+        let (doc, tag) = within(self.registry.versions(name)).await?;
         let serving = followed.hosted.current();
         let outcome = match doc.current {
             Some(digest) if digest != serving.digest => match self.load(followed, &digest).await {
@@ -164,7 +165,7 @@ impl HotSwap {
     /// Fetches, compiles, links and validates version `digest`.
     async fn load(&self, followed: &Followed, digest: &str) -> anyhow::Result<Arc<Loaded>> {
         let started = Instant::now();
-        let (component, _) = crate::core::app::versions::registry_version(&self.runtime, &self.registry, &followed.published_as, digest)
+        let (component, _) = registry_version(&self.runtime, &self.registry, &followed.published_as, digest)
             .await
             .context("it is not a valid component")?;
         let loaded = self

@@ -49,15 +49,22 @@ pub(crate) async fn connect(
                 embedded: Some((pool, written)),
             }
         }
-        CacheSpec::Dynamodb { .. } => {
-            let names = spec.dynamodb_names().expect("a DynamoDB cache has table names");
-            let table_names = NameMap::from(&names);
+        CacheSpec::Dynamodb {
+            prefix,
+            names,
+            create_missing,
+            layouts,
+        } => {
+            let table_names = NameMap {
+                prefix: prefix.clone(),
+                names: names.clone(),
+            };
             let cache = DynamoCache::new(
                 aws.expect("DynamoDB loads the AWS configuration"),
                 table_names.clone(),
-                spec.layouts().clone(),
+                layouts.clone(),
             );
-            if names.create_missing {
+            if *create_missing {
                 cache
                     .create_missing_tables(stores.iter().copied(), subscribed)
                     .await

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Layouts;
-use crate::capability::backend::{AwsNames, Resolve};
+use crate::capability::backend::Resolve;
 
 /// The cache backend. `layouts` names the stores kept in an existing
 /// application's item layout (see `cache::Layout`).
@@ -68,22 +68,5 @@ impl CacheSpec {
             }
         }
         Ok(())
-    }
-
-    /// The DynamoDB table names, when the cache is DynamoDB.
-    pub(crate) fn dynamodb_names(&self) -> Option<AwsNames> {
-        match self {
-            CacheSpec::Dynamodb {
-                prefix,
-                names,
-                create_missing,
-                ..
-            } => Some(AwsNames {
-                prefix: prefix.clone(),
-                names: names.clone(),
-                create_missing: *create_missing,
-            }),
-            CacheSpec::Embedded { .. } => None,
-        }
     }
 }
