@@ -9,7 +9,7 @@ use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::manifests::manifest;
+use common::manifests::{manifest, resolve_wasm};
 use common::{Backends, Host};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -427,11 +427,7 @@ async fn hosts_given_one_signing_key_accept_the_same_tokens() {
     assert!(message.contains("at least 32 characters"), "{message}");
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("corral.toml");
-    std::fs::write(
-        &manifest,
-        shared.replace("{WASM}", &common::paths::wasm_dir().display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&manifest, resolve_wasm(&shared)).unwrap();
     let refused = std::process::Command::new(common::paths::corral_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--manifest")
