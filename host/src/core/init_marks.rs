@@ -2,7 +2,7 @@
 //! a restart on the same version does not run it again.
 //!
 //! The mark is a row in the host's own table `corral_init`: names starting
-//! `corral_` are never granted to a component (manifest.rs), the SQL guard
+//! `corral_` are never granted to a component (`core/manifest`), the SQL guard
 //! refuses every table a component was not granted, and the database refuses
 //! it too (SQLite's authorizer on a component's handle; on PostgreSQL the
 //! component roles hold no privilege on it). Only the host writes a mark,

@@ -33,7 +33,7 @@ pub(crate) fn body(store: &str, key: &str, value: Option<&[u8]>, old_value: Opti
 }
 
 /// The body of a stream record of a cache store's table (an item of `key`
-/// and a binary `value`, see cache/dynamodb.rs) in the shape the local
+/// and a binary `value`, see `dynamodb.rs`) in the shape the local
 /// change stream gives: [`body`]. None when the
 /// record is not shaped like a cache item. An item of a store with a
 /// `layout` is its attributes as a JSON object, as a read gives it.

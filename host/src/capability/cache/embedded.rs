@@ -1,6 +1,6 @@
 //! The embedded cache: a table in the embedded SQLite database, so values
 //! survive restarts as they would in DynamoDB. Writes to stores with
-//! subscribers are logged by triggers on the table (`stream::ChangeLog`).
+//! subscribers are logged by triggers on the table (`serve::change_log::ChangeLog`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
