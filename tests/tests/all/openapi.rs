@@ -232,14 +232,18 @@ fn schemathesis_finds_nothing_against_the_example_server() {
         .args(["-m", "schemathesis.cli", "run"])
         .arg(host.url("/openapi.json"))
         .args(["--header", &format!("Authorization: Bearer {token}")])
-        // Bounded, and the same cases on every run.
+        // Bounded, and the same cases on every run. One worker: with two,
+        // Hypothesis parses sources on two threads at once, which Python
+        // 3.11 before 3.11.8 can fail ("AST constructor recursion depth
+        // mismatch", CPython gh-106905), failing the run for no fault of
+        // the server.
         .args([
             "--max-examples",
             "10",
             "--seed",
             "20261202",
             "--workers",
-            "2",
+            "1",
         ])
         .args(["--no-color"])
         .current_dir(tempfile::tempdir().unwrap().path())
